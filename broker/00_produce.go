@@ -1,0 +1,138 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/storage"
+)
+
+// Produce: advertised v0-11, served v3-11
+//
+// Behaviour:
+//   - Each partition's records must be exactly one RecordBatch (magic 2);
+//     it is handed to storage whole: no per-record work. Storage checks the
+//     framing and CRC: a corrupt batch is CORRUPT_MESSAGE, a malformed one
+//     INVALID_RECORD, and nothing of it is written.
+//   - The batches of one request (one per partition) are appended
+//     concurrently, so with fsync=always they share one group-commit fsync.
+//   - acks: 0 (no response is sent), 1 and -1 are the same on one node: the
+//     response is sent when every batch is durable per the fsync mode. Any
+//     other value is INVALID_REQUIRED_ACKS for every partition.
+//   - A batch larger than the topic's max.message.bytes is MESSAGE_TOO_LARGE.
+//   - message.timestamp.type=LogAppendTime stamps the batch with the
+//     broker's time, which the response carries in LogAppendTime.
+//   - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (Produce never
+//     auto-creates; Metadata does).
+//   - v0-2 are advertised because old librdkafka turns compression off
+//     when Produce's minimum version is above 0, but they carry message
+//     formats v0/v1, which Spool does not store: every partition gets
+//     UNSUPPORTED_FOR_MESSAGE_FORMAT.
+//   - Transactional produce (TransactionalID set) is not supported:
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+//
+// Version notes:
+//   - v3: TransactionalID, RecordBatch (magic 2); v5: LogStartOffset
+//   - v8: ErrorRecords, ErrorMessage; v9: flexible; v10: CurrentLeader tags
+
+func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+
+	var fixed int16 // an error for every partition, decided up front
+	switch {
+	case req.Version < 3:
+		fixed = kerr.UnsupportedForMessageFormat.Code
+	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+		fixed = kerr.InvalidRequiredAcks.Code
+	case req.TransactionID != nil:
+		fixed = kerr.TransactionalIDAuthorizationFailed.Code
+	}
+
+	type job struct {
+		sp      *kmsg.ProduceResponseTopicPartition
+		log     *storage.Log
+		records []byte
+		cfg     *topicConfig
+	}
+	var jobs []job
+	set := b.topics()
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := &resp.Topics[i]
+		*st = kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		t := set.byName[rt.Topic]
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := &st.Partitions[j]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset = -1
+			sp.LogAppendTime = -1
+			sp.LogStartOffset = -1
+			l := t.partition(rp.Partition)
+			switch {
+			case fixed != 0:
+				sp.ErrorCode = fixed
+			case l == nil:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case len(rp.Records) > int(t.cfg.maxMessageBytes):
+				sp.ErrorCode = kerr.MessageTooLarge.Code
+				sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("batch of %d bytes is larger than max.message.bytes %d", len(rp.Records), t.cfg.maxMessageBytes))
+			default:
+				jobs = append(jobs, job{sp: sp, log: l, records: rp.Records, cfg: t.cfg})
+			}
+		}
+	}
+
+	// The client's request must complete once read, even if the broker
+	// starts shutting down or the client goes away: never cancel appends.
+	ctx := context.WithoutCancel(r.ctx)
+	now := b.cfg.Now()
+	run := func(j job) {
+		opts := storage.AppendOptions{}
+		if j.cfg.logAppendTime {
+			opts.LogAppendTime = now
+		}
+		if b.appendCheck != nil {
+			opts.Check = b.appendCheck(j.log.TopicPartition())
+		}
+		res, err := j.log.Append(ctx, j.records, opts)
+		if err != nil {
+			j.sp.ErrorCode = errorCode(err)
+			if req.Version >= 8 {
+				j.sp.ErrorMessage = errMessage(err)
+			}
+			return
+		}
+		j.sp.BaseOffset = res.BaseOffset
+		j.sp.LogStartOffset = res.LogStartOffset
+		if j.cfg.logAppendTime {
+			j.sp.LogAppendTime = now.UnixMilli()
+		}
+		b.metrics.produced.Add(float64(res.LastOffset - res.BaseOffset + 1))
+	}
+	switch len(jobs) {
+	case 0:
+	case 1:
+		run(jobs[0])
+	default:
+		var wg sync.WaitGroup
+		for _, j := range jobs[1:] {
+			wg.Go(func() { run(j) })
+		}
+		run(jobs[0])
+		wg.Wait()
+	}
+	if req.Acks == 0 {
+		return nil, nil
+	}
+	return resp, nil
+}

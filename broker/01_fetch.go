@@ -1,0 +1,190 @@
+package broker
+
+import (
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/storage"
+)
+
+// Fetch: v4-16
+//
+// Behaviour:
+//   - Returns whole stored batches, byte for byte (no re-encoding), from the
+//     batch containing FetchOffset, up to PartitionMaxBytes per partition
+//     and MaxBytes in total; the first batch of the first partition with
+//     data is returned whole even when larger (KIP-74). A later partition
+//     whose first batch does not fit the remaining MaxBytes gets no records.
+//   - Long poll: when fewer than MinBytes are available the request waits
+//     (on storage's high-watermark signal, no polling) until MinBytes are,
+//     MaxWaitMillis passes (capped by Config.MaxFetchWait), the client goes
+//     away or the broker shuts down; then it answers with what there is.
+//   - HighWatermark, LastStableOffset (= high watermark: no transactions)
+//     and LogStartOffset for every partition.
+//   - FetchOffset outside [LogStartOffset, LogEndOffset]:
+//     OFFSET_OUT_OF_RANGE. Unknown topic or partition:
+//     UNKNOWN_TOPIC_OR_PARTITION (v13+ by ID: UNKNOWN_TOPIC_ID). Any
+//     partition error answers at once.
+//   - Fetch sessions (KIP-227) are not kept: the response's SessionID is 0,
+//     which tells clients to send full fetch requests; a request naming a
+//     session is FETCH_SESSION_ID_NOT_FOUND.
+//
+// Version notes:
+//   - v4: IsolationLevel (read_committed = read_uncommitted without txns)
+//   - v5: LogStartOffset; v7: sessions; v9: CurrentLeaderEpoch (ignored:
+//     we report -1); v11: RackID (ignored); v12: flexible
+//   - v13: topic IDs; v15: ReplicaState (broker-only, ignored);
+//     v16: NodeEndpoints (not needed: we are always the leader)
+
+func (b *Broker) handleFetch(r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.FetchRequest)
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if req.SessionID != 0 {
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return resp, nil
+	}
+
+	// Resolve topics once; the response mirrors the request's order.
+	type part struct {
+		sp     *kmsg.FetchResponseTopicPartition
+		log    *storage.Log
+		offset int64
+		max    int32
+	}
+	var parts []part
+	set := b.topics()
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+	failed := false
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := &resp.Topics[i]
+		*st = kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		var t *topic
+		if req.Version >= 13 {
+			t = set.byID[rt.TopicID]
+		} else {
+			t = set.byName[rt.Topic]
+		}
+		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := &st.Partitions[j]
+			*sp = kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			l := t.partition(rp.Partition)
+			if l == nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				if req.Version >= 13 && t == nil {
+					sp.ErrorCode = kerr.UnknownTopicID.Code
+				}
+				failed = true
+				continue
+			}
+			parts = append(parts, part{sp: sp, log: l, offset: rp.FetchOffset, max: rp.PartitionMaxBytes})
+		}
+	}
+
+	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, b.cfg.MaxFetchWait)
+	var deadline <-chan time.Time
+	for {
+		// Take the wake-up signals before reading, so a high-watermark
+		// advance between the read and the wait is not missed.
+		var signals []<-chan struct{}
+		if !failed && wait > 0 {
+			signals = make([]<-chan struct{}, len(parts))
+			for i, p := range parts {
+				signals[i] = p.log.Wait()
+			}
+		}
+		var total int
+		budget := int(req.MaxBytes)
+		if budget <= 0 {
+			budget = 1<<31 - 1
+		}
+		for _, p := range parts {
+			sp := p.sp
+			sp.RecordBatches = nil
+			if budget <= 0 || p.max <= 0 {
+				b.fillOffsets(sp, p.log)
+				continue
+			}
+			res, err := p.log.Read(p.offset, min(int(p.max), budget))
+			if err != nil {
+				sp.ErrorCode = errorCode(err)
+				b.fillOffsets(sp, p.log)
+				failed = true
+				continue
+			}
+			sp.ErrorCode = 0
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+			if n := len(res.Records); n > 0 {
+				if total > 0 && n > budget {
+					continue // only the first partition with data may exceed
+				}
+				sp.RecordBatches = res.Records
+				total += n
+				budget -= n
+			}
+		}
+		if failed || total >= int(req.MinBytes) || wait <= 0 || len(parts) == 0 {
+			break
+		}
+		if deadline == nil {
+			timer := time.NewTimer(wait)
+			defer timer.Stop()
+			deadline = timer.C
+		}
+		if !waitAny(signals, deadline, r.ctx.Done()) {
+			// Timed out or shutting down: one last read answers with
+			// whatever arrived.
+			wait = 0
+		}
+	}
+	return resp, nil
+}
+
+func (b *Broker) fillOffsets(sp *kmsg.FetchResponseTopicPartition, l *storage.Log) {
+	hw := l.HighWatermark()
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, l.LogStartOffset()
+}
+
+// waitAny blocks until one of signals is closed (true) or deadline fires or
+// done is closed (false).
+func waitAny(signals []<-chan struct{}, deadline <-chan time.Time, done <-chan struct{}) bool {
+	if len(signals) == 1 {
+		select {
+		case <-signals[0]:
+			return true
+		case <-deadline:
+		case <-done:
+		}
+		return false
+	}
+	woke := make(chan struct{})
+	stop := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for _, s := range signals {
+		wg.Go(func() {
+			select {
+			case <-s:
+				once.Do(func() { close(woke) })
+			case <-stop:
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(stop)
+	select {
+	case <-woke:
+		return true
+	case <-deadline:
+	case <-done:
+	}
+	return false
+}

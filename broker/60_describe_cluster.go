@@ -1,0 +1,30 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DescribeCluster: v0-1
+//
+// Behaviour:
+//   - The cluster ID, node 0 as the controller, and node 0 at the
+//     advertised address as the only broker. Authorized operations are not
+//     reported.
+//   - v1: EndpointType 1 (brokers) is answered as above; 2 (controllers)
+//     gets the same single node, which is also the controller.
+//
+// Version notes:
+//   - v1: EndpointType (KIP-919); v2 (IncludeFencedBrokers) not served
+
+func (b *Broker) handleDescribeCluster(r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.DescribeClusterRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	resp.ClusterID = b.clusterID
+	resp.ControllerID = nodeID
+	resp.EndpointType = req.EndpointType
+	resp.ClusterAuthorizedOperations = unknownAuthorizedOps
+	br := kmsg.NewDescribeClusterResponseBroker()
+	br.NodeID, br.Host, br.Port = nodeID, b.advHost, b.advPort
+	resp.Brokers = append(resp.Brokers, br)
+	return resp, nil
+}

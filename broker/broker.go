@@ -1,0 +1,253 @@
+// Package broker is Spool's Kafka wire-protocol server: the listener, one
+// read loop per connection, the table of API keys it serves (apis.go) and one
+// file per API key (00_produce.go, 01_fetch.go, ...), each opening with the
+// versions it serves and how it behaves. Topics live in package storage, one
+// partition log each; the broker keeps which topics exist, with their
+// partition counts and configs, in a metadata file in the data directory.
+//
+// Spool is a single node: it is the only broker (node ID 0), the leader of
+// every partition and the controller, and it reports leader epoch -1 so that
+// clients skip epoch fencing.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spoolmq/spool/storage"
+)
+
+// nodeID is the broker's node ID, the leader of every partition.
+const nodeID int32 = 0
+
+// Broker is a running Spool broker. Create one with New, then Start it;
+// Close stops it.
+type Broker struct {
+	cfg     Config
+	apis    []api // indexed by API key; zero entries are not served
+	metrics *metrics
+
+	// Set by Start.
+	store     *storage.Store
+	ln        net.Listener
+	advHost   string
+	advPort   int32
+	clusterID string
+
+	topicSet atomic.Pointer[topicSet]
+	// metaMu serialises topic changes (create, delete, partitions,
+	// configs) and the metadata file writes that make them durable. The
+	// produce and fetch paths never take it.
+	metaMu sync.Mutex
+
+	// appendCheck, if set, returns the storage.AppendOptions.Check hook for
+	// a partition's produce appends (the idempotent-producer sequence check).
+	appendCheck func(tp storage.TopicPartition) func(h storage.BatchHeader, baseOffset int64) error
+
+	// ctx is cancelled by Close: long polls return what they have.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		started bool
+		closed  bool
+		conns   map[*conn]struct{}
+	}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New returns a broker for cfg (after cfg.WithDefaults()). It does no I/O;
+// Start opens the data directory and the listener.
+func New(cfg Config) (*Broker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
+	b.apis = buildAPIs(apiTable())
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.mu.conns = make(map[*conn]struct{})
+	b.topicSet.Store(newTopicSet(nil))
+	return b, nil
+}
+
+// Start opens the storage in DataDir (recovering it), loads the topics and
+// starts listening. ctx bounds start-up only; Close stops the broker. A
+// broker is started at most once.
+func (b *Broker) Start(ctx context.Context) error {
+	b.mu.Lock()
+	if b.mu.started || b.mu.closed {
+		b.mu.Unlock()
+		return errors.New("broker: Start called twice or after Close")
+	}
+	b.mu.started = true
+	b.mu.Unlock()
+
+	store, err := storage.Open(storage.Options{
+		Dir:                    b.cfg.DataDir,
+		FS:                     b.cfg.FS,
+		Fsync:                  b.cfg.Fsync,
+		FsyncInterval:          b.cfg.FsyncInterval,
+		RetentionCheckInterval: b.cfg.RetentionCheckInterval,
+		Logger:                 b.cfg.Logger,
+		Now:                    b.cfg.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: open storage: %w", err)
+	}
+	b.store = store
+	if err := b.loadTopics(); err != nil {
+		store.Close()
+		return err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", b.cfg.Listen)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("broker: listen: %w", err)
+	}
+	if err := b.setAdvertised(ln.Addr()); err != nil {
+		ln.Close()
+		store.Close()
+		return err
+	}
+	b.ln = ln
+	b.wg.Add(1)
+	go b.acceptLoop()
+	b.cfg.Logger.Info("broker: listening", "addr", ln.Addr().String(), "advertised", b.advertised())
+	return nil
+}
+
+func (b *Broker) setAdvertised(bound net.Addr) error {
+	tcp := bound.(*net.TCPAddr)
+	if b.cfg.Advertise != "" {
+		host, port, _ := net.SplitHostPort(b.cfg.Advertise)
+		p, err := strconv.ParseInt(port, 10, 32)
+		if err != nil {
+			return fmt.Errorf("broker: config: Advertise port %q: %w", port, err)
+		}
+		b.advHost, b.advPort = host, int32(p)
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(b.cfg.Listen)
+	switch ip := net.ParseIP(host); {
+	case host == "" || ip != nil && ip.IsUnspecified():
+		host = "localhost"
+	case ip != nil:
+		host = tcp.IP.String()
+	}
+	b.advHost, b.advPort = host, int32(tcp.Port)
+	return nil
+}
+
+// Addr returns the address the Kafka listener is bound to (with the actual
+// port when Listen asked for port 0), or "" before Start.
+func (b *Broker) Addr() string {
+	if b.ln == nil {
+		return ""
+	}
+	return b.ln.Addr().String()
+}
+
+func (b *Broker) advertised() string {
+	return net.JoinHostPort(b.advHost, strconv.Itoa(int(b.advPort)))
+}
+
+// AdvertisedAddr returns the host:port that Metadata tells clients to use.
+func (b *Broker) AdvertisedAddr() string { return b.advertised() }
+
+// ClusterID returns the cluster ID, generated on the first start and kept in
+// the metadata file.
+func (b *Broker) ClusterID() string { return b.clusterID }
+
+// Store returns the broker's storage (nil before Start). Other components of
+// the broker (group coordinator, producer state) keep their files in it.
+func (b *Broker) Store() *storage.Store { return b.store }
+
+// Config returns the broker's configuration with defaults applied.
+func (b *Broker) Config() Config { return b.cfg }
+
+func (b *Broker) acceptLoop() {
+	defer b.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := b.ln.Accept()
+		if err != nil {
+			if b.isClosed() {
+				return
+			}
+			// Out of file descriptors or similar: back off, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			b.cfg.Logger.Warn("broker: accept", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-b.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		c := newConn(b, nc)
+		b.mu.Lock()
+		if b.mu.closed {
+			b.mu.Unlock()
+			nc.Close()
+			return
+		}
+		b.mu.conns[c] = struct{}{}
+		b.wg.Add(1)
+		b.mu.Unlock()
+		go c.serve()
+	}
+}
+
+func (b *Broker) removeConn(c *conn) {
+	b.mu.Lock()
+	delete(b.mu.conns, c)
+	b.mu.Unlock()
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mu.closed
+}
+
+// Close stops the broker: it stops accepting connections and reading
+// requests, answers the requests already read (long polls return what they
+// have), waits for its goroutines, then closes the storage, which syncs every
+// log and writes its clean-shutdown checkpoint. Close is idempotent; every
+// call returns the first call's result.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.mu.closed = true
+		conns := make([]*conn, 0, len(b.mu.conns))
+		for c := range b.mu.conns {
+			conns = append(conns, c)
+		}
+		b.mu.Unlock()
+		if b.ln != nil {
+			b.ln.Close()
+		}
+		for _, c := range conns {
+			c.stop()
+		}
+		b.cancel()
+		b.wg.Wait()
+		if b.store != nil {
+			b.closeErr = b.store.Close()
+		}
+		b.cfg.Logger.Info("broker: closed")
+	})
+	return b.closeErr
+}

@@ -1,0 +1,150 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spoolmq/spool/storage"
+)
+
+// Config configures a Broker. The zero value of every field except DataDir
+// means "use the default" stated in the field's comment; WithDefaults fills
+// them in. Only cmd/spool reads flags and environment variables into it.
+type Config struct {
+	// DataDir holds every partition log and the broker's metadata file.
+	// Required.
+	DataDir string
+
+	// Listen is the Kafka listener address, host:port. Port 0 picks a free
+	// port (see Broker.Addr). Default "127.0.0.1:9092".
+	Listen string
+
+	// Advertise is the host:port that Metadata and DescribeCluster tell
+	// clients to connect to. Default: the address the listener is actually
+	// bound to; when that host is unspecified (0.0.0.0 or ::), "localhost"
+	// with the bound port.
+	Advertise string
+
+	// Fsync is the storage durability mode. Default storage.FsyncAlways: a
+	// produce with acks=1/all is answered after its batch is fsynced.
+	Fsync storage.FsyncMode
+
+	// FsyncInterval is the sync period in storage.FsyncInterval mode.
+	// Default: the storage default (50ms).
+	FsyncInterval time.Duration
+
+	// DisableAutoCreateTopics turns off topic creation by Metadata requests
+	// for unknown topics. Default false: topics are auto-created, with
+	// DefaultPartitions partitions, as Kafka's auto.create.topics.enable=true.
+	DisableAutoCreateTopics bool
+
+	// DefaultPartitions is the partition count of auto-created topics and of
+	// CreateTopics requests that ask for -1. Default 1.
+	DefaultPartitions int32
+
+	// MaxFrameBytes is the largest request frame accepted; a client sending a
+	// larger one is logged and disconnected. Default 100 MiB.
+	MaxFrameBytes int32
+
+	// MaxMessageBytes is the broker-wide default of the topic config
+	// max.message.bytes: the largest record batch a produce may append.
+	// Default 1048588 (Kafka's message.max.bytes).
+	MaxMessageBytes int32
+
+	// MaxFetchWait caps a Fetch request's MaxWaitMs. Default 30s.
+	MaxFetchWait time.Duration
+
+	// RetentionCheckInterval is how often storage enforces retention.
+	// Default: the storage default (1 minute); < 0 disables the loop.
+	RetentionCheckInterval time.Duration
+
+	// FS is the file system storage uses. Default: the OS file system.
+	// Tests pass storage's in-memory FS to inject faults.
+	FS storage.FS
+
+	// Logger receives connection and request errors. Default: discard.
+	Logger *slog.Logger
+
+	// Registerer, if set, gets the broker's Prometheus collectors. Default
+	// nil: metrics are kept but not registered anywhere.
+	Registerer prometheus.Registerer
+
+	// Now is the clock for LogAppendTime and retention. Default time.Now.
+	Now func() time.Time
+}
+
+const (
+	defaultListen          = "127.0.0.1:9092"
+	defaultMaxFrameBytes   = 100 << 20
+	defaultMaxMessageBytes = 1048588
+	defaultMaxFetchWait    = 30 * time.Second
+	// maxPartitions bounds the partition count of one topic so that one
+	// request cannot make the broker create millions of directories.
+	maxPartitions = 10000
+)
+
+// WithDefaults returns a copy of c with every unset field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = defaultListen
+	}
+	if c.DefaultPartitions == 0 {
+		c.DefaultPartitions = 1
+	}
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = defaultMaxFrameBytes
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = defaultMaxMessageBytes
+	}
+	if c.MaxFetchWait == 0 {
+		c.MaxFetchWait = defaultMaxFetchWait
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c (after WithDefaults).
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("broker: config: DataDir is required")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("broker: config: Listen %q: %w", c.Listen, err)
+	}
+	if c.Advertise != "" {
+		host, port, err := net.SplitHostPort(c.Advertise)
+		if err != nil {
+			return fmt.Errorf("broker: config: Advertise %q: %w", c.Advertise, err)
+		}
+		if host == "" || port == "" || port == "0" {
+			return fmt.Errorf("broker: config: Advertise %q: need an explicit host and port", c.Advertise)
+		}
+	}
+	if c.Fsync < storage.FsyncAlways || c.Fsync > storage.FsyncNever {
+		return fmt.Errorf("broker: config: unknown Fsync mode %d", c.Fsync)
+	}
+	if c.DefaultPartitions < 1 || c.DefaultPartitions > maxPartitions {
+		return fmt.Errorf("broker: config: DefaultPartitions %d: must be in [1, %d]", c.DefaultPartitions, maxPartitions)
+	}
+	if c.MaxFrameBytes < 1024 {
+		return fmt.Errorf("broker: config: MaxFrameBytes %d: must be at least 1024", c.MaxFrameBytes)
+	}
+	if c.MaxMessageBytes < 0 {
+		return fmt.Errorf("broker: config: MaxMessageBytes %d: must not be negative", c.MaxMessageBytes)
+	}
+	if c.MaxFetchWait < 0 {
+		return fmt.Errorf("broker: config: MaxFetchWait %v: must not be negative", c.MaxFetchWait)
+	}
+	return nil
+}

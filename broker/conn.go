@@ -1,0 +1,242 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Connection handling. Each connection has two goroutines: read decodes
+// frames into requests and queues them (so the next request is decoded while
+// the current one is handled: pipelining), and serve handles them one at a
+// time in arrival order and writes each response before handling the next,
+// so responses go out in request order as Kafka requires. A request that
+// cannot be decoded, names an unknown API key or an unsupported version, or
+// panics closes its connection only.
+
+// requestQueue bounds how many decoded requests wait per connection.
+const requestQueue = 16
+
+// shutdownWriteTimeout bounds how long Close waits for a client to read the
+// responses to its in-flight requests.
+const shutdownWriteTimeout = 10 * time.Second
+
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	remote string
+	reqs   chan *request
+	done   chan struct{} // closed when serve stops handling requests
+
+	// ctx is cancelled when the read side ends (client gone, bad frame or
+	// broker shutdown), so long polls return early.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	stopOnce sync.Once
+	buf      []byte // response encoding buffer, reused
+}
+
+// request is one decoded request.
+type request struct {
+	conn     *conn
+	ctx      context.Context // cancelled when the connection's read side ends
+	api      *api
+	key      int16
+	version  int16
+	corr     int32
+	clientID string
+	kreq     kmsg.Request // nil for an ApiVersions request of an unsupported version
+}
+
+func newConn(b *Broker, nc net.Conn) *conn {
+	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String(), reqs: make(chan *request, requestQueue), done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(b.ctx)
+	return c
+}
+
+// stop makes the read side end; requests already read are still answered.
+func (c *conn) stop() {
+	c.stopOnce.Do(func() {
+		c.nc.SetReadDeadline(time.Now())
+		c.nc.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
+	})
+}
+
+func (c *conn) serve() {
+	defer c.b.wg.Done()
+	defer c.b.removeConn(c)
+	c.b.metrics.connections.Inc()
+	defer c.b.metrics.connections.Dec()
+
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		c.read()
+	}()
+	c.handleAll()
+	c.nc.Close()
+	c.cancel()
+	<-readDone
+}
+
+// read decodes frames until the connection ends or a frame is bad.
+func (c *conn) read() {
+	defer close(c.reqs)
+	defer c.cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			c.b.cfg.Logger.Error("broker: panic decoding request; closing connection", "remote", c.remote, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	br := bufio.NewReaderSize(c.nc, 32<<10)
+	var size [4]byte
+	for {
+		if _, err := io.ReadFull(br, size[:]); err != nil {
+			if !isClosedErr(err) {
+				c.b.cfg.Logger.Debug("broker: read", "remote", c.remote, "err", err)
+			}
+			return
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 0 || n > c.b.cfg.MaxFrameBytes {
+			c.b.cfg.Logger.Warn("broker: request frame larger than the maximum; closing connection", "remote", c.remote, "size", uint32(n), "max", c.b.cfg.MaxFrameBytes)
+			return
+		}
+		frame := make([]byte, n)
+		if _, err := io.ReadFull(br, frame); err != nil {
+			c.b.cfg.Logger.Warn("broker: truncated request frame; closing connection", "remote", c.remote, "size", n, "err", err)
+			return
+		}
+		c.b.metrics.bytesIn.Add(float64(n + 4))
+		req, err := decodeRequest(c.b.apis, frame)
+		if err != nil {
+			c.b.cfg.Logger.Warn("broker: bad request; closing connection", "remote", c.remote, "err", err)
+			return
+		}
+		req.conn, req.ctx = c, c.ctx
+		select {
+		case c.reqs <- req:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// handleAll answers queued requests in order until the queue closes or a
+// request fails.
+func (c *conn) handleAll() {
+	defer close(c.done)
+	for req := range c.reqs {
+		if err := c.handle(req); err != nil {
+			c.b.cfg.Logger.Warn("broker: closing connection", "remote", c.remote, "api_key", req.key, "version", req.version, "err", err)
+			return
+		}
+	}
+}
+
+// handle runs one request's handler and writes its response. A panic is
+// recovered and reported as an error: the connection closes, the broker
+// and every other connection carry on.
+func (c *conn) handle(req *request) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.b.metrics.panics.Inc()
+			c.b.cfg.Logger.Error("broker: panic handling request", "remote", c.remote, "api_key", req.key, "version", req.version, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("broker: panic handling request: %v", r)
+		}
+	}()
+	start := time.Now()
+	var resp kmsg.Response
+	if req.kreq == nil {
+		resp = unsupportedApiVersions(req)
+	} else {
+		resp, err = req.api.handle(c.b, req)
+	}
+	c.b.metrics.observe(req.key, time.Since(start), err)
+	if err != nil || resp == nil { // nil: nothing to answer (acks=0 produce)
+		return err
+	}
+	c.buf = append(c.buf[:0], 0, 0, 0, 0)
+	c.buf = binary.BigEndian.AppendUint32(c.buf, uint32(req.corr))
+	// Flexible responses have header v1 (tagged fields), except
+	// ApiVersions, whose response header is always v0 so that a client
+	// can parse it before it knows our versions.
+	if resp.IsFlexible() && resp.Key() != 18 {
+		c.buf = append(c.buf, 0)
+	}
+	c.buf = resp.AppendTo(c.buf)
+	binary.BigEndian.PutUint32(c.buf, uint32(len(c.buf)-4))
+	if _, err := c.nc.Write(c.buf); err != nil {
+		return fmt.Errorf("broker: write response: %w", err)
+	}
+	c.b.metrics.bytesOut.Add(float64(len(c.buf)))
+	if cap(c.buf) > 1<<20 {
+		c.buf = nil // do not pin a large fetch's buffer to an idle connection
+	}
+	return nil
+}
+
+// decodeRequest parses a request frame (without its size prefix): the
+// request header, then the body with kmsg at the header's version. Strings
+// and byte slices in the request alias frame.
+func decodeRequest(apis []api, frame []byte) (*request, error) {
+	r := kbin.Reader{Src: frame}
+	req := &request{key: r.Int16(), version: r.Int16(), corr: r.Int32()}
+	clientID := r.NullableString()
+	if !r.Ok() {
+		return nil, fmt.Errorf("broker: truncated request header (%d bytes)", len(frame))
+	}
+	if clientID != nil {
+		req.clientID = *clientID
+	}
+	if req.key < 0 || int(req.key) >= len(apis) || apis[req.key].handle == nil {
+		return nil, fmt.Errorf("broker: unknown API key %d", req.key)
+	}
+	req.api = &apis[req.key]
+	if req.version < req.api.min || req.version > req.api.max {
+		if req.key == 18 {
+			// Answered with UNSUPPORTED_VERSION and our range (KIP-511);
+			// the body is in a format we may not know, so it is not read.
+			return req, nil
+		}
+		return nil, fmt.Errorf("broker: API key %d version %d not supported (we serve %d-%d)", req.key, req.version, req.api.min, req.api.max)
+	}
+	kreq := kmsg.RequestForKey(req.key)
+	if kreq == nil {
+		return nil, fmt.Errorf("broker: unknown API key %d", req.key)
+	}
+	kreq.SetVersion(req.version)
+	if kreq.IsFlexible() {
+		kmsg.SkipTags(&r)
+		if !r.Ok() {
+			return nil, errors.New("broker: truncated request header tags")
+		}
+	}
+	var err error
+	if u, ok := kreq.(interface{ UnsafeReadFrom([]byte) error }); ok {
+		err = u.UnsafeReadFrom(r.Src)
+	} else {
+		err = kreq.ReadFrom(r.Src)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("broker: decode API key %d version %d: %w", req.key, req.version, err)
+	}
+	req.kreq = kreq
+	return req, nil
+}
+
+func isClosedErr(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,61 @@
+package broker
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the broker's Prometheus collectors, all named spool_broker_*.
+type metrics struct {
+	connections prometheus.Gauge
+	bytesIn     prometheus.Counter
+	bytesOut    prometheus.Counter
+	panics      prometheus.Counter
+	requests    *prometheus.CounterVec   // by api_key
+	failures    *prometheus.CounterVec   // by api_key: handler errors that closed the connection
+	latency     *prometheus.HistogramVec // by api_key
+	produced    prometheus.Counter       // records appended
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "spool_broker_connections", Help: "Open client connections."}),
+		bytesIn:     prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_request_bytes_total", Help: "Bytes of request frames read."}),
+		bytesOut:    prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_response_bytes_total", Help: "Bytes of response frames written."}),
+		panics:      prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_request_panics_total", Help: "Requests whose handler panicked (the connection was closed)."}),
+		requests:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spool_broker_requests_total", Help: "Requests handled, by API key."}, []string{"api_key"}),
+		failures:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spool_broker_request_failures_total", Help: "Requests that closed their connection, by API key."}, []string{"api_key"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "spool_broker_request_seconds",
+			Help:    "Time to handle a request (including fsync and long-poll waits), by API key.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"api_key"}),
+		produced: prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_produced_records_total", Help: "Records appended by Produce."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.connections, m.bytesIn, m.bytesOut, m.panics, m.requests, m.failures, m.latency, m.produced)
+	}
+	return m
+}
+
+var apiKeyLabels = func() [128]string {
+	var l [128]string
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
+
+func (m *metrics) observe(key int16, d time.Duration, err error) {
+	label := "other"
+	if key >= 0 && int(key) < len(apiKeyLabels) {
+		label = apiKeyLabels[key]
+	}
+	m.requests.WithLabelValues(label).Inc()
+	m.latency.WithLabelValues(label).Observe(d.Seconds())
+	if err != nil {
+		m.failures.WithLabelValues(label).Inc()
+	}
+}

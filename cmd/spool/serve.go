@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/spoolmq/spool/broker"
+	"github.com/spoolmq/spool/storage"
+)
+
+// serveFlags are the flags of `spool serve`; each can also be set with the
+// SPOOL_* environment variable named after it (--data: SPOOL_DATA,
+// --auto-create-topics: SPOOL_AUTO_CREATE_TOPICS). A flag given on the
+// command line wins over the environment.
+type serveFlags struct {
+	data              string
+	listen            string
+	advertise         string
+	http              string
+	fsync             string
+	autoCreateTopics  bool
+	defaultPartitions int32
+	maxFrameBytes     int32
+	logLevel          string
+}
+
+func newServeCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Spool broker (Kafka protocol listener and HTTP /metrics)",
+		Long: `Run the Spool broker: a Kafka-protocol listener with its data in --data, and an
+HTTP listener serving Prometheus metrics on /metrics.
+
+Every flag can also be set with an environment variable: SPOOL_ and the flag
+name in upper case with '-' as '_' (SPOOL_DATA, SPOOL_LISTEN, SPOOL_FSYNC, ...).
+A flag on the command line wins. SIGINT or SIGTERM stops the broker cleanly:
+it stops accepting, answers the requests in flight, syncs and checkpoints the
+logs, and exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags(), os.LookupEnv); err != nil {
+				return err
+			}
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServe(ctx, cfg, f.http, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.data, "data", "./spool-data", "data directory (partition logs and topic metadata)")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:9092", "Kafka listener address host:port (port 0 picks a free port)")
+	fl.StringVar(&f.advertise, "advertise", "", "host:port clients are told to connect to (default: the listen address)")
+	fl.StringVar(&f.http, "http", "127.0.0.1:8080", `HTTP listener for /metrics (port 0 picks a free port; "" disables it)`)
+	fl.StringVar(&f.fsync, "fsync", "always", "durability: always (fsync before acknowledging), interval or never")
+	fl.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create unknown topics when clients ask for their metadata")
+	fl.Int32Var(&f.defaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
+	fl.Int32Var(&f.maxFrameBytes, "max-frame-bytes", 100<<20, "largest request frame accepted; larger ones close the connection")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// applyEnv sets every flag not given on the command line from its SPOOL_*
+// environment variable, if set.
+func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+	var err error
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if err != nil || fl.Changed {
+			return
+		}
+		name := "SPOOL_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := lookup(name); ok {
+			if e := fs.Set(fl.Name, v); e != nil {
+				err = fmt.Errorf("serve: environment %s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// config turns the flags into a broker.Config.
+func (f *serveFlags) config() (broker.Config, error) {
+	mode, err := storage.ParseFsyncMode(f.fsync)
+	if err != nil {
+		return broker.Config{}, fmt.Errorf("serve: --fsync: %w", err)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return broker.Config{}, fmt.Errorf("serve: --log-level %q: %w", f.logLevel, err)
+	}
+	if f.http != "" {
+		if _, _, err := net.SplitHostPort(f.http); err != nil {
+			return broker.Config{}, fmt.Errorf("serve: --http %q: %w", f.http, err)
+		}
+	}
+	cfg := broker.Config{
+		DataDir:                 f.data,
+		Listen:                  f.listen,
+		Advertise:               f.advertise,
+		Fsync:                   mode,
+		DisableAutoCreateTopics: !f.autoCreateTopics,
+		DefaultPartitions:       f.defaultPartitions,
+		MaxFrameBytes:           f.maxFrameBytes,
+		Logger:                  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return broker.Config{}, fmt.Errorf("serve: %w", err)
+	}
+	return cfg, nil
+}
+
+// runServe runs the broker and the HTTP listener until ctx is done, then
+// shuts both down cleanly. It prints the addresses it listens on to out.
+func runServe(ctx context.Context, cfg broker.Config, httpAddr string, out, errOut io.Writer) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
+	b, err := broker.New(cfg)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := b.Start(ctx); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	fmt.Fprintf(out, "spool: kafka listener on %s (advertised as %s), data in %s, fsync=%s\n", b.Addr(), b.AdvertisedAddr(), cfg.DataDir, cfg.Fsync)
+
+	var srv *http.Server
+	httpErr := make(chan error, 1)
+	if httpAddr != "" {
+		ln, err := net.Listen("tcp", httpAddr)
+		if err != nil {
+			b.Close()
+			return fmt.Errorf("serve: http listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		fmt.Fprintf(out, "spool: http listener on %s (/metrics)\n", ln.Addr())
+		go func() { httpErr <- srv.Serve(ln) }()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(errOut, "spool: shutting down")
+	case err := <-httpErr:
+		runErr = fmt.Errorf("serve: http: %w", err)
+	}
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(errOut, "spool: http shutdown:", err)
+		}
+		cancel()
+	}
+	if err := b.Close(); err != nil {
+		return errors.Join(runErr, fmt.Errorf("serve: close: %w", err))
+	}
+	if runErr == nil {
+		fmt.Fprintln(errOut, "spool: stopped cleanly")
+	}
+	return runErr
+}
