@@ -67,20 +67,20 @@ func newGroup(name string) *group {
 }
 
 type member struct {
-	id, instanceID     string
-	clientID, host     string
-	protocolType       string
-	protocols          []kmsg.JoinGroupRequestProtocol
-	sessionTimeout     time.Duration
-	rebalanceTimeout   time.Duration
-	join               func(*kmsg.JoinGroupResponse) // set while waiting in JoinGroup
-	joinVersion        int16
-	sync               func(*kmsg.SyncGroupResponse) // set while waiting in SyncGroup
-	syncVersion        int16
-	assignment         []byte
-	timer              *time.Timer
-	timerSeq           int
-	order              int
+	id, instanceID   string
+	clientID, host   string
+	protocolType     string
+	protocols        []kmsg.JoinGroupRequestProtocol
+	sessionTimeout   time.Duration
+	rebalanceTimeout time.Duration
+	join             func(*kmsg.JoinGroupResponse) // set while waiting in JoinGroup
+	joinVersion      int16
+	sync             func(*kmsg.SyncGroupResponse) // set while waiting in SyncGroup
+	syncVersion      int16
+	assignment       []byte
+	timer            *time.Timer
+	timerSeq         int
+	order            int
 }
 
 func (m *member) stopTimer() {
@@ -139,7 +139,7 @@ func (g *group) supports(self string, protocolType string, protocols []kmsg.Join
 	for _, p := range protocols {
 		all := true
 		for id, m := range g.members {
-			if id != self && m.metadata(p.Name) == nil && !hasProtocol(m.protocols, p.Name) {
+			if id != self && !hasProtocol(m.protocols, p.Name) {
 				all = false
 				break
 			}
