@@ -28,6 +28,10 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newServeCmd(),
+		newTopicCmd(),
+		newProduceCmd(),
+		newConsumeCmd(),
+		newGroupCmd(),
 	)
 	return root
 }
