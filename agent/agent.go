@@ -1,0 +1,667 @@
+// Package agent is the consumer agent: the thin decision-maker between the
+// broker and the application. Handlers decide what happened to each event by
+// returning a verdict (an error, see Verdict); the agent does the rest:
+// consumer group membership, routing by ce_type without decoding payloads,
+// retries with backoff that hold back only the failing key, dead letters,
+// key-ordered parallelism beyond the partition count, and commits that never
+// pass unfinished work.
+//
+// # Guarantees
+//
+//   - At least once: an event is committed only after its handler succeeded
+//     (nil or Warn), it was skipped (no handler), or it was acknowledged by
+//     the dead-letter topic. A crash, kill or rebalance redelivers the rest.
+//   - Order: events with the same key in a partition are handled one at a
+//     time, in offset order, including across retries. Events without a key
+//     count as one key per partition.
+//   - Commits: the committed offset of a partition is the offset of its
+//     lowest unfinished event (or the end of what was fetched, if all is
+//     finished). Commits happen every WithCommitInterval, on revocation
+//     (after the partition's in-flight handlers finish or WithRevokeTimeout)
+//     and on shutdown.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/spoolmq/spool/event"
+)
+
+// Message is an event as given to a handler, with where it came from.
+type Message struct {
+	*event.Event             // the envelope; Data is the undecoded payload
+	Record       *kgo.Record // the record as fetched
+	Group        string      // the consumer group
+	Attempt      int         // 1 on the first call, 2 on the first retry, ...
+}
+
+// Agent consumes topics as a member of a consumer group and hands each event
+// to its handler. Create with New, run with Run.
+type Agent struct {
+	cfg    config
+	group  string
+	topics []string
+	cnt    counters
+	ran    atomic.Bool
+
+	cl          *kgo.Client
+	handlerCtx  context.Context
+	stop        chan struct{} // closed on kill or halt
+	stopOnce    sync.Once
+	commitMu    sync.Mutex // serialises commits with revocation
+	commitCount atomic.Int64
+
+	mu struct {
+		sync.Mutex
+		work     sync.Cond // workers wait for ready keys
+		idle     sync.Cond // revocation and shutdown wait for handlers
+		parts    map[tp]*partition
+		ready    []*keyQueue
+		readyAt  int
+		stopping bool
+		running  int
+		fatal    error
+	}
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// partition is the agent's view of one assigned partition: the records
+// fetched and not yet finished, in offset order, and its keys.
+type partition struct {
+	tp        tp
+	items     []*item // items[head:] are the window; finished ones wait to be passed
+	head      int
+	next      int64 // offset after the last record added
+	committed int64 // highest committed offset, -1 if none
+	paused    bool
+	revoked   bool // no new work starts; results still mark items done
+	running   int
+	keys      map[string]*keyQueue
+}
+
+type keyQueue struct {
+	p      *partition
+	key    string
+	items  []*item // items[0] is the one being handled or retried
+	queued bool    // in the ready list, running, or waiting for a retry
+}
+
+type item struct {
+	rec      *kgo.Record
+	ev       *event.Event
+	done     bool
+	attempts int
+	dlq      *pendingDLQ // dead-lettering decided but not yet acknowledged
+}
+
+// New returns an agent that consumes topics as a member of group.
+func New(group string, topics []string, opts ...Option) (*Agent, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	switch {
+	case group == "":
+		return nil, errors.New("agent: empty consumer group")
+	case len(topics) == 0:
+		return nil, errors.New("agent: no topics")
+	case cfg.concurrency < 1:
+		return nil, fmt.Errorf("agent: concurrency %d < 1", cfg.concurrency)
+	case cfg.window < 1:
+		return nil, fmt.Errorf("agent: window %d < 1", cfg.window)
+	case cfg.maxAttempts < 1:
+		return nil, fmt.Errorf("agent: max attempts %d < 1", cfg.maxAttempts)
+	case cfg.backoffBase <= 0 || cfg.backoffMax < cfg.backoffBase:
+		return nil, fmt.Errorf("agent: bad backoff %v..%v", cfg.backoffBase, cfg.backoffMax)
+	}
+	a := &Agent{cfg: cfg, group: group, topics: topics, stop: make(chan struct{})}
+	a.mu.work.L = &a.mu.Mutex
+	a.mu.idle.L = &a.mu.Mutex
+	a.mu.parts = make(map[tp]*partition)
+	return a, nil
+}
+
+// Stats returns the agent's counters.
+func (a *Agent) Stats() Stats { return a.cnt.stats() }
+
+// Run consumes until ctx is cancelled (then it returns nil), a handler
+// returns Kill (an error wrapping ErrKilled and the handler's error), or an
+// event exhausts its attempts under OnExhaustedHalt (an error wrapping
+// ErrRetriesExhausted). Before returning it stops fetching, lets in-flight
+// handlers finish (bounded by WithShutdownTimeout), commits what is finished
+// and leaves the group. Run may be called once.
+func (a *Agent) Run(ctx context.Context) error {
+	if !a.ran.CompareAndSwap(false, true) {
+		return errors.New("agent: Run called twice")
+	}
+	kopts := append(append([]kgo.Opt{}, a.cfg.kopts...),
+		kgo.ConsumerGroup(a.group),
+		kgo.ConsumeTopics(a.topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(a.onRevoked),
+		kgo.OnPartitionsLost(a.onLost),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	)
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return fmt.Errorf("agent: new client: %w", err)
+	}
+	a.cl = cl
+	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	a.handlerCtx = hctx
+
+	var workers sync.WaitGroup
+	for range a.cfg.concurrency {
+		workers.Go(a.worker)
+	}
+	pollCtx, cancelPoll := context.WithCancel(ctx)
+	defer cancelPoll()
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		select {
+		case <-a.stop:
+			cancelPoll()
+		case <-pollCtx.Done():
+		}
+	})
+	bg.Go(func() { a.commitLoop(pollCtx) })
+
+	a.poll(pollCtx)
+
+	// Shutdown: no new work, in-flight work finishes (bounded), commit.
+	cancelPoll()
+	a.mu.Lock()
+	a.mu.stopping = true
+	a.mu.work.Broadcast()
+	if !a.waitIdleLocked(nil, a.cfg.shutdownTimeout) {
+		a.cfg.log.Warn("agent: shutdown timeout: cancelling in-flight handlers", "group", a.group)
+		cancelHandlers()
+		a.waitIdleLocked(nil, a.cfg.shutdownTimeout)
+	}
+	fatal := a.mu.fatal
+	a.mu.Unlock()
+	bg.Wait()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	if err := a.commit(cctx, nil); err != nil {
+		a.cfg.log.Error("agent: final commit", "group", a.group, "err", err)
+	}
+	cancel()
+	cl.Close() // leaves the group; onRevoked commits again (nothing new)
+	workers.Wait()
+	return fatal
+}
+
+func (a *Agent) poll(ctx context.Context) {
+	for {
+		fs := a.cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			a.cl.AllowRebalance()
+			return
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				a.cfg.log.Error("agent: fetch", "topic", t, "partition", p, "err", err)
+			}
+		})
+		a.add(fs)
+		a.cl.AllowRebalance()
+	}
+}
+
+// add enters fetched records into their partitions' windows and queues
+// keys that became ready. Partitions whose window is full are paused.
+func (a *Agent) add(fs kgo.Fetches) {
+	var pause map[string][]int32
+	a.mu.Lock()
+	woke := 0
+	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 {
+			return
+		}
+		k := tp{fp.Topic, fp.Partition}
+		p := a.mu.parts[k]
+		if p == nil {
+			p = &partition{tp: k, committed: -1, keys: make(map[string]*keyQueue)}
+			a.mu.parts[k] = p
+		}
+		for _, r := range fp.Records {
+			it := &item{rec: r}
+			p.items = append(p.items, it)
+			p.next = r.Offset + 1
+			kq := p.keys[string(r.Key)]
+			if kq == nil {
+				kq = &keyQueue{p: p, key: string(r.Key)}
+				p.keys[kq.key] = kq
+			}
+			kq.items = append(kq.items, it)
+			if !kq.queued {
+				kq.queued = true
+				a.mu.ready = append(a.mu.ready, kq)
+				woke++
+			}
+		}
+		if !p.paused && len(p.items)-p.head >= a.cfg.window {
+			p.paused = true
+			if pause == nil {
+				pause = make(map[string][]int32)
+			}
+			pause[k.topic] = append(pause[k.topic], k.partition)
+		}
+	})
+	if woke > 1 {
+		a.mu.work.Broadcast()
+	} else if woke == 1 {
+		a.mu.work.Signal()
+	}
+	a.mu.Unlock()
+	if pause != nil {
+		a.cl.PauseFetchPartitions(pause)
+	}
+}
+
+// result is what a worker decided about one attempt.
+type result struct {
+	done  bool
+	retry time.Duration // > 0: schedule a retry after this delay
+	fatal error         // kill or halt
+}
+
+const drainLimit = 32 // events of one key a worker handles before yielding
+
+func (a *Agent) worker() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var kq *keyQueue
+	streak := 0
+	for {
+		if kq == nil {
+			for a.mu.readyAt == len(a.mu.ready) && !a.mu.stopping {
+				a.mu.work.Wait()
+			}
+			if a.mu.stopping {
+				return
+			}
+			kq = a.mu.ready[a.mu.readyAt]
+			a.mu.ready[a.mu.readyAt] = nil
+			a.mu.readyAt++
+			if a.mu.readyAt == len(a.mu.ready) {
+				a.mu.ready, a.mu.readyAt = a.mu.ready[:0], 0
+			}
+			streak = 0
+		}
+		p := kq.p
+		if p.revoked || a.mu.stopping {
+			kq.queued = false
+			kq = nil
+			continue
+		}
+		it := kq.items[0]
+		p.running++
+		a.mu.running++
+		a.mu.Unlock()
+		res := a.process(it)
+		a.mu.Lock()
+		p.running--
+		a.mu.running--
+		if a.mu.running == 0 || p.running == 0 {
+			a.mu.idle.Broadcast()
+		}
+		switch {
+		case res.fatal != nil:
+			a.failLocked(res.fatal)
+			kq = nil // stays queued: nothing more of this key runs
+		case res.retry > 0:
+			a.scheduleRetry(kq, res.retry)
+			kq = nil
+		case res.done:
+			it.done = true
+			kq.items[0] = nil
+			kq.items = kq.items[1:]
+			resume := a.advanceLocked(p)
+			if len(kq.items) == 0 {
+				kq.queued = false
+				delete(p.keys, kq.key)
+				kq = nil
+			} else if streak++; streak >= drainLimit {
+				a.mu.ready = append(a.mu.ready, kq)
+				a.mu.work.Signal()
+				kq = nil
+			}
+			if resume {
+				a.mu.Unlock()
+				a.cl.ResumeFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
+				a.mu.Lock()
+			}
+		default: // stopping or revoked while handling: leave unfinished
+			kq.queued = false
+			kq = nil
+		}
+	}
+}
+
+// advanceLocked passes finished items at the head of p's window and reports
+// whether p should resume fetching.
+func (a *Agent) advanceLocked(p *partition) bool {
+	for p.head < len(p.items) && p.items[p.head].done {
+		p.items[p.head] = nil
+		p.head++
+	}
+	if p.head == len(p.items) {
+		p.items, p.head = p.items[:0], 0
+	} else if p.head > 256 && p.head > len(p.items)/2 {
+		n := copy(p.items, p.items[p.head:])
+		clear(p.items[n:])
+		p.items, p.head = p.items[:n], 0
+	}
+	if p.paused && !p.revoked && len(p.items)-p.head <= a.cfg.window/2 {
+		p.paused = false
+		return true
+	}
+	return false
+}
+
+func (a *Agent) scheduleRetry(kq *keyQueue, d time.Duration) {
+	time.AfterFunc(d, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if kq.p.revoked || a.mu.stopping {
+			kq.queued = false
+			return
+		}
+		a.mu.ready = append(a.mu.ready, kq)
+		a.mu.work.Signal()
+	})
+}
+
+func (a *Agent) failLocked(err error) {
+	if a.mu.fatal == nil {
+		a.mu.fatal = err
+	}
+	a.mu.stopping = true
+	a.mu.work.Broadcast()
+	a.stopOnce.Do(func() { close(a.stop) })
+}
+
+// waitIdleLocked waits until no handler runs (of ps, or of any partition if
+// ps is nil) or timeout passes; it reports whether it became idle.
+func (a *Agent) waitIdleLocked(ps []*partition, timeout time.Duration) bool {
+	busy := func() bool {
+		if ps == nil {
+			return a.mu.running > 0
+		}
+		for _, p := range ps {
+			if p.running > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if !busy() {
+		return true
+	}
+	timedOut := false
+	t := time.AfterFunc(timeout, func() {
+		a.mu.Lock()
+		timedOut = true
+		a.mu.idle.Broadcast()
+		a.mu.Unlock()
+	})
+	defer t.Stop()
+	for busy() && !timedOut {
+		a.mu.idle.Wait()
+	}
+	return !busy()
+}
+
+func (a *Agent) backoff(attempt int) time.Duration {
+	d := a.cfg.backoffBase
+	for i := 1; i < attempt && d < a.cfg.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, a.cfg.backoffMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+// process handles one attempt of it and decides what happens next.
+func (a *Agent) process(it *item) result {
+	m := &Message{Record: it.rec, Group: a.group, Attempt: it.attempts + 1}
+	if it.dlq != nil { // dead-lettering decided earlier; its publish failed
+		m.Event, m.Attempt = it.ev, it.attempts
+		return a.deadLetter(m, it, it.dlq.reason, it.dlq.err)
+	}
+	if it.ev == nil {
+		ev, err := event.FromRecord(it.rec)
+		if err != nil {
+			it.ev = &event.Event{Key: it.rec.Key, Data: it.rec.Value}
+			m.Event = it.ev
+			return a.deadLetter(m, it, ReasonMalformed, err)
+		}
+		it.ev = ev
+	}
+	m.Event = it.ev
+	h := a.cfg.handlers[it.ev.Type]
+	if h == nil {
+		h = a.cfg.defaultHandler
+	}
+	if h == nil {
+		a.outcome(m, OutcomeSkipped, nil)
+		return result{done: true}
+	}
+	ctx := event.NewContext(a.handlerCtx, it.ev)
+	if it.ev.TraceParent != "" {
+		ctx = a.cfg.propagator.Extract(ctx, propagation.MapCarrier{
+			event.HeaderTraceParent: it.ev.TraceParent,
+			event.HeaderTraceState:  it.ev.TraceState,
+		})
+	}
+	it.attempts++
+	a.cnt.inFlight.Add(1)
+	a.cfg.hooks.HandlerStarted(m)
+	start := time.Now()
+	err := call(ctx, h, m)
+	a.cfg.hooks.HandlerDone(m, time.Since(start), err)
+	a.cnt.inFlight.Add(-1)
+
+	v, delay := VerdictOf(err)
+	switch v {
+	case VerdictSuccess:
+		a.outcome(m, OutcomeSucceeded, nil)
+		return result{done: true}
+	case VerdictWarn:
+		a.cfg.log.Warn("agent: handler warning", a.attrs(m, err)...)
+		a.outcome(m, OutcomeWarned, err)
+		return result{done: true}
+	case VerdictDeadLetter:
+		return a.deadLetter(m, it, ReasonDeadLetter, err)
+	case VerdictKill:
+		a.cfg.log.Error("agent: handler killed the agent", a.attrs(m, err)...)
+		a.outcome(m, OutcomeKilled, err)
+		return result{fatal: fmt.Errorf("%w: %s: %w", ErrKilled, ident(m), err)}
+	}
+	// Retry or an unflagged error.
+	if it.attempts >= a.cfg.maxAttempts {
+		if a.cfg.exhausted == OnExhaustedHalt {
+			a.cfg.log.Error("agent: retries exhausted, halting", a.attrs(m, err)...)
+			a.outcome(m, OutcomeHalted, err)
+			return result{fatal: fmt.Errorf("%w: %s after %d attempts: %w", ErrRetriesExhausted, ident(m), it.attempts, err)}
+		}
+		return a.deadLetter(m, it, ReasonRetriesExhausted, err)
+	}
+	if delay <= 0 {
+		delay = a.backoff(it.attempts)
+	}
+	a.cfg.log.Info("agent: retrying", append(a.attrs(m, err), "delay", delay)...)
+	a.outcome(m, OutcomeRetried, err)
+	return result{retry: delay}
+}
+
+func call(ctx context.Context, h Handler, m *Message) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return h(ctx, m)
+}
+
+func (a *Agent) outcome(m *Message, o Outcome, err error) {
+	a.cnt.outcomes[o].Add(1)
+	a.cfg.hooks.Outcome(m, o, err)
+}
+
+func ident(m *Message) string {
+	return fmt.Sprintf("event %s (type %q) at %s[%d]@%d", m.ID, m.Type, m.Record.Topic, m.Record.Partition, m.Record.Offset)
+}
+
+func (a *Agent) attrs(m *Message, err error) []any {
+	return []any{"group", a.group, "topic", m.Record.Topic, "partition", m.Record.Partition,
+		"offset", m.Record.Offset, "id", m.ID, "type", m.Type, "attempt", m.Attempt, "err", err}
+}
+
+func (a *Agent) commitLoop(ctx context.Context) {
+	t := time.NewTicker(a.cfg.commitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.commit(ctx, nil); err != nil && ctx.Err() == nil {
+				a.cfg.log.Error("agent: commit", "group", a.group, "err", err)
+			}
+		}
+	}
+}
+
+// commit commits the lowest unfinished offset of ps (of every partition not
+// revoked, if ps is nil) where it moved.
+func (a *Agent) commit(ctx context.Context, ps []*partition) error {
+	a.commitMu.Lock()
+	defer a.commitMu.Unlock()
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	points := make(map[*partition]int64)
+	a.mu.Lock()
+	consider := func(p *partition) {
+		at := p.next
+		if p.head < len(p.items) {
+			at = p.items[p.head].rec.Offset
+		}
+		if at > p.committed {
+			if offsets[p.tp.topic] == nil {
+				offsets[p.tp.topic] = make(map[int32]kgo.EpochOffset)
+			}
+			offsets[p.tp.topic][p.tp.partition] = kgo.EpochOffset{Epoch: -1, Offset: at}
+			points[p] = at
+		}
+	}
+	if ps == nil {
+		for _, p := range a.mu.parts {
+			if !p.revoked {
+				consider(p)
+			}
+		}
+	} else {
+		for _, p := range ps {
+			consider(p)
+		}
+	}
+	a.mu.Unlock()
+	if len(offsets) == 0 {
+		return nil
+	}
+	var cerr error
+	a.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("agent: commit: %w", cerr)
+	}
+	a.commitCount.Add(1)
+	a.mu.Lock()
+	for p, at := range points {
+		p.committed = max(p.committed, at)
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) revokedParts(m map[string][]int32) []*partition {
+	var ps []*partition
+	for t, parts := range m {
+		for _, n := range parts {
+			if p := a.mu.parts[tp{t, n}]; p != nil {
+				p.revoked = true
+				ps = append(ps, p)
+			}
+		}
+	}
+	return ps
+}
+
+// onRevoked runs in the group's goroutine when partitions are taken away:
+// no new work starts on them, in-flight handlers get WithRevokeTimeout to
+// finish, what is finished is committed, and their state is dropped (a
+// handler still running after the timeout finishes into the void; its event
+// is redelivered to the new owner).
+func (a *Agent) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	a.mu.Lock()
+	ps := a.revokedParts(revoked)
+	if !a.waitIdleLocked(ps, a.cfg.revokeTimeout) {
+		a.cfg.log.Warn("agent: revoke timeout: handlers still running", "group", a.group)
+	}
+	a.mu.Unlock()
+	if len(ps) > 0 {
+		if err := a.commit(ctx, ps); err != nil {
+			a.cfg.log.Error("agent: commit on revoke", "group", a.group, "err", err)
+		}
+	}
+	a.drop(ps)
+	cl.ResumeFetchPartitions(revoked) // a paused partition assigned again must fetch
+}
+
+// onLost drops partitions that can no longer be committed.
+func (a *Agent) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	a.mu.Lock()
+	ps := a.revokedParts(lost)
+	a.mu.Unlock()
+	a.drop(ps)
+	cl.ResumeFetchPartitions(lost)
+}
+
+func (a *Agent) drop(ps []*partition) {
+	a.mu.Lock()
+	for _, p := range ps {
+		if a.mu.parts[p.tp] == p {
+			delete(a.mu.parts, p.tp)
+		}
+	}
+	a.mu.Unlock()
+}

@@ -1,0 +1,154 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// Handler handles one event. Its error is the verdict (see Verdict).
+type Handler func(ctx context.Context, m *Message) error
+
+// Exhausted is the policy when an event has used all its attempts.
+type Exhausted int
+
+// The exhaustion policies.
+const (
+	// OnExhaustedDeadLetter publishes the event to the dead-letter topic
+	// and moves on (the default).
+	OnExhaustedDeadLetter Exhausted = iota
+	// OnExhaustedHalt stops the agent like Kill; Run returns an error
+	// wrapping ErrRetriesExhausted.
+	OnExhaustedHalt
+)
+
+// Option configures an Agent.
+type Option func(*config)
+
+type config struct {
+	kopts           []kgo.Opt
+	handlers        map[string]Handler
+	defaultHandler  Handler
+	concurrency     int
+	window          int
+	maxAttempts     int
+	backoffBase     time.Duration
+	backoffMax      time.Duration
+	exhausted       Exhausted
+	dlqTopic        func(topic string) string
+	commitInterval  time.Duration
+	revokeTimeout   time.Duration
+	shutdownTimeout time.Duration
+	log             *slog.Logger
+	hooks           Hooks
+	propagator      propagation.TextMapPropagator
+}
+
+func defaults() config {
+	return config{
+		kopts:           []kgo.Opt{kgo.SeedBrokers("127.0.0.1:9092")},
+		handlers:        map[string]Handler{},
+		concurrency:     16,
+		window:          1024,
+		maxAttempts:     5,
+		backoffBase:     200 * time.Millisecond,
+		backoffMax:      30 * time.Second,
+		dlqTopic:        func(t string) string { return t + ".dlq" },
+		commitInterval:  time.Second,
+		revokeTimeout:   10 * time.Second,
+		shutdownTimeout: 30 * time.Second,
+		log:             slog.New(slog.DiscardHandler),
+		hooks:           NopHooks{},
+		propagator:      propagation.TraceContext{},
+	}
+}
+
+// WithBrokers sets the seed brokers, overriding the default 127.0.0.1:9092.
+func WithBrokers(addrs ...string) Option {
+	return func(c *config) { c.kopts = append(c.kopts, kgo.SeedBrokers(addrs...)) }
+}
+
+// WithClientOptions adds franz-go client options (TLS, SASL, session
+// timeout, ...), overriding the default of none. Options the agent relies on
+// (group, topics, manual commits, rebalance blocking, partition callbacks)
+// are set after these and cannot be overridden.
+func WithClientOptions(opts ...kgo.Opt) Option {
+	return func(c *config) { c.kopts = append(c.kopts, opts...) }
+}
+
+// WithHandler handles events whose ce_type is typ with h, overriding the
+// default of skipping them. The type is read from the record's headers; the
+// payload is not decoded.
+func WithHandler(typ string, h Handler) Option {
+	return func(c *config) { c.handlers[typ] = h }
+}
+
+// WithDefaultHandler handles events of types without a handler (including
+// records with no ce_type), overriding the default of skipping and counting
+// them.
+func WithDefaultHandler(h Handler) Option {
+	return func(c *config) { c.defaultHandler = h }
+}
+
+// WithConcurrency sets how many handlers may run at once across keys,
+// overriding the default 16. Events of one key are always handled one at a
+// time in offset order, whatever n is.
+func WithConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
+
+// WithWindow sets how many fetched but unfinished records a partition may
+// hold before its fetching pauses, overriding the default 1024.
+func WithWindow(n int) Option { return func(c *config) { c.window = n } }
+
+// WithMaxAttempts sets how many times a failing event is handled before the
+// exhaustion policy applies, overriding the default 5 (the first call plus
+// four retries).
+func WithMaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = n } }
+
+// WithBackoff sets the retry backoff, overriding the default 200ms doubling
+// per attempt up to 30s. The delay before retry n is base*2^(n-1), capped at
+// max, with jitter: a uniformly random value in [d/2, d].
+func WithBackoff(base, max time.Duration) Option {
+	return func(c *config) { c.backoffBase, c.backoffMax = base, max }
+}
+
+// WithOnExhausted sets the exhaustion policy, overriding the default
+// OnExhaustedDeadLetter.
+func WithOnExhausted(p Exhausted) Option { return func(c *config) { c.exhausted = p } }
+
+// WithDeadLetterTopic sets how the dead-letter topic is named from the
+// event's topic, overriding the default "<topic>.dlq".
+func WithDeadLetterTopic(name func(topic string) string) Option {
+	return func(c *config) { c.dlqTopic = name }
+}
+
+// WithCommitInterval sets how often finished offsets are committed,
+// overriding the default 1s. Commits also happen on revocation and shutdown.
+func WithCommitInterval(d time.Duration) Option { return func(c *config) { c.commitInterval = d } }
+
+// WithRevokeTimeout bounds how long a revocation waits for in-flight
+// handlers of the revoked partitions, overriding the default 10s. It must be
+// below the group's rebalance timeout.
+func WithRevokeTimeout(d time.Duration) Option { return func(c *config) { c.revokeTimeout = d } }
+
+// WithShutdownTimeout bounds how long shutdown (context cancelled, Kill,
+// halt) waits for in-flight handlers before cancelling their context,
+// overriding the default 30s.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(c *config) { c.shutdownTimeout = d }
+}
+
+// WithLogger sets the logger, overriding the default that discards.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithHooks sets the metrics hooks, overriding the default no-op hooks.
+func WithHooks(h Hooks) Option { return func(c *config) { c.hooks = h } }
+
+// WithPropagator sets the trace context propagator used to extract the
+// traceparent of each event into the handler's context, overriding the
+// default W3C trace context.
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(c *config) { c.propagator = p }
+}

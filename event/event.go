@@ -1,0 +1,284 @@
+// Package event is Spool's event envelope: an event's identity, type, origin,
+// correlation, trace context and payload, carried as Kafka record headers with
+// the CloudEvents Kafka protocol binding in binary content mode.
+//
+// # Headers
+//
+// An Event is written to a Kafka record as follows (names are part of the wire
+// contract and must not change):
+//
+//	header           field           notes
+//	ce_specversion   (constant)      "1.0"
+//	ce_id            ID              UUIDv7 by default
+//	ce_type          Type            routes the event to a handler
+//	ce_source        Source          URI-reference of the producer
+//	ce_time          Time            RFC 3339 with nanoseconds, UTC
+//	ce_subject       Subject         optional
+//	content-type     ContentType     e.g. application/json
+//	correlation_id   CorrelationID   the flow this event belongs to
+//	causation_id     CausationID     the ID of the event that caused this one
+//	traceparent      TraceParent     W3C trace context
+//	tracestate       TraceState      W3C trace context
+//	(anything else)  Headers         extra headers, kept in order
+//
+// The record key is Key, and the record value is Data. Consumers can route on
+// ce_type (see [TypeOf]) without touching the payload.
+package event
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Header names of the binding. They are part of the wire format.
+const (
+	HeaderSpecVersion   = "ce_specversion"
+	HeaderID            = "ce_id"
+	HeaderType          = "ce_type"
+	HeaderSource        = "ce_source"
+	HeaderTime          = "ce_time"
+	HeaderSubject       = "ce_subject"
+	HeaderContentType   = "content-type"
+	HeaderCorrelationID = "correlation_id"
+	HeaderCausationID   = "causation_id"
+	HeaderTraceParent   = "traceparent"
+	HeaderTraceState    = "tracestate"
+
+	// SpecVersion is the CloudEvents version written in ce_specversion.
+	SpecVersion = "1.0"
+)
+
+// Header is an extra record header carried by an event.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Event is one event: its envelope and its (still encoded) payload.
+type Event struct {
+	ID            string    // ce_id; New sets a UUIDv7
+	Type          string    // ce_type, e.g. "order.created"
+	Source        string    // ce_source, e.g. "/orders"
+	Time          time.Time // ce_time; New sets the current time
+	Subject       string    // ce_subject, optional
+	Key           []byte    // the Kafka record key: events with one key keep their order
+	ContentType   string    // content-type of Data
+	CorrelationID string    // correlation_id
+	CausationID   string    // causation_id
+	TraceParent   string    // traceparent (W3C)
+	TraceState    string    // tracestate (W3C)
+	Headers       []Header  // extra headers
+	Data          []byte    // the payload, encoded per ContentType
+}
+
+// New returns an event of the given type with a fresh UUIDv7 ID and the
+// current time, its payload encoded by codec (JSON or Raw).
+func New(typ string, codec Codec, payload any) (*Event, error) {
+	data, err := codec.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("event: encode %s payload: %w", typ, err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("event: new id: %w", err)
+	}
+	return &Event{
+		ID:          id.String(),
+		Type:        typ,
+		Time:        time.Now().UTC(),
+		ContentType: codec.ContentType(),
+		Data:        data,
+	}, nil
+}
+
+// Errors returned by Validate and FromRecord; test with errors.Is.
+var (
+	ErrMissingAttribute = errors.New("event: missing required attribute")
+	ErrMalformed        = errors.New("event: malformed envelope")
+)
+
+// Validate reports whether the event carries the attributes CloudEvents
+// requires (id, type, source).
+func (e *Event) Validate() error {
+	switch {
+	case e.ID == "":
+		return fmt.Errorf("%w: id (%s)", ErrMissingAttribute, HeaderID)
+	case e.Type == "":
+		return fmt.Errorf("%w: type (%s)", ErrMissingAttribute, HeaderType)
+	case e.Source == "":
+		return fmt.Errorf("%w: source (%s)", ErrMissingAttribute, HeaderSource)
+	}
+	return nil
+}
+
+// Header returns the value of the extra header key, or nil.
+func (e *Event) Header(key string) []byte {
+	for _, h := range e.Headers {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return nil
+}
+
+// SetHeader sets an extra header, replacing an existing one of that key.
+func (e *Event) SetHeader(key string, value []byte) {
+	for i, h := range e.Headers {
+		if h.Key == key {
+			e.Headers[i].Value = value
+			return
+		}
+	}
+	e.Headers = append(e.Headers, Header{Key: key, Value: value})
+}
+
+// Record encodes the event as a record for topic. It fails if the event does
+// not validate.
+func (e *Event) Record(topic string) (*kgo.Record, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	hs := make([]kgo.RecordHeader, 0, 10+len(e.Headers))
+	add := func(k, v string) {
+		if v != "" {
+			hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+	}
+	add(HeaderSpecVersion, SpecVersion)
+	add(HeaderID, e.ID)
+	add(HeaderType, e.Type)
+	add(HeaderSource, e.Source)
+	if !e.Time.IsZero() {
+		add(HeaderTime, e.Time.UTC().Format(time.RFC3339Nano))
+	}
+	add(HeaderSubject, e.Subject)
+	add(HeaderContentType, e.ContentType)
+	add(HeaderCorrelationID, e.CorrelationID)
+	add(HeaderCausationID, e.CausationID)
+	add(HeaderTraceParent, e.TraceParent)
+	add(HeaderTraceState, e.TraceState)
+	for _, h := range e.Headers {
+		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	return &kgo.Record{Topic: topic, Key: e.Key, Value: e.Data, Headers: hs}, nil
+}
+
+// FromRecord decodes the envelope of r without decoding its payload. Missing
+// attributes are left empty (a record from a plain Kafka producer yields an
+// event with only Key, Data and Headers); call Validate to require them. It
+// fails only if a present attribute is malformed (ce_time not RFC 3339, or a
+// ce_specversion other than 1.0). Data aliases r.Value.
+func FromRecord(r *kgo.Record) (*Event, error) {
+	e := &Event{Key: r.Key, Data: r.Value}
+	for _, h := range r.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderSpecVersion:
+			if v != SpecVersion {
+				return nil, fmt.Errorf("%w: %s %q, want %q", ErrMalformed, HeaderSpecVersion, v, SpecVersion)
+			}
+		case HeaderID:
+			e.ID = v
+		case HeaderType:
+			e.Type = v
+		case HeaderSource:
+			e.Source = v
+		case HeaderTime:
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s %q: %v", ErrMalformed, HeaderTime, v, err)
+			}
+			e.Time = t
+		case HeaderSubject:
+			e.Subject = v
+		case HeaderContentType:
+			e.ContentType = v
+		case HeaderCorrelationID:
+			e.CorrelationID = v
+		case HeaderCausationID:
+			e.CausationID = v
+		case HeaderTraceParent:
+			e.TraceParent = v
+		case HeaderTraceState:
+			e.TraceState = v
+		default:
+			e.Headers = append(e.Headers, Header{Key: h.Key, Value: h.Value})
+		}
+	}
+	return e, nil
+}
+
+// TypeOf returns the ce_type header of r, scanning headers only: the payload
+// is never decoded. It returns "" if the record has no ce_type.
+func TypeOf(r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key == HeaderType {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// IDOf returns the ce_id header of r, or "".
+func IDOf(r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key == HeaderID {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// Equal reports whether a and b carry the same envelope and payload (times
+// compared with time.Time.Equal).
+func Equal(a, b *Event) bool {
+	if a.ID != b.ID || a.Type != b.Type || a.Source != b.Source || !a.Time.Equal(b.Time) ||
+		a.Subject != b.Subject || !bytes.Equal(a.Key, b.Key) || a.ContentType != b.ContentType ||
+		a.CorrelationID != b.CorrelationID || a.CausationID != b.CausationID ||
+		a.TraceParent != b.TraceParent || a.TraceState != b.TraceState ||
+		!bytes.Equal(a.Data, b.Data) || len(a.Headers) != len(b.Headers) {
+		return false
+	}
+	for i := range a.Headers {
+		if a.Headers[i].Key != b.Headers[i].Key || !bytes.Equal(a.Headers[i].Value, b.Headers[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying ev as the event being handled. The agent
+// does this for every handler call; the producer reads it to set causation
+// and correlation of events published while handling ev.
+func NewContext(ctx context.Context, ev *Event) context.Context {
+	return context.WithValue(ctx, ctxKey{}, ev)
+}
+
+// FromContext returns the event being handled in ctx, if any.
+func FromContext(ctx context.Context) (*Event, bool) {
+	ev, ok := ctx.Value(ctxKey{}).(*Event)
+	return ev, ok
+}
+
+// Follow sets e's causation to parent's ID and inherits parent's correlation
+// ID (or, if parent has none, uses parent's ID as the correlation ID). Fields
+// already set on e are kept.
+func (e *Event) Follow(parent *Event) {
+	if e.CausationID == "" {
+		e.CausationID = parent.ID
+	}
+	if e.CorrelationID == "" {
+		e.CorrelationID = parent.CorrelationID
+		if e.CorrelationID == "" {
+			e.CorrelationID = parent.ID
+		}
+	}
+}

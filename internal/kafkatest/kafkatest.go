@@ -1,0 +1,193 @@
+// Package kafkatest runs toolkit integration tests against every Kafka
+// implementation Spool must work with: franz-go's kfake (an independent
+// Kafka) and the Spool broker (spooltest). Tests range over Clusters and run
+// each as a subtest; a cluster that cannot run a test (the Spool broker
+// before it serves consumer groups) skips with a message naming what is
+// missing.
+package kafkatest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Cluster starts one Kafka implementation for a test.
+type Cluster struct {
+	Name string
+	// Start starts a cluster (stopped by t.Cleanup) and returns its seed
+	// addresses, or skips t.
+	Start func(t testing.TB) []string
+}
+
+// Clusters returns kfake and Spool.
+func Clusters() []Cluster {
+	return []Cluster{{Name: "kfake", Start: StartKfake}, {Name: "spool", Start: startSpool}}
+}
+
+// Run runs f as a subtest per cluster.
+func Run(t *testing.T, f func(t *testing.T, addrs []string)) {
+	for _, c := range Clusters() {
+		t.Run(c.Name, func(t *testing.T) { f(t, c.Start(t)) })
+	}
+}
+
+// StartKfake starts an in-process kfake cluster with three brokers,
+// auto-created topics of 4 partitions and a 100ms minimum session timeout
+// (so tests can detect a crashed member quickly).
+func StartKfake(t testing.TB) []string {
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(3),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(4),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond),
+	)
+	if err != nil {
+		t.Fatalf("kafkatest: kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// Needed lists the API keys the toolkit needs from a broker, with names for
+// skip messages.
+var Needed = map[int16]string{
+	8: "OffsetCommit", 9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup",
+	12: "Heartbeat", 13: "LeaveGroup", 14: "SyncGroup", 22: "InitProducerId",
+}
+
+// Missing returns the names of the Needed APIs the broker at addrs does not
+// advertise.
+func Missing(addrs []string) ([]string, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	vs, err := kadm.NewClient(cl).ApiVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, v := range vs.Sorted() {
+		if v.Err != nil {
+			return nil, v.Err
+		}
+		for key, name := range Needed {
+			if _, _, ok := v.KeyVersions(key); !ok {
+				missing = append(missing, name)
+			}
+		}
+		break
+	}
+	return missing, nil
+}
+
+// CreateTopic creates topic with n partitions (ignoring "already exists").
+func CreateTopic(t testing.TB, addrs []string, topic string, n int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, n, 1, nil, topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		t.Fatalf("kafkatest: create topic %s: %v", topic, err)
+	}
+}
+
+// Committed returns the committed offsets of group for topic by partition.
+func Committed(t testing.TB, addrs []string, group, topic string) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	os, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return map[int32]int64{}
+	}
+	if err != nil {
+		t.Fatalf("kafkatest: fetch offsets of %s: %v", group, err)
+	}
+	out := map[int32]int64{}
+	for p, o := range os[topic] {
+		out[p] = o.At
+	}
+	return out
+}
+
+// ReadAll reads every record of topic from the start up to its current end.
+func ReadAll(t testing.TB, addrs []string, topic string) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("kafkatest: end offsets of %s: %v", topic, err)
+	}
+	want := map[int32]int64{}
+	starts := map[string]map[int32]kgo.Offset{topic: {}}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+			starts[topic][o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	if len(want) == 0 {
+		return nil
+	}
+	cl.AddConsumePartitions(starts)
+	var out []*kgo.Record
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("kafkatest: read %s: %v (still waiting for %v)", topic, err, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := want[r.Partition]; ok {
+				out = append(out, r)
+				if r.Offset+1 >= end {
+					delete(want, r.Partition)
+				}
+			}
+		})
+	}
+	return out
+}
+
+// Eventually polls cond every few milliseconds until it holds or d passes.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("kafkatest: timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
