@@ -1,0 +1,142 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"time"
+)
+
+// FsyncMode says when appended bytes are forced to disk.
+type FsyncMode int
+
+// Fsync modes; see docs/storage.md for exactly what each guarantees.
+const (
+	// FsyncAlways: Append returns after its bytes are fsynced (group commit),
+	// and readers see only fsynced batches.
+	FsyncAlways FsyncMode = iota
+	// FsyncInterval: fsync dirty logs every Options.FsyncInterval.
+	FsyncInterval
+	// FsyncNever: leave writeback to the OS (segments are still synced when they roll).
+	FsyncNever
+)
+
+// ParseFsyncMode parses "always", "interval" or "never".
+func ParseFsyncMode(s string) (FsyncMode, error) {
+	switch s {
+	case "always":
+		return FsyncAlways, nil
+	case "interval":
+		return FsyncInterval, nil
+	case "never":
+		return FsyncNever, nil
+	}
+	return 0, fmt.Errorf("storage: unknown fsync mode %q (want always, interval or never)", s)
+}
+
+func (m FsyncMode) String() string {
+	switch m {
+	case FsyncAlways:
+		return "always"
+	case FsyncInterval:
+		return "interval"
+	case FsyncNever:
+		return "never"
+	}
+	return fmt.Sprintf("FsyncMode(%d)", int(m))
+}
+
+// Options configure a Store.
+type Options struct {
+	Dir                    string           // required: the data directory
+	FS                     FS               // default: OSFS
+	Fsync                  FsyncMode        // default FsyncAlways
+	FsyncInterval          time.Duration    // FsyncInterval mode period; default 50ms
+	RetentionCheckInterval time.Duration    // default 1 minute; <0 disables the background loop
+	Logger                 *slog.Logger     // default: discard
+	Now                    func() time.Time // default time.Now
+}
+
+// WithDefaults returns o with zero fields set to their defaults.
+func (o Options) WithDefaults() Options {
+	if o.FS == nil {
+		o.FS = OSFS{}
+	}
+	if o.FsyncInterval == 0 {
+		o.FsyncInterval = 50 * time.Millisecond
+	}
+	if o.RetentionCheckInterval == 0 {
+		o.RetentionCheckInterval = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Validate reports the first invalid option.
+func (o Options) Validate() error {
+	if o.Dir == "" {
+		return errors.New("storage: Options.Dir is required")
+	}
+	if o.Fsync < FsyncAlways || o.Fsync > FsyncNever {
+		return fmt.Errorf("storage: invalid fsync mode %d", int(o.Fsync))
+	}
+	if o.Fsync == FsyncInterval && o.FsyncInterval < 0 {
+		return fmt.Errorf("storage: negative fsync interval %v", o.FsyncInterval)
+	}
+	return nil
+}
+
+// LogConfig is the per-partition configuration (Kafka topic configs).
+type LogConfig struct {
+	SegmentBytes       int64         // segment.bytes: roll the active segment at this size; default 1 GiB
+	SegmentMs          time.Duration // segment.ms: roll when the active segment's first batch is older; default 7 days
+	RetentionMs        time.Duration // retention.ms: delete closed segments whose newest timestamp is older; <0 = forever; default 7 days
+	RetentionBytes     int64         // retention.bytes: delete oldest closed segments while the log is bigger; <0 = no limit (default)
+	IndexIntervalBytes int           // index.interval.bytes: bytes between sparse index entries; default 4096
+}
+
+// Limits that keep positions within the uint32 fields of the index format.
+const (
+	maxSegmentBytes = math.MaxInt32
+	minSegmentBytes = 1024
+)
+
+// DefaultLogConfig returns Kafka's defaults.
+func DefaultLogConfig() LogConfig {
+	return LogConfig{
+		SegmentBytes:       1 << 30,
+		SegmentMs:          7 * 24 * time.Hour,
+		RetentionMs:        7 * 24 * time.Hour,
+		RetentionBytes:     -1,
+		IndexIntervalBytes: 4096,
+	}
+}
+
+// normalized fills zero fields with defaults and clamps to what the format allows.
+func (c LogConfig) normalized() LogConfig {
+	d := DefaultLogConfig()
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = d.SegmentBytes
+	}
+	c.SegmentBytes = min(max(c.SegmentBytes, minSegmentBytes), maxSegmentBytes)
+	if c.SegmentMs <= 0 {
+		c.SegmentMs = d.SegmentMs
+	}
+	if c.RetentionMs == 0 {
+		c.RetentionMs = d.RetentionMs
+	}
+	if c.RetentionBytes == 0 {
+		c.RetentionBytes = d.RetentionBytes
+	}
+	if c.IndexIntervalBytes <= 0 {
+		c.IndexIntervalBytes = d.IndexIntervalBytes
+	}
+	return c
+}

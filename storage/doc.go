@@ -1,0 +1,62 @@
+// Package storage is Spool's durable partition log: Kafka record batches
+// (magic v2) stored exactly as produced, in segment files with sparse offset
+// and time indexes, crash recovery, retention, and group-commit fsync.
+//
+// # On-disk format
+//
+// Everything marked (format) below is read back after a restart and must not
+// change without a migration.
+//
+//	<Dir>/
+//	  .clean-shutdown                 (format) present only after a clean Close; removed by Open
+//	  <topic>-<partition>/            (format) one directory per log
+//	    00000000000000000000.log      (format) segment: base offset, 20 zero-padded digits
+//	    00000000000000000000.index    (format) sparse offset index of that segment
+//	    00000000000000000000.timeindex(format) time index of that segment
+//	    00000000000000004711.log      ...the last segment is the active one
+//	    log-start-offset              (format) decimal log start offset, written by DeleteRecords
+//	  <topic>-<partition>.deleted/    a log being deleted; removed by Open
+//
+// A .log file is a sequence of record batches, back to back, exactly as a Kafka
+// client sent them except for the base offset, which the log assigns. Offsets
+// are contiguous: each batch's BaseOffset is the previous batch's last offset + 1,
+// and the first batch's BaseOffset is the segment's base offset.
+//
+//	+-------------------------------- record batch (magic 2) ---------------------------------+
+//	| baseOffset int64 | length int32 | partitionLeaderEpoch int32 | magic int8 (=2)            |
+//	| crc uint32 (CRC-32C of everything from attributes to the end of the batch)                |
+//	| attributes int16 | lastOffsetDelta int32 | firstTimestamp int64 | maxTimestamp int64      |
+//	| producerId int64 | producerEpoch int16 | baseSequence int32 | numRecords int32            |
+//	| records ... (length - 49 bytes, compressed per attributes bits 0-2)                      |
+//	+------------------------------------------------------------------------------------------+
+//	  61-byte header; the batch is 12 + length bytes; all integers big-endian.
+//
+// The .index file holds 8-byte entries (relOffset uint32 | position uint32),
+// one for a batch whenever at least IndexIntervalBytes were written since the
+// previous entry: a lookup binary-searches the entries and scans at most about
+// one interval of batch headers. relOffset = batch base offset - segment base.
+//
+// The .timeindex file holds 12-byte entries (timestamp int64 | relOffset
+// uint32), strictly increasing in timestamp: "the largest timestamp so far is
+// timestamp, first reached by the batch at relOffset". Its last entry gives
+// the segment's max timestamp (retention.ms, MaxTimestamp).
+//
+// Index files are written whole, and synced, when a segment is closed (roll
+// or clean shutdown). The active segment's indexes live in memory; after a
+// crash they are rebuilt by scanning the segment.
+//
+// # Invariants
+//
+//   - A closed segment (every one but the last) was fsynced together with its
+//     index files before the next segment's directory entry was made durable.
+//     Recovery therefore only ever scans the active segment.
+//   - In FsyncAlways mode the high watermark is the durable end: readers never
+//     see a byte that a crash could take away, so an offset is never served and
+//     then reassigned.
+//   - A batch's CRC is checked on append, on recovery and on every read; a
+//     corrupt batch is never served.
+//   - Segment positions fit in uint32: segments are limited to 2 GiB - 1.
+//
+// All I/O goes through FS (OSFS, or MemFS in tests). See docs/storage.md for
+// the durability guarantees of each FsyncMode.
+package storage

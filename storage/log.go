@@ -1,0 +1,409 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// TopicPartition names a partition; its log lives in the directory "<topic>-<partition>".
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
+
+// Log is one partition's append-only log: a list of segments, the last of
+// which (the active segment) takes appends.
+//
+// Concurrency: appends serialize on mu, which covers the write to the
+// active segment but never an fsync (except at a roll). Readers take no lock:
+// they load the segment list, the high watermark and each segment's size
+// atomically, and read with ReadAt.
+type Log struct {
+	store *Store
+	tp    TopicPartition
+	dir   string
+	fs    FS
+	cfg   atomic.Pointer[LogConfig]
+
+	segs  atomic.Pointer[[]*segment] // copy-on-write, sorted by base offset
+	start atomic.Int64               // log start offset
+	leo   atomic.Int64               // log end offset: next offset to assign
+	hwm   atomic.Int64               // high watermark: end of what readers may see
+	size  atomic.Int64               // bytes in all segments
+	dirty atomic.Bool                // FsyncInterval: written since the last sync
+	err   atomic.Pointer[error]      // why the log failed (ErrLogFailed)
+
+	waitMu sync.Mutex
+	waitCh chan struct{} // closed at the next HWM advance; nil until Wait is called
+
+	retMu sync.Mutex // serializes retention and DeleteRecordsBefore
+
+	mu struct {
+		sync.Mutex
+		closed bool
+		active *segment
+		next   int64 // == leo, guarded
+		queued bool  // in the syncer's dirty list (guarded by syncer.mu, kept here for locality)
+	}
+}
+
+// TopicPartition returns the log's partition.
+func (l *Log) TopicPartition() TopicPartition { return l.tp }
+
+// Config returns the log's configuration.
+func (l *Log) Config() LogConfig { return *l.cfg.Load() }
+
+// SetConfig replaces the log's configuration (zero fields take defaults); it
+// applies to later appends and retention runs.
+func (l *Log) SetConfig(cfg LogConfig) {
+	cfg = cfg.normalized()
+	l.cfg.Store(&cfg)
+}
+
+// LogStartOffset returns the first offset that may be read.
+func (l *Log) LogStartOffset() int64 { return l.start.Load() }
+
+// LogEndOffset returns the next offset to assign.
+func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
+
+// HighWatermark returns the end of what readers may see: in FsyncAlways mode
+// the durable end, otherwise the log end offset.
+func (l *Log) HighWatermark() int64 { return l.hwm.Load() }
+
+// Size returns the bytes in all of the log's segments.
+func (l *Log) Size() int64 { return l.size.Load() }
+
+// Wait returns a channel closed at the next HighWatermark advance, or when
+// the log is closed or deleted. To avoid missing an advance, call Wait before
+// checking HighWatermark.
+func (l *Log) Wait() <-chan struct{} {
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	if l.waitCh == nil {
+		l.waitCh = make(chan struct{})
+	}
+	return l.waitCh
+}
+
+func (l *Log) notify() {
+	l.waitMu.Lock()
+	if l.waitCh != nil {
+		close(l.waitCh)
+		l.waitCh = nil
+	}
+	l.waitMu.Unlock()
+}
+
+// advanceHWM raises the high watermark to end and wakes waiters.
+func (l *Log) advanceHWM(end int64) {
+	for {
+		cur := l.hwm.Load()
+		if end <= cur {
+			return
+		}
+		if l.hwm.CompareAndSwap(cur, end) {
+			l.notify()
+			return
+		}
+	}
+}
+
+func (l *Log) segments() []*segment { return *l.segs.Load() }
+
+func (l *Log) errorf(format string, args ...any) error {
+	return fmt.Errorf("storage: %s: "+format, append([]any{l.tp}, args...)...)
+}
+
+// fail marks the log failed: appends are refused until the store is reopened.
+func (l *Log) fail(cause error) error {
+	err := fmt.Errorf("storage: %s: %w: %w", l.tp, ErrLogFailed, cause)
+	l.err.CompareAndSwap(nil, &err)
+	return *l.err.Load()
+}
+
+// AppendOptions modify one Append.
+type AppendOptions struct {
+	// Check, if set, runs under the log's append lock after validation and before anything is
+	// written, with the parsed header and the base offset the batch would get. A non-nil error
+	// refuses the batch (returned unchanged, nothing written). Used for idempotent-producer sequence checks.
+	Check func(h BatchHeader, baseOffset int64) error
+	// LogAppendTime, if non-zero, stamps the batch as Kafka does for message.timestamp.type=LogAppendTime:
+	// timestamp-type attribute bit set, MaxTimestamp = this time, CRC recomputed.
+	LogAppendTime time.Time
+}
+
+// AppendResult describes an appended batch.
+type AppendResult struct {
+	BaseOffset, LastOffset int64
+	LogStartOffset         int64
+}
+
+// Append validates one batch, assigns offsets (rewrites BaseOffset), writes it, and returns when it is
+// durable per the fsync mode (FsyncAlways: after fsync, shared with concurrent appends = group commit).
+// The log end offset advances by NumRecords. On any error nothing of the batch is stored.
+//
+// Append rewrites the batch in place (base offset; with LogAppendTime also the
+// attributes, max timestamp and CRC), so the caller must not reuse batch
+// concurrently. ctx is checked before writing; once written, Append waits for
+// the fsync regardless of ctx, so that its answer is never "maybe".
+func (l *Log) Append(ctx context.Context, batch []byte, opts AppendOptions) (AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return AppendResult{}, err
+	}
+	h, err := ValidateBatch(batch)
+	if err != nil {
+		return AppendResult{}, l.errorf("append: %w", err)
+	}
+	if !opts.LogAppendTime.IsZero() {
+		setLogAppendTime(batch, opts.LogAppendTime.UnixMilli())
+		h.Attributes |= attrTimestampLA
+		h.MaxTimestamp = opts.LogAppendTime.UnixMilli()
+	}
+	cfg := l.cfg.Load()
+	mode := l.store.opts.Fsync
+
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return AppendResult{}, l.errorf("append: %w", ErrClosed)
+	}
+	if p := l.err.Load(); p != nil {
+		l.mu.Unlock()
+		return AppendResult{}, *p
+	}
+	base := l.mu.next
+	if opts.Check != nil {
+		if err := opts.Check(h, base); err != nil {
+			l.mu.Unlock()
+			return AppendResult{}, err
+		}
+	}
+	setBaseOffset(batch, base)
+	h.BaseOffset = base
+	if err := l.maybeRollLocked(h, cfg); err != nil {
+		l.mu.Unlock()
+		return AppendResult{}, err
+	}
+	seg := l.mu.active
+	pos := seg.size.Load()
+	if pos == 0 {
+		seg.rollAt = l.store.opts.Now().UnixMilli()
+	}
+	if err := seg.appendLocked(batch, h, cfg.IndexIntervalBytes); err != nil {
+		// Take back whatever part of the batch reached the file; if even
+		// that fails the file's tail is unknown and the log must stop.
+		if terr := seg.log.Truncate(pos); terr != nil {
+			err = l.fail(errors.Join(err, terr))
+		}
+		l.mu.Unlock()
+		return AppendResult{}, l.errorf("append: write: %w", err)
+	}
+	l.size.Add(int64(len(batch)))
+	end := h.LastOffset() + 1
+	l.mu.next = end
+	l.leo.Store(end)
+	var r *round
+	switch mode {
+	case FsyncAlways:
+		r = l.store.syncer.register(l)
+	case FsyncInterval:
+		l.dirty.Store(true)
+		l.advanceHWM(end)
+	default:
+		l.advanceHWM(end)
+	}
+	l.mu.Unlock()
+
+	if r != nil {
+		<-r.done
+		if l.hwm.Load() < end {
+			if p := l.err.Load(); p != nil {
+				return AppendResult{}, *p
+			}
+			return AppendResult{}, l.errorf("append: %w before the batch was synced", ErrClosed)
+		}
+	}
+	return AppendResult{BaseOffset: base, LastOffset: end - 1, LogStartOffset: l.start.Load()}, nil
+}
+
+// maybeRollLocked starts a new active segment if the batch would overflow
+// the active one, the active one is older than segment.ms, or the relative
+// offsets would overflow the index format.
+func (l *Log) maybeRollLocked(h BatchHeader, cfg *LogConfig) error {
+	seg := l.mu.active
+	size := seg.size.Load()
+	if size == 0 {
+		return nil
+	}
+	full := size+h.Size() > cfg.SegmentBytes
+	old := seg.rollAt >= 0 && l.store.opts.Now().UnixMilli()-seg.rollAt > cfg.SegmentMs.Milliseconds()
+	overflow := h.LastOffset()-seg.base > 1<<31
+	if !full && !old && !overflow {
+		return nil
+	}
+	return l.rollLocked()
+}
+
+// rollLocked closes the active segment (indexes written, everything synced)
+// and starts a new one at the log end offset, with its directory entry synced
+// before any byte is acknowledged in it. Afterwards the closed segment never
+// needs recovery: the recovery point is always the active segment.
+func (l *Log) rollLocked() error {
+	old := l.mu.active
+	if err := old.flushIndexesLocked(l.fs); err != nil {
+		return l.fail(fmt.Errorf("roll: %w", err))
+	}
+	base := l.mu.next
+	seg, err := createSegment(l.fs, l.dir, base)
+	if err != nil {
+		return l.fail(fmt.Errorf("roll: %w", err))
+	}
+	seg.loaded.Store(true)
+	old.loaded.Store(true)
+	segs := append(append([]*segment(nil), l.segments()...), seg)
+	l.segs.Store(&segs)
+	l.mu.active = seg
+	return nil
+}
+
+// createSegment creates an empty .log file and syncs the directory.
+func createSegment(fsys FS, dir string, base int64) (*segment, error) {
+	s := newSegment(dir, base, nil)
+	f, err := fsys.Create(s.path + logSuffix)
+	if err != nil {
+		return nil, err
+	}
+	s.log = f
+	if err := fsys.SyncDir(dir); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	s.loaded.Store(true)
+	return s, nil
+}
+
+// ReadResult is what Read returns.
+type ReadResult struct {
+	Records        []byte // whole stored batches, byte-for-byte; may be empty
+	HighWatermark  int64
+	LogStartOffset int64
+}
+
+// Read returns whole batches starting at the batch that contains offset, stopping before the batch that
+// would exceed maxBytes, except that the first batch is always returned whole (KIP-74). Never returns
+// data at or beyond HighWatermark. offset in [HighWatermark, LogEndOffset] -> empty, no error.
+// offset < LogStartOffset or > LogEndOffset -> ErrOffsetOutOfRange. CRC of each batch read is verified;
+// a corrupt batch is never served (ErrCorruptBatch). Never holds the append lock during I/O.
+//
+// Like Kafka, one Read returns batches from one segment only.
+func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
+	for {
+		// Load order matters: the HWM first, so that every batch below it is
+		// already counted in its segment's size and present in the list.
+		hw := l.hwm.Load()
+		res := ReadResult{HighWatermark: hw, LogStartOffset: l.start.Load()}
+		segs := l.segments()
+		if offset < res.LogStartOffset || offset > l.leo.Load() {
+			return res, l.errorf("read offset %d: %w (log start %d, end %d)", offset, ErrOffsetOutOfRange,
+				res.LogStartOffset, l.leo.Load())
+		}
+		if offset >= hw {
+			return res, nil
+		}
+		i := segmentFor(segs, offset)
+		retry := false
+		for ; i < len(segs); i++ {
+			seg := segs[i]
+			if !seg.acquire() {
+				retry = true // deleted by retention: reload the list
+				break
+			}
+			recs, err := l.readSegment(seg, offset, maxBytes, hw)
+			seg.release()
+			if err != nil {
+				return res, err
+			}
+			if len(recs) > 0 {
+				res.Records = recs
+				return res, nil
+			}
+		}
+		if !retry {
+			return res, nil
+		}
+	}
+}
+
+func (l *Log) readSegment(seg *segment, offset int64, maxBytes int, hw int64) ([]byte, error) {
+	if err := seg.loadIndexes(l.fs, l.Config().IndexIntervalBytes); err != nil {
+		l.store.opts.Logger.Warn("storage: index rebuilt with errors", "log", l.tp.String(), "err", err)
+	}
+	recs, err := seg.read(max(offset, seg.base), maxBytes, hw)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %s: read offset %d: %w", l.tp, offset, err)
+	}
+	return recs, nil
+}
+
+// segmentFor returns the index of the last segment whose base is <= offset (0 if none).
+func segmentFor(segs []*segment, offset int64) int {
+	lo, hi := 0, len(segs)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if segs[m].base <= offset {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return max(lo-1, 0)
+}
+
+// ScanBatches calls fn with each stored batch header from the batch containing `from` to the
+// high watermark (used to rebuild idempotent-producer state from the log tail after a crash).
+// An error from fn stops the scan and is returned.
+func (l *Log) ScanBatches(from int64, fn func(h BatchHeader) error) error {
+	hw := l.hwm.Load()
+	segs := l.segments()
+	from = max(from, l.start.Load())
+	for i := segmentFor(segs, from); i < len(segs); i++ {
+		seg := segs[i]
+		if !seg.acquire() {
+			continue
+		}
+		err := seg.loadIndexes(l.fs, l.Config().IndexIntervalBytes)
+		var stop bool
+		if err == nil {
+			start := lookupOffset(seg.offIdx.view(), uint32(max(from-seg.base, 0)))
+			_, err = scanSegment(seg.log, start, seg.size.Load(), false, func(_ int64, h BatchHeader, _ []byte) error {
+				if h.BaseOffset >= hw {
+					stop = true
+					return errStopScan
+				}
+				if h.LastOffset() < from {
+					return nil
+				}
+				return fn(h)
+			})
+		}
+		seg.release()
+		if errors.Is(err, errStopScan) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if stop {
+			return nil
+		}
+	}
+	return nil
+}
+
+var errStopScan = errors.New("stop scan")

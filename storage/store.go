@@ -1,0 +1,348 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Files in the data directory and in each log directory (format).
+const (
+	cleanShutdownFile = ".clean-shutdown"  // in Dir: present only while every log is cleanly closed
+	logStartFile      = "log-start-offset" // in a log dir: decimal log start offset (DeleteRecords)
+	deletedSuffix     = ".deleted"         // a log dir being deleted
+)
+
+// Store holds every partition log under one data directory. It owns the
+// group-commit syncer (FsyncAlways), the interval syncer (FsyncInterval) and
+// the retention loop.
+type Store struct {
+	opts   Options
+	fs     FS
+	syncer *syncer
+
+	mu struct {
+		sync.Mutex
+		logs   map[TopicPartition]*Log
+		closed bool
+	}
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the data directory and recovers every partition found under it
+// (with DefaultLogConfig; the broker then calls SetConfig). After a clean shutdown no log data is
+// scanned; after a crash, each log's active segment is scanned and truncated at the first torn or
+// corrupt batch.
+func Open(opts Options) (*Store, error) {
+	opts = opts.WithDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{opts: opts, fs: opts.FS, stop: make(chan struct{})}
+	s.mu.logs = map[TopicPartition]*Log{}
+	if err := s.fs.MkdirAll(opts.Dir); err != nil {
+		return nil, fmt.Errorf("storage: create data dir: %w", err)
+	}
+	marker := filepath.Join(opts.Dir, cleanShutdownFile)
+	clean := false
+	if f, err := s.fs.Open(marker); err == nil {
+		clean = true
+		_ = f.Close()
+	} else if !isNotExist(err) {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	ents, err := s.fs.ReadDir(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: list data dir: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir {
+			continue
+		}
+		if strings.HasSuffix(e.Name, deletedSuffix) {
+			if err := s.fs.RemoveAll(filepath.Join(opts.Dir, e.Name)); err != nil {
+				return nil, fmt.Errorf("storage: finish deleting %s: %w", e.Name, err)
+			}
+			continue
+		}
+		tp, ok := parseTopicPartition(e.Name)
+		if !ok {
+			opts.Logger.Warn("storage: ignoring unknown directory", "dir", e.Name)
+			continue
+		}
+		l, err := openLog(s, tp, clean)
+		if err != nil {
+			s.closeLogs()
+			return nil, err
+		}
+		s.mu.logs[tp] = l
+	}
+	// From here on, new writes may happen: a crash must not look clean.
+	if clean {
+		if err := s.fs.Remove(marker); err != nil {
+			s.closeLogs()
+			return nil, fmt.Errorf("storage: remove clean-shutdown marker: %w", err)
+		}
+	}
+	if err := s.fs.SyncDir(opts.Dir); err != nil {
+		s.closeLogs()
+		return nil, fmt.Errorf("storage: sync data dir: %w", err)
+	}
+	s.syncer = newSyncer(s)
+	switch opts.Fsync {
+	case FsyncAlways:
+		s.wg.Add(1)
+		go s.syncer.runGroupCommit()
+	case FsyncInterval:
+		s.wg.Add(1)
+		go s.syncer.runInterval(opts.FsyncInterval)
+	}
+	if opts.RetentionCheckInterval > 0 {
+		s.wg.Add(1)
+		go s.runRetention(opts.RetentionCheckInterval)
+	}
+	return s, nil
+}
+
+func parseTopicPartition(name string) (TopicPartition, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return TopicPartition{}, false
+	}
+	p, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || p < 0 || strconv.FormatInt(p, 10) != name[i+1:] {
+		return TopicPartition{}, false
+	}
+	return TopicPartition{Topic: name[:i], Partition: int32(p)}, true
+}
+
+// FS returns the store's file system.
+func (s *Store) FS() FS { return s.fs }
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.opts.Dir }
+
+func (s *Store) logDir(tp TopicPartition) string { return filepath.Join(s.opts.Dir, tp.String()) }
+
+// CreateLog creates an empty log for tp; ErrLogExists if it has one. The log
+// is durable (its directory entries fsynced) when CreateLog returns.
+func (s *Store) CreateLog(tp TopicPartition, cfg LogConfig) (*Log, error) {
+	if tp.Topic == "" || strings.ContainsAny(tp.Topic, "/\\") || tp.Topic == "." || tp.Topic == ".." || tp.Partition < 0 {
+		return nil, fmt.Errorf("storage: create log %q: invalid topic or partition", tp)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return nil, fmt.Errorf("storage: create log %s: %w", tp, ErrClosed)
+	}
+	if _, ok := s.mu.logs[tp]; ok {
+		return nil, fmt.Errorf("storage: create log %s: %w", tp, ErrLogExists)
+	}
+	dir := s.logDir(tp)
+	if err := s.fs.RemoveAll(dir); err != nil { // debris of a failed create
+		return nil, fmt.Errorf("storage: create log %s: %w", tp, err)
+	}
+	if err := s.fs.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("storage: create log %s: %w", tp, err)
+	}
+	seg, err := createSegment(s.fs, dir, 0)
+	if err == nil {
+		err = s.fs.SyncDir(s.opts.Dir)
+	}
+	if err != nil {
+		if seg != nil {
+			_ = seg.log.Close()
+		}
+		return nil, fmt.Errorf("storage: create log %s: %w", tp, err)
+	}
+	l := newLog(s, tp, cfg)
+	l.installSegments([]*segment{seg}, 0, 0)
+	s.mu.logs[tp] = l
+	return l, nil
+}
+
+func newLog(s *Store, tp TopicPartition, cfg LogConfig) *Log {
+	l := &Log{store: s, tp: tp, dir: s.logDir(tp), fs: s.fs}
+	l.SetConfig(cfg)
+	return l
+}
+
+// installSegments sets the recovered state of a log being opened.
+func (l *Log) installSegments(segs []*segment, start, next int64) {
+	l.segs.Store(&segs)
+	l.mu.active = segs[len(segs)-1]
+	l.mu.next = next
+	l.leo.Store(next)
+	l.hwm.Store(next)
+	l.start.Store(start)
+	var size int64
+	for _, seg := range segs {
+		size += seg.size.Load()
+	}
+	l.size.Store(size)
+}
+
+// Log returns the log of tp.
+func (s *Store) Log(tp TopicPartition) (*Log, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.mu.logs[tp]
+	return l, ok
+}
+
+// Logs returns every log, sorted by topic and partition.
+func (s *Store) Logs() []*Log {
+	s.mu.Lock()
+	out := make([]*Log, 0, len(s.mu.logs))
+	for _, l := range s.mu.logs {
+		out = append(out, l)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].tp, out[j].tp
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	return out
+}
+
+// DeleteLog deletes tp's log and its files. Appends waiting on it fail with
+// ErrClosed; reads in progress finish on the open files.
+func (s *Store) DeleteLog(tp TopicPartition) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.mu.logs[tp]
+	if !ok {
+		return fmt.Errorf("storage: delete log %s: %w", tp, ErrLogNotFound)
+	}
+	delete(s.mu.logs, tp)
+	l.mu.Lock()
+	l.mu.closed = true
+	l.mu.Unlock()
+	l.retMu.Lock()
+	for _, seg := range l.segments() {
+		seg.release()
+	}
+	l.retMu.Unlock()
+	l.notify()
+	// Rename first, so that a crash part-way through the removal never leaves
+	// a half-deleted log that looks real at the next Open.
+	tomb := l.dir + deletedSuffix
+	err := s.fs.RemoveAll(tomb)
+	if err == nil {
+		err = s.fs.Rename(l.dir, tomb)
+	}
+	if err == nil {
+		err = s.fs.SyncDir(s.opts.Dir)
+	}
+	if err == nil {
+		err = s.fs.RemoveAll(tomb)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: delete log %s: %w", tp, err)
+	}
+	return nil
+}
+
+// Close stops the background loops, syncs every log, writes the index files of
+// the active segments and then the clean-shutdown checkpoint. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.mu.closed = true
+		s.mu.Unlock()
+		logs := s.Logs()
+		// No new writes after this; writes already made are in a syncer round.
+		for _, l := range logs {
+			l.mu.Lock()
+			l.mu.closed = true
+			l.mu.Unlock()
+		}
+		close(s.stop)
+		s.wg.Wait()
+		var errs []error
+		for _, l := range logs {
+			errs = append(errs, l.close())
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = err
+			return
+		}
+		s.closeErr = WriteFileAtomic(s.fs, filepath.Join(s.opts.Dir, cleanShutdownFile), nil)
+	})
+	return s.closeErr
+}
+
+// closeLogs releases the files of logs opened so far (failed Open).
+func (s *Store) closeLogs() {
+	for _, l := range s.mu.logs {
+		for _, seg := range l.segments() {
+			seg.release()
+		}
+	}
+}
+
+// close flushes the active segment's indexes and syncs the log: afterwards no
+// part of it needs recovery.
+func (l *Log) close() error {
+	err := l.closeActive()
+	l.notify()
+	l.retMu.Lock() // lock order: retMu before mu, so not under mu
+	for _, seg := range l.segments() {
+		seg.release()
+	}
+	l.retMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("storage: %s: close: %w", l.tp, err)
+	}
+	return nil
+}
+
+func (l *Log) closeActive() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var err error
+	if l.err.Load() == nil {
+		err = l.mu.active.flushIndexesLocked(l.fs)
+		if err == nil {
+			err = l.fs.SyncDir(l.dir)
+		}
+		if err == nil {
+			l.advanceHWM(l.mu.next)
+		}
+	} else {
+		err = *l.err.Load()
+	}
+	return err
+}
+
+func (s *Store) runRetention(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		for _, l := range s.Logs() {
+			if n, err := l.EnforceRetention(s.opts.Now()); err != nil {
+				s.opts.Logger.Warn("storage: retention", "log", l.tp.String(), "err", err)
+			} else if n > 0 {
+				s.opts.Logger.Info("storage: retention deleted segments", "log", l.tp.String(), "segments", n)
+			}
+		}
+	}
+}
