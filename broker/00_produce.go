@@ -101,10 +101,8 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 		if j.cfg.logAppendTime {
 			opts.LogAppendTime = now
 		}
-		if b.appendCheck != nil {
-			opts.Check = b.appendCheck(j.log.TopicPartition())
-		}
-		res, err := j.log.Append(ctx, j.records, opts)
+		// Idempotent-producer sequence check, atomic with the append.
+		res, err := b.producers.Append(ctx, j.log, j.records, opts)
 		if err != nil {
 			j.sp.ErrorCode = errorCode(err)
 			if req.Version >= 8 {

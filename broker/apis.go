@@ -38,8 +38,19 @@ func apiTable() []api {
 		{key: 37, min: 0, max: 3, handle: (*Broker).handleCreatePartitions},
 		{key: 44, min: 0, max: 1, handle: (*Broker).handleIncrementalAlterConfigs},
 		{key: 60, min: 0, max: 1, handle: (*Broker).handleDescribeCluster},
-		// Group coordinator, committed offsets and idempotent producers
-		// (8-16, 22, 42, 47) are added here by their files.
+		// Group coordinator, committed offsets, idempotent producers.
+		{key: 8, min: 2, max: 9, handle: (*Broker).handleOffsetCommit},
+		{key: 9, min: 1, max: 9, handle: (*Broker).handleOffsetFetch},
+		{key: 10, min: 0, max: 4, handle: (*Broker).handleFindCoordinator},
+		{key: 11, min: 0, max: 9, handle: (*Broker).handleJoinGroup},
+		{key: 12, min: 0, max: 4, handle: (*Broker).handleHeartbeat},
+		{key: 13, min: 0, max: 5, handle: (*Broker).handleLeaveGroup},
+		{key: 14, min: 0, max: 5, handle: (*Broker).handleSyncGroup},
+		{key: 15, min: 0, max: 5, handle: (*Broker).handleDescribeGroups},
+		{key: 16, min: 0, max: 5, handle: (*Broker).handleListGroups},
+		{key: 22, min: 0, max: 4, handle: (*Broker).handleInitProducerID},
+		{key: 42, min: 0, max: 2, handle: (*Broker).handleDeleteGroups},
+		{key: 47, min: 0, max: 0, handle: (*Broker).handleOffsetDelete},
 	}
 }
 

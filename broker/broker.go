@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spoolmq/spool/broker/group"
+	"github.com/spoolmq/spool/broker/producers"
 	"github.com/spoolmq/spool/storage"
 )
 
@@ -45,10 +47,6 @@ type Broker struct {
 	// configs) and the metadata file writes that make them durable. The
 	// produce and fetch paths never take it.
 	metaMu sync.Mutex
-
-	// appendCheck, if set, returns the storage.AppendOptions.Check hook for
-	// a partition's produce appends (the idempotent-producer sequence check).
-	appendCheck func(tp storage.TopicPartition) func(h storage.BatchHeader, baseOffset int64) error
 
 	// ctx is cancelled by Close: long polls return what they have.
 	ctx    context.Context
@@ -109,14 +107,20 @@ func (b *Broker) Start(ctx context.Context) error {
 		store.Close()
 		return err
 	}
+	if err := b.startGroups(); err != nil {
+		store.Close()
+		return err
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", b.cfg.Listen)
 	if err != nil {
+		b.closeGroups()
 		store.Close()
 		return fmt.Errorf("broker: listen: %w", err)
 	}
 	if err := b.setAdvertised(ln.Addr()); err != nil {
 		ln.Close()
+		b.closeGroups()
 		store.Close()
 		return err
 	}
@@ -245,7 +249,7 @@ func (b *Broker) Close() error {
 		b.cancel()
 		b.wg.Wait()
 		if b.store != nil {
-			b.closeErr = b.store.Close()
+			b.closeErr = errors.Join(b.closeGroups(), b.store.Close())
 		}
 		b.cfg.Logger.Info("broker: closed")
 	})

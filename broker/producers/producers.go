@@ -45,6 +45,8 @@ const (
 	idBlock    = 1000
 	idsName    = "producer-ids"
 	snapName   = "snapshot"
+	// dupWait bounds how long a duplicate waits for its original's fsync.
+	dupWait = 5 * time.Second
 )
 
 // Config configures a Manager.
@@ -342,6 +344,10 @@ func (m *Manager) Append(ctx context.Context, l *storage.Log, batch []byte, opts
 	case err == nil:
 		return res, nil
 	case errors.As(err, &dup):
+		// The wait is bounded: a log closed meanwhile never advances, and
+		// the producer retries a REQUEST_TIMED_OUT.
+		give := time.NewTimer(dupWait)
+		defer give.Stop()
 		for {
 			wait := l.Wait() // before the check: an advance in between closes it
 			if l.HighWatermark() > dup.LastOffset {
@@ -349,6 +355,8 @@ func (m *Manager) Append(ctx context.Context, l *storage.Log, batch []byte, opts
 			}
 			select {
 			case <-wait:
+			case <-give.C:
+				return storage.AppendResult{}, kerr.RequestTimedOut
 			case <-ctx.Done():
 				return storage.AppendResult{}, ctx.Err()
 			}

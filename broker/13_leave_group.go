@@ -1,0 +1,14 @@
+package broker
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// LeaveGroup: v0-5
+//
+// Behaviour (package group): removes members and rebalances the rest.
+//
+// Version notes:
+//   - v3: a batch of members, by member ID or group.instance.id, each with
+//     its own error (KIP-345).
+func (b *Broker) handleLeaveGroup(r *request) (kmsg.Response, error) {
+	return b.groups.LeaveGroup(r.ctx, r.kreq.(*kmsg.LeaveGroupRequest)), nil
+}

@@ -1,0 +1,16 @@
+package broker
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// DescribeGroups: v0-5
+//
+// Behaviour (package group): state, protocol type and (when Stable)
+// protocol, members with client ID, host, metadata and assignment. An
+// unknown group is reported as Dead with no error.
+//
+// Version notes:
+//   - v3: authorized operations (not reported); v4: group.instance.id.
+//     v6 (GROUP_ID_NOT_FOUND for unknown groups) is not served.
+func (b *Broker) handleDescribeGroups(r *request) (kmsg.Response, error) {
+	return b.groups.DescribeGroups(r.ctx, r.kreq.(*kmsg.DescribeGroupsRequest)), nil
+}
