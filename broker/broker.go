@@ -48,6 +48,11 @@ type Broker struct {
 	// produce and fetch paths never take it.
 	metaMu sync.Mutex
 
+	// groups is the group coordinator and producers the idempotent-producer
+	// state (groups.go); set by Start.
+	groups    *group.Coordinator
+	producers *producers.Manager
+
 	// ctx is cancelled by Close: long polls return what they have.
 	ctx    context.Context
 	cancel context.CancelFunc
