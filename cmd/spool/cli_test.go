@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -357,4 +358,28 @@ func joinGroup(t *testing.T, addr, group, topic string) func() {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+func TestBenchCommand(t *testing.T) {
+	eachCluster(t, func(t *testing.T, addr string) {
+		out := mustRun(t, addr, "", "bench", "-n", "500", "-s", "64", "-k", "5", "-p", "2", "--json", "-q")
+		var res struct {
+			Produce  struct{ Records, Bytes int64 }
+			Consume  struct{ Records int64 }
+			EndToEnd struct {
+				Count int64
+				P99   float64 `json:"p99_ms"`
+			} `json:"end_to_end_latency"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("bench --json: %v\n%s", err, out)
+		}
+		if res.Produce.Records != 500 || res.Produce.Bytes != 500*64 || res.Consume.Records != 500 || res.EndToEnd.Count != 500 || res.EndToEnd.P99 <= 0 {
+			t.Fatalf("bench --json = %+v, want 500 records of 64 bytes each way and 500 latency samples", res)
+		}
+		out = mustRun(t, addr, "", "bench", "-n", "100", "-s", "16", "-q", "--acks", "1")
+		wantContains(t, "bench text", out, "produce ", "consume ", "records/s", "MB/s", "end-to-end latency", "p99.9")
+		mustFail(t, addr, "", []string{"bench", "-s", "4"}, "minimum 8")
+		mustFail(t, addr, "", []string{"bench", "--mode", "consume", "-t", "nosuch", "-q"}, "UNKNOWN_TOPIC_OR_PARTITION")
+	})
 }

@@ -139,4 +139,3 @@ func minDuration(a, b time.Duration) time.Duration {
 	}
 	return b
 }
-

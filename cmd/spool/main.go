@@ -32,6 +32,7 @@ func newRootCmd() *cobra.Command {
 		newProduceCmd(),
 		newConsumeCmd(),
 		newGroupCmd(),
+		newBenchCmd(),
 	)
 	return root
 }
