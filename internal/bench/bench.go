@@ -167,7 +167,7 @@ type Result struct {
 	Linger     time.Duration `json:"linger_ns"`
 	Rate       int           `json:"rate"`
 	// Compression is the producer's batch codec.
-	Compression string `json:"compression"`
+	Compression string      `json:"compression"`
 	Produce     *Throughput `json:"produce,omitempty"`
 	// ProduceLatency is send to acknowledgement, per record.
 	ProduceLatency *Latency `json:"produce_latency,omitempty"`
