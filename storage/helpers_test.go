@@ -38,7 +38,12 @@ func makeBatch(tb testing.TB, s batchSpec) []byte {
 			d = s.tsDeltas[i]
 		}
 		maxTS = max(maxTS, s.firstTS+d)
-		val := bytes.Repeat([]byte{byte('a' + i%26)}, s.valueSize)
+		val := make([]byte, s.valueSize)
+		x := uint32(i*7919 + s.valueSize + int(s.firstTS))
+		for j := range val { // incompressible enough that compressed batches keep their size
+			x = x*1664525 + 1013904223
+			val[j] = byte(x >> 24)
+		}
 		r := kmsg.Record{TimestampDelta64: d, OffsetDelta: int32(i), Key: []byte("k"), Value: val}
 		body := r.AppendTo(nil)[1:] // drop the placeholder length varint (0 encodes as one byte)
 		recs = binary.AppendVarint(recs, int64(len(body)))

@@ -81,11 +81,19 @@ func (v entriesView[T]) last() (T, bool) {
 // lookupOffset returns the position of the last indexed batch whose relative
 // offset is <= rel (0 if none): where a scan for rel starts.
 func lookupOffset(v entriesView[offsetEntry], rel uint32) int64 {
+	pos, _ := lookupEntry(v, rel)
+	return pos
+}
+
+// lookupEntry is lookupOffset that also returns the indexed batch's relative
+// base offset, which the scan can check the first header against.
+func lookupEntry(v entriesView[offsetEntry], rel uint32) (pos int64, baseRel uint32) {
 	i := sort.Search(v.n, func(i int) bool { return v.at(i).rel > rel })
 	if i == 0 {
-		return 0
+		return 0, 0
 	}
-	return int64(v.at(i - 1).pos)
+	e := v.at(i - 1)
+	return int64(e.pos), e.rel
 }
 
 // lookupTime returns the relative offset of a batch at or before the first

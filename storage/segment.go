@@ -191,12 +191,19 @@ func (s *segment) maxTimestamp() (ts, batchBase int64) {
 // scanning headers from the sparse index entry at or before it. found is
 // false if the segment has no batch containing offset below hw.
 func (s *segment) findBatch(offset, hw, size int64) (pos int64, h BatchHeader, found bool, err error) {
-	pos = lookupOffset(s.offIdx.view(), uint32(offset-s.base))
+	pos, rel := lookupEntry(s.offIdx.view(), uint32(offset-s.base))
+	next := s.base + int64(rel)
 	hdr := make([]byte, batchHeaderSize)
 	for pos < size {
 		if h, err = readHeaderAt(s.log, hdr, pos, size); err != nil {
 			return pos, h, false, fmt.Errorf("storage: segment %s at %d: %w", s.path, pos, err)
 		}
+		// The base offset is outside the CRC: check that offsets follow on.
+		if h.BaseOffset != next || h.LastOffsetDelta < 0 {
+			return pos, h, false, fmt.Errorf("storage: segment %s at %d: %w: base offset %d, expected %d",
+				s.path, pos, ErrCorruptBatch, h.BaseOffset, next)
+		}
+		next = h.LastOffset() + 1
 		if h.BaseOffset >= hw {
 			return pos, h, false, nil
 		}
@@ -250,12 +257,12 @@ func (s *segment) read(offset int64, maxBytes int, hw int64) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storage: segment %s at %d: %w", s.path, pos+int64(off), err)
 		}
-		if h.BaseOffset >= hw || int64(off)+h.Size() > int64(len(buf)) {
-			break
-		}
 		if h.BaseOffset != next || h.Magic != batchMagic {
 			return nil, fmt.Errorf("storage: segment %s at %d: %w: batch base offset %d, expected %d",
 				s.path, pos+int64(off), ErrCorruptBatch, h.BaseOffset, next)
+		}
+		if h.BaseOffset >= hw || int64(off)+h.Size() > int64(len(buf)) {
+			break
 		}
 		if err := checkCRC(buf[off:off+int(h.Size())], h); err != nil {
 			return nil, fmt.Errorf("storage: segment %s at %d (offset %d): %w", s.path, pos+int64(off), h.BaseOffset, err)

@@ -52,6 +52,9 @@ func Open(opts Options) (*Store, error) {
 	if err := s.fs.MkdirAll(opts.Dir); err != nil {
 		return nil, fmt.Errorf("storage: create data dir: %w", err)
 	}
+	if err := s.fs.SyncDir(filepath.Dir(filepath.Clean(opts.Dir))); err != nil {
+		return nil, fmt.Errorf("storage: sync parent of data dir: %w", err)
+	}
 	marker := filepath.Join(opts.Dir, cleanShutdownFile)
 	clean := false
 	if f, err := s.fs.Open(marker); err == nil {
