@@ -1,0 +1,225 @@
+package broker_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The crash test runs `spool serve` as a separate process and kills it with
+// SIGKILL while an idempotent acks=all producer writes. Short by default;
+// the long version:
+//
+//	SPOOL_CRASH_ROUNDS=50 SPOOL_CRASH_RECORDS=200000 go test ./broker -run TestCrash -timeout 30m
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+type brokerProc struct {
+	t    *testing.T
+	bin  string
+	data string
+	addr string
+	cmd  *exec.Cmd
+}
+
+func (p *brokerProc) start() {
+	p.t.Helper()
+	cmd := exec.Command(p.bin, "serve", "--data", p.data, "--listen", p.addr, "--http", "")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	// Ready once it prints its listener line.
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		ok := false
+		for sc.Scan() {
+			if !ok && strings.Contains(sc.Text(), "kafka listener on") {
+				ok = true
+				ready <- true
+			}
+		}
+		if !ok {
+			ready <- false
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			p.t.Fatal("spool serve exited before listening")
+		}
+	case <-time.After(testTimeout):
+		cmd.Process.Kill()
+		p.t.Fatal("spool serve did not start")
+	}
+	p.cmd = cmd
+}
+
+func (p *brokerProc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestCrashIdempotentProducer: every acknowledged record is present exactly
+// once and in order per partition after repeated SIGKILLs, and a consumer
+// group resumes from its committed offsets.
+func TestCrashIdempotentProducer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test builds and runs spool serve; skipped with -short")
+	}
+	rounds, total := envInt("SPOOL_CRASH_ROUNDS", 3), envInt("SPOOL_CRASH_RECORDS", 6000)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "spool")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/spool")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	p := &brokerProc{t: t, bin: bin, data: filepath.Join(dir, "data"), addr: freeAddr(t)}
+	p.start()
+	t.Cleanup(p.kill)
+
+	const parts = 3
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, parts, -1, nil, "crash"); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var produceErr error
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for i := range total {
+			r := &kgo.Record{Topic: "crash", Partition: int32(i % parts), Value: []byte(strconv.Itoa(i))}
+			cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					produceErr = err
+					return
+				}
+				acked[string(r.Value)] = true
+			})
+		}
+		cl.Flush(ctx)
+	}()
+	ackedCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	for round := range rounds {
+		target := (round + 1) * total / (rounds + 1)
+		waitFor(t, fmt.Sprintf("%d acks", target), func() bool { return ackedCount() >= target })
+		p.kill()
+		p.start()
+	}
+	<-produced
+	if produceErr != nil {
+		t.Fatalf("a produce failed (the idempotent producer retries through restarts): %v", produceErr)
+	}
+
+	// Read everything back: each value once, increasing per partition.
+	rd, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.ConsumeTopics("crash"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	seen := map[string]int{}
+	last := map[int32]int{0: -1, 1: -1, 2: -1}
+	for len(seen) < len(acked) {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read back %d of %d acknowledged records", len(seen), len(acked))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v, _ := strconv.Atoi(string(r.Value))
+			seen[string(r.Value)]++
+			if seen[string(r.Value)] > 1 {
+				t.Errorf("record %d stored twice", v)
+			}
+			if v <= last[r.Partition] {
+				t.Errorf("partition %d: %d after %d", r.Partition, v, last[r.Partition])
+			}
+			last[r.Partition] = v
+		})
+	}
+	for v := range acked {
+		if seen[v] != 1 {
+			t.Errorf("acknowledged record %s seen %d times", v, seen[v])
+		}
+	}
+
+	// A group commits half of each partition; after a SIGKILL it resumes there.
+	committed := kadm.Offsets{}
+	for part := range int32(parts) {
+		committed.Add(kadm.Offset{Topic: "crash", Partition: part, At: int64(total / parts / 2), LeaderEpoch: -1})
+	}
+	if resp, err := adm.CommitOffsets(ctx, "crash-group", committed); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	p.kill()
+	p.start()
+	gc, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.ConsumerGroup("crash-group"), kgo.ConsumeTopics("crash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	first := map[int32]int64{}
+	for len(first) < parts {
+		fs := gc.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("group consumer after crash: got %d partitions", len(first))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if _, ok := first[r.Partition]; !ok {
+				first[r.Partition] = r.Offset
+			}
+		})
+	}
+	for part, off := range first {
+		if off != int64(total/parts/2) {
+			t.Errorf("partition %d: group resumed at %d, committed %d", part, off, total/parts/2)
+		}
+	}
+}
