@@ -73,7 +73,11 @@ acknowledged before the command exits; any failure exits non-zero.`,
 			if err != nil {
 				return fmt.Errorf("produce %s: %w", topic, describeErr(err, f.brokers))
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "produced %d records to %q\n", n, topic)
+			noun := "records"
+			if n == 1 {
+				noun = "record"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "produced %d %s to %q\n", n, noun, topic)
 			return nil
 		},
 	}
