@@ -24,7 +24,7 @@ func fastOpts(addrs []string) []agent.Option {
 	return []agent.Option{
 		agent.WithBrokers(addrs...),
 		agent.WithClientOptions(
-			kgo.SessionTimeout(time.Second), kgo.HeartbeatInterval(100*time.Millisecond),
+			kgo.SessionTimeout(kafkatest.SessionTimeout(addrs)), kgo.HeartbeatInterval(100*time.Millisecond),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond),
 		),
 		agent.WithBackoff(time.Millisecond, 5*time.Millisecond),

@@ -66,7 +66,7 @@ func ledgerHandler(db *sql.DB, d Dialect) (*SQL, agent.Handler) {
 
 func crashAgent(addrs []string, h agent.Handler, commit time.Duration) (*agent.Agent, error) {
 	return agent.New(crashGroup, []string{crashTopic}, agent.WithBrokers(addrs...),
-		agent.WithClientOptions(kgo.SessionTimeout(time.Second), kgo.HeartbeatInterval(100*time.Millisecond),
+		agent.WithClientOptions(kgo.SessionTimeout(kafkatest.SessionTimeout(addrs)), kgo.HeartbeatInterval(100*time.Millisecond),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())),
 		agent.WithConcurrency(8), agent.WithCommitInterval(commit), agent.WithHandler("transfer", h))
 }
@@ -247,4 +247,3 @@ func testCrash(t *testing.T, addrs []string, dialect string) {
 		t.Fatalf("restart delivered %d < %d: the crashed process's uncommitted work was not redelivered", deliveries.Load(), crashEvents)
 	}
 }
-

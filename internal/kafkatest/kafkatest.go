@@ -9,6 +9,7 @@ package kafkatest
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,7 +53,20 @@ func StartKfake(t testing.TB) []string {
 		t.Fatalf("kafkatest: kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
+	sessionTimeouts.Store(c.ListenAddrs()[0], time.Second)
 	return c.ListenAddrs()
+}
+
+var sessionTimeouts sync.Map // first seed address -> time.Duration
+
+// SessionTimeout returns the shortest group session timeout worth using
+// against the cluster at addrs: 1s on kfake, 6s (Kafka's default minimum)
+// elsewhere. A crashed member is noticed after this long.
+func SessionTimeout(addrs []string) time.Duration {
+	if d, ok := sessionTimeouts.Load(addrs[0]); ok {
+		return d.(time.Duration)
+	}
+	return 6 * time.Second
 }
 
 // Needed lists the API keys the toolkit needs from a broker, with names for
@@ -190,4 +204,3 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-

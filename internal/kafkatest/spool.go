@@ -1,12 +1,24 @@
 package kafkatest
 
-import "testing"
+import (
+	"strings"
+	"testing"
 
-// startSpool starts the Spool broker. Until spooltest.Start exists and the
-// broker serves consumer groups, it skips.
+	"github.com/spoolmq/spool/spooltest"
+)
+
+// startSpool starts the in-process Spool broker (spooltest.Start, data in
+// t.TempDir()) with auto-created topics of 4 partitions. It skips if the
+// broker does not advertise an API the toolkit needs.
 func startSpool(t testing.TB) []string {
-	t.Skip("kafkatest: Spool run skipped: package spooltest (spooltest.Start) does not exist yet; " +
-		"the toolkit also needs consumer groups (JoinGroup/SyncGroup/Heartbeat/OffsetCommit/OffsetFetch) " +
-		"and InitProducerId from the broker")
-	return nil
+	s := spooltest.Start(t, spooltest.WithPartitions(4))
+	addrs := []string{s.Addr()}
+	missing, err := Missing(addrs)
+	if err != nil {
+		t.Fatalf("kafkatest: spool api versions: %v", err)
+	}
+	if len(missing) > 0 {
+		t.Skipf("kafkatest: Spool run skipped: the broker does not serve %s yet", strings.Join(missing, ", "))
+	}
+	return addrs
 }
