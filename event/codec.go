@@ -23,7 +23,7 @@ var Raw Codec = rawCodec{}
 
 type jsonCodec struct{}
 
-func (jsonCodec) ContentType() string          { return "application/json" }
+func (jsonCodec) ContentType() string           { return "application/json" }
 func (jsonCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 func (jsonCodec) Unmarshal(data []byte, v any) error {
 	return json.Unmarshal(data, v)

@@ -1,0 +1,87 @@
+package event_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spoolmq/spool/event"
+)
+
+func TestRoundTrip(t *testing.T) {
+	ev, err := event.New("t", event.Raw, []byte{0, 1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := uuid.Parse(ev.ID); err != nil || id.Version() != 7 {
+		t.Fatalf("id %q is not a UUIDv7: %v", ev.ID, err)
+	}
+	ev.Source, ev.Subject, ev.Key = "/s", "subj", []byte("k")
+	ev.CorrelationID, ev.CausationID = "c1", "c0"
+	ev.TraceParent, ev.TraceState = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "a=b"
+	ev.SetHeader("x", []byte("1"))
+	ev.SetHeader("x", []byte("2"))
+	r, err := ev.Record("top")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := event.FromRecord(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !event.Equal(ev, back) || string(back.Header("x")) != "2" || len(back.Headers) != 1 {
+		t.Fatalf("round trip changed the event:\n%+v\n%+v", ev, back)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	if _, err := (&event.Event{Type: "t", Source: "s"}).Record("x"); !errors.Is(err, event.ErrMissingAttribute) {
+		t.Errorf("missing id: %v", err)
+	}
+	for _, hs := range [][]kgo.RecordHeader{
+		{{Key: event.HeaderTime, Value: []byte("noon")}},
+		{{Key: event.HeaderSpecVersion, Value: []byte("0.3")}},
+	} {
+		if _, err := event.FromRecord(&kgo.Record{Headers: hs}); !errors.Is(err, event.ErrMalformed) {
+			t.Errorf("%v: %v", hs, err)
+		}
+	}
+	if _, err := event.New("t", event.Raw, 42); err == nil {
+		t.Error("raw codec took an int")
+	}
+	if _, err := event.Decode[int](&event.Event{ContentType: "application/xml"}); !errors.Is(err, event.ErrContentType) {
+		t.Errorf("xml: %v", err)
+	}
+	if _, err := event.Decode[int](&event.Event{ContentType: "application/json", Data: []byte("{")}); err == nil {
+		t.Error("decoded bad JSON")
+	}
+	// A plain Kafka record decodes to an event with only key and data.
+	ev, err := event.FromRecord(&kgo.Record{Key: []byte("k"), Value: []byte("v")})
+	if err != nil || ev.Validate() == nil || string(ev.Key) != "k" {
+		t.Errorf("plain record: %+v %v", ev, err)
+	}
+}
+
+func TestFollow(t *testing.T) {
+	parent := &event.Event{ID: "p"}
+	child := &event.Event{}
+	child.Follow(parent)
+	if child.CausationID != "p" || child.CorrelationID != "p" {
+		t.Fatalf("%+v", child)
+	}
+	parent.CorrelationID = "flow"
+	grandchild := &event.Event{}
+	grandchild.Follow(parent)
+	if grandchild.CorrelationID != "flow" {
+		t.Fatalf("%+v", grandchild)
+	}
+	ctx := event.NewContext(context.Background(), parent)
+	if got, ok := event.FromContext(ctx); !ok || got != parent {
+		t.Fatal("context lost the event")
+	}
+	_ = time.Now
+}
