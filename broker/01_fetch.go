@@ -76,6 +76,7 @@ func (b *Broker) handleFetch(r *request) (kmsg.Response, error) {
 			*sp = kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			sp.RecordBatches = noRecords
 			l := t.partition(rp.Partition)
 			if l == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -108,7 +109,9 @@ func (b *Broker) handleFetch(r *request) (kmsg.Response, error) {
 		}
 		for _, p := range parts {
 			sp := p.sp
-			sp.RecordBatches = nil
+			// Empty, not null: librdkafka rejects a null record set
+			// (size -1) as a parse failure.
+			sp.RecordBatches = noRecords
 			if budget <= 0 || p.max <= 0 {
 				b.fillOffsets(sp, p.log)
 				continue
@@ -147,6 +150,8 @@ func (b *Broker) handleFetch(r *request) (kmsg.Response, error) {
 	}
 	return resp, nil
 }
+
+var noRecords = []byte{}
 
 func (b *Broker) fillOffsets(sp *kmsg.FetchResponseTopicPartition, l *storage.Log) {
 	hw := l.HighWatermark()

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -139,7 +141,11 @@ func (c *conn) handleAll() {
 	defer close(c.done)
 	for req := range c.reqs {
 		if err := c.handle(req); err != nil {
-			c.b.cfg.Logger.Warn("broker: closing connection", "remote", c.remote, "api_key", req.key, "version", req.version, "err", err)
+			level := slog.LevelWarn
+			if isClosedErr(err) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+				level = slog.LevelDebug // the client went away first
+			}
+			c.b.cfg.Logger.Log(c.ctx, level, "broker: closing connection", "remote", c.remote, "api_key", req.key, "version", req.version, "err", err)
 			return
 		}
 	}
@@ -218,6 +224,12 @@ func decodeRequest(apis []api, frame []byte) (*request, error) {
 	}
 	kreq.SetVersion(req.version)
 	if kreq.IsFlexible() {
+		// kmsg.SkipTags loops once per announced tag even after the input
+		// ran out: a 5-byte count of 4 billion would burn CPU for seconds.
+		// Each tag takes at least two bytes, so a larger count is invalid.
+		if peek := r; uint64(peek.Uvarint()) > uint64(len(r.Src)/2) {
+			return nil, errors.New("broker: request header announces more tagged fields than it has bytes")
+		}
 		kmsg.SkipTags(&r)
 		if !r.Ok() {
 			return nil, errors.New("broker: truncated request header tags")
