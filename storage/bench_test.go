@@ -55,6 +55,10 @@ func benchAppend(b *testing.B, mode FsyncMode, batchSize, partitions int) {
 			}
 		}
 	})
+	if r := s.syncer.rounds.Load(); r > 0 {
+		b.ReportMetric(float64(b.N)/float64(r), "appends/fsync-round")
+		b.ReportMetric(float64(s.syncer.fsyncs.Load())/float64(r), "files/round")
+	}
 }
 
 // BenchmarkReadSequential reads a 128 MiB log front to back in 1 MiB fetches
