@@ -41,7 +41,7 @@ type serveFlags struct {
 }
 
 func newServeCmd() *cobra.Command {
-	var f serveFlags
+	var f *serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Spool broker (Kafka protocol listener and HTTP /metrics)",
@@ -67,7 +67,13 @@ logs, and exits 0.`,
 			return runServe(ctx, cfg, f.http, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	fl := cmd.Flags()
+	f = bindServeFlags(cmd.Flags())
+	return cmd
+}
+
+// bindServeFlags defines the serve flags on fl.
+func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
+	f := &serveFlags{}
 	fl.StringVar(&f.data, "data", "./spool-data", "data directory (partition logs and topic metadata)")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:9092", "Kafka listener address host:port (port 0 picks a free port)")
 	fl.StringVar(&f.advertise, "advertise", "", "host:port clients are told to connect to (default: the listen address)")
@@ -77,7 +83,7 @@ logs, and exits 0.`,
 	fl.Int32Var(&f.defaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
 	fl.Int32Var(&f.maxFrameBytes, "max-frame-bytes", 100<<20, "largest request frame accepted; larger ones close the connection")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	return cmd
+	return f
 }
 
 // applyEnv sets every flag not given on the command line from its SPOOL_*
@@ -107,6 +113,14 @@ func (f *serveFlags) config() (broker.Config, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return broker.Config{}, fmt.Errorf("serve: --log-level %q: %w", f.logLevel, err)
+	}
+	// 0 means "the default" in broker.Config; on the command line it is
+	// a mistake.
+	if f.defaultPartitions < 1 {
+		return broker.Config{}, fmt.Errorf("serve: --default-partitions %d: must be at least 1 (DefaultPartitions)", f.defaultPartitions)
+	}
+	if f.maxFrameBytes < 1 {
+		return broker.Config{}, fmt.Errorf("serve: --max-frame-bytes %d: must be positive", f.maxFrameBytes)
 	}
 	if f.http != "" {
 		if _, _, err := net.SplitHostPort(f.http); err != nil {

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spoolmq/spool/storage"
+)
+
+func parseServe(t *testing.T, args []string, env map[string]string) (*serveFlags, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	f := bindServeFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	return f, applyEnv(fs, lookup)
+}
+
+func TestServeFlagsAndEnv(t *testing.T) {
+	// Defaults.
+	f, err := parseServe(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "./spool-data" || cfg.Listen != "127.0.0.1:9092" || cfg.Fsync != storage.FsyncAlways ||
+		cfg.DisableAutoCreateTopics || cfg.DefaultPartitions != 1 || cfg.MaxFrameBytes != 100<<20 || f.http != "127.0.0.1:8080" {
+		t.Fatalf("defaults: %+v http %q", cfg, f.http)
+	}
+
+	// Environment sets what flags do not; flags win.
+	env := map[string]string{
+		"SPOOL_DATA": "/env/data", "SPOOL_LISTEN": "0.0.0.0:9999", "SPOOL_ADVERTISE": "kafka.example:9999",
+		"SPOOL_HTTP": "", "SPOOL_FSYNC": "interval", "SPOOL_AUTO_CREATE_TOPICS": "false",
+		"SPOOL_DEFAULT_PARTITIONS": "6", "SPOOL_MAX_FRAME_BYTES": "2048",
+	}
+	f, err = parseServe(t, []string{"--fsync", "never", "--data", "/flag/data"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = f.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/flag/data" || cfg.Fsync != storage.FsyncNever {
+		t.Errorf("flags did not win over env: data %q fsync %v", cfg.DataDir, cfg.Fsync)
+	}
+	if cfg.Listen != "0.0.0.0:9999" || cfg.Advertise != "kafka.example:9999" || f.http != "" ||
+		!cfg.DisableAutoCreateTopics || cfg.DefaultPartitions != 6 || cfg.MaxFrameBytes != 2048 {
+		t.Errorf("env not applied: %+v http %q", cfg, f.http)
+	}
+
+	// Bad values, from flags or env, are clear errors.
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--fsync", "sometimes"}, nil, "--fsync"},
+		{nil, map[string]string{"SPOOL_FSYNC": "sometimes"}, "--fsync"},
+		{nil, map[string]string{"SPOOL_DEFAULT_PARTITIONS": "many"}, "SPOOL_DEFAULT_PARTITIONS"},
+		{nil, map[string]string{"SPOOL_AUTO_CREATE_TOPICS": "perhaps"}, "SPOOL_AUTO_CREATE_TOPICS"},
+		{[]string{"--default-partitions", "0"}, nil, "DefaultPartitions"},
+		{[]string{"--listen", "nonsense"}, nil, "Listen"},
+		{[]string{"--advertise", "host:0"}, nil, "Advertise"},
+		{[]string{"--http", "nonsense"}, nil, "--http"},
+		{[]string{"--log-level", "loud"}, nil, "--log-level"},
+	} {
+		f, err := parseServe(t, c.args, c.env)
+		if err == nil {
+			_, err = f.config()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("args %v env %v: error %v, want one mentioning %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+func TestServeStartStop(t *testing.T) {
+	dir := t.TempDir()
+	addr, out := runServeCmd(t, dir)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "served", Value: []byte("kept")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	cl.Close()
+	httpAddr := out.httpAddr
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "spool_broker_produced_records_total 1") {
+		t.Fatalf("/metrics lacks the produced record count:\n%.2000s", body)
+	}
+	if err := out.stop(); err != nil {
+		t.Fatalf("serve after cancel: %v, want a clean exit", err)
+	}
+
+	// Started again on the same data directory, the record is still there.
+	addr, out = runServeCmd(t, dir)
+	defer out.stop()
+	cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("served"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	fs := cl.PollFetches(ctx)
+	if err := ctx.Err(); err != nil || len(fs.Records()) != 1 || string(fs.Records()[0].Value) != "kept" {
+		t.Fatalf("after restart: %v %v", err, fs.Records())
+	}
+}
+
+type runningServe struct {
+	httpAddr string
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+// stop cancels serve's context (what SIGINT/SIGTERM do) and returns its
+// result.
+func (r *runningServe) stop() error {
+	r.cancel()
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(20 * time.Second):
+		return errors.New("serve did not return within 20s of cancel")
+	}
+}
+
+// runServeCmd runs `spool serve` on free ports and returns the Kafka address
+// it printed.
+func runServeCmd(t *testing.T, dir string) (string, *runningServe) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningServe{cancel: cancel, done: make(chan error, 1)}
+	root := newRootCmd()
+	root.SetOut(pw)
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "error"})
+	go func() {
+		err := root.ExecuteContext(ctx)
+		pw.Close()
+		r.done <- err
+	}()
+	kafkaRe := regexp.MustCompile(`kafka listener on (\S+)`)
+	httpRe := regexp.MustCompile(`http listener on (\S+)`)
+	sc := bufio.NewScanner(pr)
+	var addr string
+	for sc.Scan() {
+		if m := kafkaRe.FindStringSubmatch(sc.Text()); m != nil {
+			addr = m[1]
+		}
+		if m := httpRe.FindStringSubmatch(sc.Text()); m != nil {
+			r.httpAddr = m[1]
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if addr == "" || r.httpAddr == "" {
+		cancel()
+		t.Fatalf("serve did not print its addresses: %v", <-r.done)
+	}
+	return addr, r
+}
