@@ -31,7 +31,8 @@ latency (receipt by the tailing consumer minus the send time in the record),
 as p50/p99/p99.9/max in milliseconds.
 
 Unless --topic names one, a new topic spool-bench-<ns> with --partitions
-partitions is created and deleted at the end (--keep-topic keeps it).
+partitions is created and deleted at the end (--keep-topic keeps it). A
+--topic that does not exist is created with --partitions and kept.
 Progress goes to standard error; the report to standard output.`,
 		Example: `  spool bench -n 1000000 --size 1024 --keys 1000 --partitions 8 --acks all --linger 5ms
   spool bench --rate 5000 --duration 30s --linger 0 --json
@@ -70,7 +71,7 @@ Progress goes to standard error; the report to standard output.`,
 	fl := cmd.Flags()
 	fl.StringVar(&mode, "mode", "all", "all (produce with a tailing consumer, then consume), produce, or consume (an existing --topic)")
 	fl.StringVarP(&cfg.Topic, "topic", "t", "", "topic to use (default: a new spool-bench-<ns> topic)")
-	fl.BoolVar(&cfg.KeepTopic, "keep-topic", false, "do not delete the topic the run created")
+	fl.BoolVar(&cfg.KeepTopic, "keep-topic", false, "do not delete the generated spool-bench-<ns> topic")
 	fl.Int32VarP(&cfg.Partitions, "partitions", "p", 8, "partitions of the created topic")
 	fl.Int64VarP(&cfg.Records, "records", "n", 1_000_000, "records to produce")
 	fl.DurationVarP(&cfg.Duration, "duration", "d", 0, "produce for this long (alone: no record limit)")

@@ -62,9 +62,10 @@ const timeBytes = 8
 type Config struct {
 	Brokers []string // seed brokers; required
 	// Topic to use; default a new topic "spool-bench-<unix ns>", deleted
-	// after the run unless KeepTopic.
+	// after the run unless KeepTopic. A named topic is created when missing
+	// and never deleted.
 	Topic      string
-	KeepTopic  bool  // keep a topic that the run created
+	KeepTopic  bool  // keep the generated topic
 	Partitions int32 // partitions of a created topic; default 8
 	Mode       Mode  // default ModeAll
 	// Records to produce; default 1,000,000, or unlimited when Duration is
@@ -178,6 +179,7 @@ type Result struct {
 
 // Run executes a benchmark run.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
+	generated := cfg.Topic == ""
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -205,7 +207,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if created && !cfg.KeepTopic {
+		if created && generated && !cfg.KeepTopic {
 			defer func() {
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 				defer cancel()
