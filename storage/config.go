@@ -36,6 +36,7 @@ func ParseFsyncMode(s string) (FsyncMode, error) {
 	return 0, fmt.Errorf("storage: unknown fsync mode %q (want always, interval or never)", s)
 }
 
+// String returns the mode's name as ParseFsyncMode accepts it.
 func (m FsyncMode) String() string {
 	switch m {
 	case FsyncAlways:

@@ -101,7 +101,7 @@ func FuzzSegmentRecovery(f *testing.F) {
 		// Everything kept is served back as valid, contiguous batches.
 		off := int64(0)
 		for off < next {
-			recs, err := s.read(off, 1<<20, next)
+			recs, err := s.read(nil, off, 1<<20, next)
 			if err != nil || len(recs) == 0 {
 				t.Fatalf("read(%d) after recovery: %d bytes, %v", off, len(recs), err)
 			}
@@ -165,7 +165,7 @@ func FuzzIndexFiles(f *testing.F) {
 		s.size.Store(int64(len(seg)))
 		_ = s.loadIndexes(fsys, 200)
 		for o := int64(0); o < next; o += 3 {
-			recs, err := s.read(o, 100, next)
+			recs, err := s.read(nil, o, 100, next)
 			if err != nil {
 				continue // a consistent-looking but wrong index may point mid-batch: an error, never bad bytes
 			}

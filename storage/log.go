@@ -15,6 +15,7 @@ type TopicPartition struct {
 	Partition int32
 }
 
+// String returns "<topic>-<partition>", the log's directory name.
 func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
 
 // Log is one partition's append-only log: a list of segments, the last of
@@ -314,6 +315,12 @@ type ReadResult struct {
 //
 // Like Kafka, one Read returns batches from one segment only.
 func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
+	return l.ReadInto(nil, offset, maxBytes)
+}
+
+// ReadInto is Read that reads into buf's capacity when it is large enough
+// (Records then aliases buf), so a caller can reuse buffers across fetches.
+func (l *Log) ReadInto(buf []byte, offset int64, maxBytes int) (ReadResult, error) {
 	for {
 		// Load order matters: the HWM first, so that every batch below it is
 		// already counted in its segment's size and present in the list.
@@ -335,7 +342,7 @@ func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
 				retry = true // deleted by retention: reload the list
 				break
 			}
-			recs, err := l.readSegment(seg, offset, maxBytes, hw)
+			recs, err := l.readSegment(seg, buf, offset, maxBytes, hw)
 			seg.release()
 			if err != nil {
 				return res, err
@@ -351,11 +358,11 @@ func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
 	}
 }
 
-func (l *Log) readSegment(seg *segment, offset int64, maxBytes int, hw int64) ([]byte, error) {
+func (l *Log) readSegment(seg *segment, buf []byte, offset int64, maxBytes int, hw int64) ([]byte, error) {
 	if err := seg.loadIndexes(l.fs, l.Config().IndexIntervalBytes); err != nil {
 		l.store.opts.Logger.Warn("storage: index rebuilt with errors", "log", l.tp.String(), "err", err)
 	}
-	recs, err := seg.read(max(offset, seg.base), maxBytes, hw)
+	recs, err := seg.read(buf, max(offset, seg.base), maxBytes, hw)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %s: read offset %d: %w", l.tp, offset, err)
 	}

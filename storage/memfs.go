@@ -31,6 +31,7 @@ const (
 
 var opNames = [...]string{"create", "open", "read", "write", "truncate", "sync", "syncdir", "remove", "rename", "mkdir"}
 
+// String names the operation.
 func (o Op) String() string {
 	if int(o) < len(opNames) {
 		return opNames[o]

@@ -238,7 +238,7 @@ func readHeaderAt(f File, hdr []byte, pos, size int64) (BatchHeader, error) {
 // read returns whole batches from the one containing offset, up to maxBytes
 // (the first batch always whole), none at or beyond hw. Each batch's CRC is
 // verified and offsets must follow on: corrupt bytes are never returned.
-func (s *segment) read(offset int64, maxBytes int, hw int64) ([]byte, error) {
+func (s *segment) read(buf []byte, offset int64, maxBytes int, hw int64) ([]byte, error) {
 	size := s.size.Load()
 	pos, first, found, err := s.findBatch(offset, hw, size)
 	if err != nil || !found {
@@ -246,7 +246,11 @@ func (s *segment) read(offset int64, maxBytes int, hw int64) ([]byte, error) {
 	}
 	n := min(int64(max(maxBytes, 0)), size-pos)
 	n = max(n, first.Size())
-	buf := make([]byte, n)
+	if int64(cap(buf)) >= n {
+		buf = buf[:n]
+	} else {
+		buf = make([]byte, n)
+	}
 	if _, err := s.log.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("storage: segment %s: read at %d: %w", s.path, pos, err)
 	}

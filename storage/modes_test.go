@@ -1,0 +1,122 @@
+package storage
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// durableLEO is the log end offset tp would have after a crash now.
+func durableLEO(t *testing.T, fsys *MemFS) int64 {
+	t.Helper()
+	clone := fsys.CrashClone(CrashOptions{})
+	s, err := Open(Options{Dir: "/data", FS: clone, RetentionCheckInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, ok := s.Log(tp0)
+	if !ok {
+		t.Fatal("log lost in crash")
+	}
+	return l.LogEndOffset()
+}
+
+// TestFsyncModesDurability checks exactly what each mode promises.
+func TestFsyncModesDurability(t *testing.T) {
+	t.Run("always", func(t *testing.T) {
+		fsys := NewMemFS()
+		s := openStore(t, fsys, "/data")
+		l, _ := s.CreateLog(tp0, LogConfig{})
+		for i := 0; i < 5; i++ {
+			mustAppend(t, l, makeBatch(t, batchSpec{n: 2, valueSize: 10}))
+			if got := durableLEO(t, fsys); got != l.LogEndOffset() {
+				t.Fatalf("acknowledged end %d, durable end %d", l.LogEndOffset(), got)
+			}
+		}
+	})
+	t.Run("interval", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fsys := NewMemFS()
+			s := openStore(t, fsys, "/data", func(o *Options) {
+				o.Fsync, o.FsyncInterval = FsyncInterval, 50*time.Millisecond
+			})
+			l, _ := s.CreateLog(tp0, LogConfig{})
+			mustAppend(t, l, makeBatch(t, batchSpec{n: 2, valueSize: 10}))
+			if l.HighWatermark() != 2 {
+				t.Fatalf("HWM %d: interval mode shows writes at once", l.HighWatermark())
+			}
+			if got := durableLEO(t, fsys); got != 0 {
+				t.Fatalf("durable end %d before the interval", got)
+			}
+			time.Sleep(60 * time.Millisecond)
+			synctest.Wait()
+			if got := durableLEO(t, fsys); got != 2 {
+				t.Fatalf("durable end %d after the interval, want 2", got)
+			}
+			s.Close()
+		})
+	})
+	t.Run("never", func(t *testing.T) {
+		fsys := NewMemFS()
+		s := openStore(t, fsys, "/data", func(o *Options) { o.Fsync = FsyncNever })
+		l, _ := s.CreateLog(tp0, LogConfig{SegmentBytes: 1024})
+		mustAppend(t, l, makeBatch(t, batchSpec{n: 2, valueSize: 10}))
+		if got := durableLEO(t, fsys); got != 0 {
+			t.Fatalf("durable end %d without any sync", got)
+		}
+		// A roll syncs the closed segment, whatever the mode.
+		for len(l.segments()) < 2 {
+			mustAppend(t, l, makeBatch(t, batchSpec{n: 2, valueSize: 100}))
+		}
+		if got, want := durableLEO(t, fsys), l.segments()[1].base; got != want {
+			t.Fatalf("durable end %d after a roll, want %d", got, want)
+		}
+		s.Close()
+		if got := durableLEO(t, fsys); got != l.LogEndOffset() {
+			t.Fatalf("durable end %d after Close, want %d", got, l.LogEndOffset())
+		}
+	})
+}
+
+// TestRetentionLoop: the store's background loop enforces retention.ms on
+// its own (fake time in a synctest bubble).
+func TestRetentionLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fsys := NewMemFS()
+		s := openStore(t, fsys, "/data", func(o *Options) { o.RetentionCheckInterval = time.Minute })
+		l, _ := s.CreateLog(tp0, LogConfig{SegmentBytes: 1024, RetentionMs: time.Hour})
+		for i := 0; i < 20; i++ {
+			mustAppend(t, l, makeBatch(t, batchSpec{n: 1, valueSize: 200, firstTS: time.Now().UnixMilli()}))
+		}
+		n := len(l.segments())
+		time.Sleep(59 * time.Minute)
+		synctest.Wait()
+		if len(l.segments()) != n {
+			t.Fatal("segments deleted before retention.ms")
+		}
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		if len(l.segments()) != 1 || l.LogStartOffset() != l.segments()[0].base {
+			t.Fatalf("%d segments after retention.ms, log start %d", len(l.segments()), l.LogStartOffset())
+		}
+		s.Close()
+	})
+}
+
+func TestReadInto(t *testing.T) {
+	fsys := NewMemFS()
+	s := openStore(t, fsys, "/data")
+	l, _ := s.CreateLog(tp0, LogConfig{})
+	b := makeBatch(t, batchSpec{n: 2, valueSize: 10})
+	mustAppend(t, l, b)
+	buf := make([]byte, 0, 4096)
+	res, err := l.ReadInto(buf, 0, 4096)
+	if err != nil || string(res.Records) != string(b) || &res.Records[0] != &buf[:1][0] {
+		t.Fatalf("ReadInto did not read into the buffer: %v", err)
+	}
+	res, err = l.ReadInto(make([]byte, 0, 10), 0, 4096)
+	if err != nil || string(res.Records) != string(b) {
+		t.Fatalf("ReadInto with a small buffer: %v", err)
+	}
+}
