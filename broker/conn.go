@@ -163,6 +163,8 @@ func (c *conn) handle(req *request) (err error) {
 		}
 	}()
 	start := time.Now()
+	c.b.metrics.inFlight.Inc()
+	defer c.b.metrics.inFlight.Dec()
 	var resp kmsg.Response
 	if req.kreq == nil {
 		resp = unsupportedApiVersions(req)

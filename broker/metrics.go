@@ -10,6 +10,7 @@ import (
 // metrics are the broker's Prometheus collectors, all named spool_broker_*.
 type metrics struct {
 	connections prometheus.Gauge
+	inFlight    prometheus.Gauge
 	bytesIn     prometheus.Counter
 	bytesOut    prometheus.Counter
 	panics      prometheus.Counter
@@ -22,6 +23,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "spool_broker_connections", Help: "Open client connections."}),
+		inFlight:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "spool_broker_requests_in_flight", Help: "Requests being handled (including long polls)."}),
 		bytesIn:     prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_request_bytes_total", Help: "Bytes of request frames read."}),
 		bytesOut:    prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_response_bytes_total", Help: "Bytes of response frames written."}),
 		panics:      prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_request_panics_total", Help: "Requests whose handler panicked (the connection was closed)."}),
@@ -35,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		produced: prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_produced_records_total", Help: "Records appended by Produce."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.bytesIn, m.bytesOut, m.panics, m.requests, m.failures, m.latency, m.produced)
+		reg.MustRegister(m.connections, m.inFlight, m.bytesIn, m.bytesOut, m.panics, m.requests, m.failures, m.latency, m.produced)
 	}
 	return m
 }
