@@ -81,6 +81,7 @@ Progress goes to standard error; the report to standard output.`,
 	fl.DurationVar(&cfg.Linger, "linger", 0, "producer linger")
 	fl.StringVarP(&cfg.Compression, "compression", "z", "none", "none, gzip, snappy, lz4, zstd")
 	fl.IntVarP(&cfg.Rate, "rate", "r", 0, "offered records per second (0: as fast as possible)")
+	fl.IntVar(&cfg.Producers, "producers", 1, "producer clients (connections) the records are spread over")
 	fl.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random values")
 	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no live progress")
@@ -89,8 +90,8 @@ Progress goes to standard error; the report to standard output.`,
 }
 
 func printBench(w io.Writer, r *bench.Result) {
-	fmt.Fprintf(w, "topic %s: %d partitions, %d-byte values, %d keys, acks=%s, linger=%s, compression=%s, rate=%s\n",
-		r.Topic, r.Partitions, r.RecordSize, r.Keys, r.Acks, r.Linger, r.Compression, rateString(r.Rate))
+	fmt.Fprintf(w, "topic %s: %d partitions, %d-byte values, %d keys, acks=%s, linger=%s, compression=%s, rate=%s, producers=%d\n",
+		r.Topic, r.Partitions, r.RecordSize, r.Keys, r.Acks, r.Linger, r.Compression, rateString(r.Rate), r.Producers)
 	tp := func(name string, t *bench.Throughput) {
 		if t != nil {
 			fmt.Fprintf(w, "%-8s %10d records  %9.0f records/s  %8.2f MB/s  (%.2fs, %d errors)\n",

@@ -78,6 +78,9 @@ type Config struct {
 	Linger      time.Duration // producer linger; default 0 (send at once)
 	Compression string        // none, gzip, snappy, lz4, zstd; default none
 	Rate        int           // records per second to offer; 0: as fast as possible
+	// Producers is the number of producer clients (each with its own
+	// connection) that the records are spread over round-robin; default 1.
+	Producers int
 	// Progress receives a line every ProgressInterval (default 1s); nil
 	// prints nothing.
 	Progress         io.Writer
@@ -108,6 +111,9 @@ func (c Config) withDefaults() Config {
 	if c.Acks == "" {
 		c.Acks = "all"
 	}
+	if c.Producers == 0 {
+		c.Producers = 1
+	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = time.Second
 	}
@@ -128,8 +134,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("bench: unknown mode %q (want all, produce or consume)", c.Mode)
 	case c.RecordSize < timeBytes:
 		return fmt.Errorf("bench: record size %d is below the minimum %d", c.RecordSize, timeBytes)
-	case c.Records < 0 || c.Duration < 0 || c.Keys < 0 || c.Rate < 0 || c.Partitions < 0:
-		return errors.New("bench: records, duration, keys, rate and partitions must not be negative")
+	case c.Records < 0 || c.Duration < 0 || c.Keys < 0 || c.Rate < 0 || c.Partitions < 0 || c.Producers < 0:
+		return errors.New("bench: records, duration, keys, rate, partitions and producers must not be negative")
 	case c.Mode == ModeAll && c.Acks == "0":
 		return errors.New("bench: acks=0 cannot be combined with mode all (acknowledged counts are unknown); use mode produce")
 	}
@@ -167,6 +173,7 @@ type Result struct {
 	Acks       string        `json:"acks"`
 	Linger     time.Duration `json:"linger_ns"`
 	Rate       int           `json:"rate"`
+	Producers  int           `json:"producers"`
 	// Compression is the producer's batch codec.
 	Compression string      `json:"compression"`
 	Produce     *Throughput `json:"produce,omitempty"`
@@ -201,7 +208,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	adm := kadm.NewClient(admCl)
 
 	res := &Result{Topic: cfg.Topic, Mode: cfg.Mode, Partitions: cfg.Partitions, RecordSize: cfg.RecordSize,
-		Keys: cfg.Keys, Acks: cfg.Acks, Linger: cfg.Linger, Rate: cfg.Rate, Compression: cfg.Compression}
+		Keys: cfg.Keys, Acks: cfg.Acks, Linger: cfg.Linger, Rate: cfg.Rate, Producers: cfg.Producers,
+		Compression: cfg.Compression}
 	if cfg.Mode != ModeConsume {
 		created, err := r.ensureTopic(ctx, adm)
 		if err != nil {

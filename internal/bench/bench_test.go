@@ -61,7 +61,7 @@ func TestRunAll(t *testing.T) {
 		var progress bytes.Buffer
 		res, err := Run(ctx(t), Config{
 			Brokers: []string{addr}, Topic: "b", Partitions: 4, Records: 2000,
-			RecordSize: 100, Keys: 10, Linger: time.Millisecond, Compression: "lz4",
+			RecordSize: 100, Keys: 10, Linger: time.Millisecond, Compression: "lz4", Producers: 3,
 			Progress: &progress, ProgressInterval: time.Millisecond,
 		})
 		if err != nil {
@@ -147,6 +147,7 @@ func TestRunErrors(t *testing.T) {
 		{Config{Brokers: []string{"x:1"}, Compression: "brotli"}, "unknown compression"},
 		{Config{Brokers: []string{"x:1"}, Mode: "both"}, "unknown mode"},
 		{Config{Brokers: []string{"x:1"}, Rate: -1}, "negative"},
+		{Config{Brokers: []string{"x:1"}, Producers: -1}, "negative"},
 	} {
 		if _, err := Run(context.Background(), tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Run(%+v) = %v, want an error containing %q", tc.cfg, err, tc.want)

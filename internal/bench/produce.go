@@ -21,13 +21,20 @@ const poolSize = 1 << 20
 // produce runs phase one: it produces the records and, in ModeAll, tails the
 // topic from starts to measure end-to-end latency.
 func (r *runner) produce(ctx context.Context, res *Result, opts []kgo.Opt, starts map[int32]int64) error {
-	cl, err := r.client(opts...)
-	if err != nil {
-		return err
+	// Each producer is its own client, so its own connection: records go
+	// round-robin over them.
+	clients := make([]*kgo.Client, r.cfg.Producers)
+	for i := range clients {
+		cl, err := r.client(opts...)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		clients[i] = cl
 	}
-	defer cl.Close()
 
 	var tail *tailer
+	var err error
 	if r.cfg.Mode == ModeAll {
 		if tail, err = r.startTail(ctx, starts); err != nil {
 			return err
@@ -104,10 +111,15 @@ func (r *runner) produce(ctx context.Context, res *Result, opts []kgo.Opt, start
 			rec.Key = keys[i%int64(len(keys))]
 		}
 		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
-		cl.Produce(ctx, rec, promise)
+		clients[i%int64(len(clients))].Produce(ctx, rec, promise)
 		sentCount++
 	}
-	flushErr := cl.Flush(ctx)
+	var flushErr error
+	for _, cl := range clients {
+		if err := cl.Flush(ctx); err != nil && flushErr == nil {
+			flushErr = err
+		}
+	}
 	elapsed := time.Since(start)
 
 	mu.Lock()
