@@ -63,6 +63,15 @@ func (h BatchHeader) TimestampType() int8 { return int8((h.Attributes & attrTime
 // ParseBatchHeader decodes the 61-byte header at the start of b. It checks
 // framing only (enough bytes, a plausible length), not the magic or the CRC.
 func ParseBatchHeader(b []byte) (BatchHeader, error) {
+	h, err := parseBatchHeader(b)
+	if err != nil {
+		return h, fmt.Errorf("storage: %w", err)
+	}
+	return h, nil
+}
+
+// parseBatchHeader is ParseBatchHeader with errors for callers that add context.
+func parseBatchHeader(b []byte) (BatchHeader, error) {
 	if len(b) < batchHeaderSize {
 		return BatchHeader{}, fmt.Errorf("%w: %d bytes, header needs %d", ErrCorruptBatch, len(b), batchHeaderSize)
 	}
@@ -90,7 +99,15 @@ func ParseBatchHeader(b []byte) (BatchHeader, error) {
 // ValidateBatch checks that b is exactly one well-formed magic v2 batch:
 // framing, length, magic, CRC-32C, NumRecords > 0 and LastOffsetDelta == NumRecords-1.
 func ValidateBatch(b []byte) (BatchHeader, error) {
-	h, err := ParseBatchHeader(b)
+	h, err := validateBatch(b)
+	if err != nil {
+		return h, fmt.Errorf("storage: %w", err)
+	}
+	return h, nil
+}
+
+func validateBatch(b []byte) (BatchHeader, error) {
+	h, err := parseBatchHeader(b)
 	if err != nil {
 		return h, err
 	}

@@ -82,10 +82,21 @@ func FuzzSegmentRecovery(f *testing.F) {
 			seg = append(seg, b...)
 		}
 	}
-	f.Add(seg)
-	f.Add(seg[:len(seg)-5])
-	f.Add(append(bytes.Clone(seg), 0xff, 0xff))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add(seg, false)
+	f.Add(seg, true)
+	f.Add(seg[:len(seg)-5], false)
+	f.Add(append(bytes.Clone(seg), 0xff, 0xff), true)
+	f.Fuzz(func(t *testing.T, data []byte, fixCRCs bool) {
+		if fixCRCs { // get past the CRC to the offset, count and framing checks
+			for pos := 0; pos+batchHeaderSize <= len(data); {
+				h, _ := ParseBatchHeader(data[pos:])
+				if h.Length < batchHeaderSize-batchLengthEnd || int64(pos)+h.Size() > int64(len(data)) {
+					break
+				}
+				fixCRC(data[pos : pos+int(h.Size())])
+				pos += int(h.Size())
+			}
+		}
 		fsys, file := fuzzSegmentFile(t, data)
 		_, _ = scanSegment(file, 0, int64(len(data)), false, func(int64, BatchHeader, []byte) error { return nil })
 		s := newSegment("/d", 0, file)

@@ -157,7 +157,7 @@ func (l *Log) Append(ctx context.Context, batch []byte, opts AppendOptions) (App
 	if err := ctx.Err(); err != nil {
 		return AppendResult{}, err
 	}
-	h, err := ValidateBatch(batch)
+	h, err := validateBatch(batch)
 	if err != nil {
 		return AppendResult{}, l.errorf("append: %w", err)
 	}

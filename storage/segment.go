@@ -222,7 +222,7 @@ func readHeaderAt(f File, hdr []byte, pos, size int64) (BatchHeader, error) {
 	if _, err := f.ReadAt(hdr, pos); err != nil {
 		return BatchHeader{}, err
 	}
-	h, err := ParseBatchHeader(hdr)
+	h, err := parseBatchHeader(hdr)
 	if err != nil {
 		return h, err
 	}
@@ -257,7 +257,7 @@ func (s *segment) read(buf []byte, offset int64, maxBytes int, hw int64) ([]byte
 	off := 0
 	next := first.BaseOffset
 	for off+batchHeaderSize <= len(buf) {
-		h, err := ParseBatchHeader(buf[off:])
+		h, err := parseBatchHeader(buf[off:])
 		if err != nil {
 			return nil, fmt.Errorf("storage: segment %s at %d: %w", s.path, pos+int64(off), err)
 		}
@@ -311,7 +311,7 @@ func scanSegment(f File, pos, end int64, withData bool, fn func(pos int64, h Bat
 				}
 				break // refill
 			}
-			h, err := ParseBatchHeader(chunk[off:])
+			h, err := parseBatchHeader(chunk[off:])
 			if err == nil && h.Magic != batchMagic {
 				err = fmt.Errorf("%w: magic %d", ErrCorruptBatch, h.Magic)
 			}
