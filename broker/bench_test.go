@@ -113,3 +113,44 @@ func BenchmarkProduceKfake(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFetchKfake is BenchmarkFetch against franz-go's kfake (in memory).
+func BenchmarkFetchKfake(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(8, "bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerLinger(5e6), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MaxBufferedRecords(1<<16))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pcl.Close()
+	value := make([]byte, 1024)
+	rand.Read(value)
+	var wg sync.WaitGroup
+	for range b.N {
+		wg.Add(1)
+		pcl.Produce(context.Background(), &kgo.Record{Topic: "bench", Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				b.Error(err)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	b.SetBytes(int64(len(value)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	n := 0
+	for n < b.N {
+		fs := cl.PollFetches(context.Background())
+		fs.EachError(func(_ string, _ int32, err error) { b.Fatal(err) })
+		n += fs.NumRecords()
+	}
+}

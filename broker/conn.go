@@ -29,6 +29,11 @@ import (
 // requestQueue bounds how many decoded requests wait per connection.
 const requestQueue = 16
 
+// maxKeptResponseBuffer is the largest response buffer a connection keeps
+// for its next response; larger ones (big fetches) are dropped after use so
+// that idle connections do not pin them.
+const maxKeptResponseBuffer = 16 << 20
+
 // shutdownWriteTimeout bounds how long Close waits for a client to read the
 // responses to its in-flight requests.
 const shutdownWriteTimeout = 10 * time.Second
@@ -189,7 +194,7 @@ func (c *conn) handle(req *request) (err error) {
 		return fmt.Errorf("broker: write response: %w", err)
 	}
 	c.b.metrics.bytesOut.Add(float64(len(c.buf)))
-	if cap(c.buf) > 1<<20 {
+	if cap(c.buf) > maxKeptResponseBuffer {
 		c.buf = nil // do not pin a large fetch's buffer to an idle connection
 	}
 	return nil
