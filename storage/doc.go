@@ -10,11 +10,11 @@
 //	<Dir>/
 //	  .clean-shutdown                 (format) present only after a clean Close; removed by Open
 //	  <topic>-<partition>/            (format) one directory per log
-//	    00000000000000000000.log      (format) segment: base offset, 20 zero-padded digits
-//	    00000000000000000000.index    (format) sparse offset index of that segment
-//	    00000000000000000000.timeindex(format) time index of that segment
-//	    00000000000000004711.log      ...the last segment is the active one
-//	    log-start-offset              (format) decimal log start offset, written by DeleteRecords
+//	    00000000000000000000.log        (format) segment; name = base offset, 20 zero-padded digits
+//	    00000000000000000000.index      (format) sparse offset index of that segment
+//	    00000000000000000000.timeindex  (format) time index of that segment
+//	    00000000000000004711.log        ...the last segment is the active one
+//	    log-start-offset                (format) decimal log start offset, written by DeleteRecords
 //	  <topic>-<partition>.deleted/    a log being deleted; removed by Open
 //
 // A .log file is a sequence of record batches, back to back, exactly as a Kafka
@@ -44,6 +44,13 @@
 // Index files are written whole, and synced, when a segment is closed (roll
 // or clean shutdown). The active segment's indexes live in memory; after a
 // crash they are rebuilt by scanning the segment.
+//
+// Constants that are part of the format: the batch layout constants in
+// batch.go (batchHeaderSize and the field offsets, batchMagic, the attribute
+// bits), offsetEntrySize and timeEntrySize in index.go, the file suffixes and
+// segmentName (20 digits) in segment.go, and cleanShutdownFile, logStartFile
+// and deletedSuffix in store.go. Everything else (IndexIntervalBytes, segment
+// sizes, buffer sizes) may change freely: readers never assume it.
 //
 // # Invariants
 //
