@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync"
 	"testing"
 	"time"
 )
@@ -579,4 +580,90 @@ func TestOptions(t *testing.T) {
 	if d.SegmentBytes != 1<<30 || d.IndexIntervalBytes != 4096 || d.RetentionBytes != -1 {
 		t.Fatalf("defaults %+v", d)
 	}
+}
+
+// TestConcurrentReadAppendRetention: readers walk the log while appenders
+// add to it and retention deletes from its front; every read must be either
+// ErrOffsetOutOfRange (deleted under it) or valid batches starting at the
+// requested batch, never below the HWM it reports.
+func TestConcurrentReadAppendRetention(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys FS, dir string) {
+		s := openStore(t, fsys, dir)
+		l, _ := s.CreateLog(tp0, LogConfig{SegmentBytes: 4 << 10, RetentionBytes: 16 << 10, RetentionMs: -1, IndexIntervalBytes: 512})
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		for g := 0; g < 3; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 150; i++ {
+					if _, err := l.Append(context.Background(), makeBatch(t, batchSpec{n: 1 + i%3, valueSize: 100 + g*10}), AppendOptions{}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		var readers sync.WaitGroup
+		for r := 0; r < 2; r++ {
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				off := int64(0)
+				for {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					res, err := l.Read(off, 2000)
+					if errors.Is(err, ErrOffsetOutOfRange) {
+						off = l.LogStartOffset()
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for b := res.Records; len(b) > 0; {
+						h, err := ParseBatchHeader(b)
+						if err != nil || h.Size() > int64(len(b)) {
+							t.Errorf("bad framing at %d", off)
+							return
+						}
+						if _, err := ValidateBatch(b[:h.Size()]); err != nil || h.LastOffset() < off || h.BaseOffset > off || h.LastOffset() >= res.HighWatermark {
+							t.Errorf("Read(%d) served batch %d..%d (HWM %d): %v", off, h.BaseOffset, h.LastOffset(), res.HighWatermark, err)
+							return
+						}
+						off = h.LastOffset() + 1
+						b = b[h.Size():]
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				if _, err := l.EnforceRetention(time.Now()); err != nil {
+					t.Error(err)
+				}
+				if i%10 == 0 {
+					if _, err := l.DeleteRecordsBefore(l.HighWatermark() / 2); err != nil && !errors.Is(err, ErrOffsetOutOfRange) {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+		wg.Wait()
+		close(done)
+		readers.Wait()
+		if _, err := l.EnforceRetention(time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if l.Size() > 16<<10+4<<10 {
+			t.Fatalf("size %d after retention.bytes 16 KiB", l.Size())
+		}
+		readAll(t, l, l.LogStartOffset())
+	})
 }
