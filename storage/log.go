@@ -222,8 +222,9 @@ func (l *Log) Append(ctx context.Context, batch []byte, opts AppendOptions) (App
 	l.mu.Unlock()
 
 	if r != nil {
-		if wb, ok := seg.log.(writebackStarter); ok && len(batch) >= writebackMin {
-			wb.startWriteback(pos, int64(len(batch)))
+		if wb, ok := seg.log.(writebackStarter); ok && len(batch) >= writebackMin && seg.acquire() {
+			wb.startWriteback(pos, int64(len(batch))) // outside mu: it may wait for the device queue
+			seg.release()
 		}
 		<-r.done
 		if l.hwm.Load() < end {
