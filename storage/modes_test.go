@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -118,5 +120,40 @@ func TestReadInto(t *testing.T) {
 	res, err = l.ReadInto(make([]byte, 0, 10), 0, 4096)
 	if err != nil || string(res.Records) != string(b) {
 		t.Fatalf("ReadInto with a small buffer: %v", err)
+	}
+}
+
+// TestGroupCommitManyPartitions: more dirty logs in a round than fsync
+// workers; every append is acknowledged only once durable.
+func TestGroupCommitManyPartitions(t *testing.T) {
+	fsys := NewMemFS()
+	s := openStore(t, fsys, "/data")
+	const parts = 40
+	var wg sync.WaitGroup
+	for p := int32(0); p < parts; p++ {
+		l, err := s.CreateLog(TopicPartition{Topic: "many", Partition: p}, LogConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				if _, err := l.Append(context.Background(), makeBatch(t, batchSpec{n: 1, valueSize: 20}), AppendOptions{}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	clone := fsys.CrashClone(CrashOptions{})
+	s2 := openStore(t, clone, "/data")
+	for _, l := range s2.Logs() {
+		if l.LogEndOffset() != 5 {
+			t.Fatalf("%s: durable end %d, want 5", l.TopicPartition(), l.LogEndOffset())
+		}
+	}
+	if len(s2.Logs()) != parts {
+		t.Fatalf("%d logs after crash", len(s2.Logs()))
 	}
 }

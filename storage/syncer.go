@@ -96,6 +96,10 @@ func (y *syncer) runGroupCommit() {
 	}
 }
 
+// maxParallelFsyncs bounds the goroutines (and so OS threads blocked in
+// fdatasync) one round uses, however many partitions are dirty.
+const maxParallelFsyncs = 16
+
 // syncLogs fsyncs the active segment of each log, in parallel so that the
 // file system can merge the journal commits, and raises each HWM.
 func syncLogs(logs []*Log) {
@@ -103,12 +107,17 @@ func syncLogs(logs []*Log) {
 		logs[0].syncActive()
 		return
 	}
-	var wg sync.WaitGroup
-	for _, l := range logs {
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	for w := 0; w < min(len(logs), maxParallelFsyncs); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.syncActive()
+			for i := next.Add(1) - 1; i < int64(len(logs)); i = next.Add(1) - 1 {
+				logs[i].syncActive()
+			}
 		}()
 	}
 	wg.Wait()
