@@ -55,9 +55,9 @@ func benchAppend(b *testing.B, mode FsyncMode, batchSize, partitions int) {
 			}
 		}
 	})
-	if r := s.syncer.rounds.Load(); r > 0 {
+	if r := s.Stats().GroupCommits; r > 0 {
 		b.ReportMetric(float64(b.N)/float64(r), "appends/fsync-round")
-		b.ReportMetric(float64(s.syncer.fsyncs.Load())/float64(r), "files/round")
+		b.ReportMetric(float64(s.Stats().FsyncedFiles)/float64(r), "files/round")
 	}
 }
 

@@ -212,7 +212,7 @@ func (l *Log) Append(ctx context.Context, batch []byte, opts AppendOptions) (App
 	var r *round
 	switch mode {
 	case FsyncAlways:
-		r = l.store.syncer.register(l)
+		r = l.store.syncer.registerLocked(l)
 	case FsyncInterval:
 		l.dirty.Store(true)
 		l.advanceHWM(end)

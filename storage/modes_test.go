@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -155,5 +156,84 @@ func TestGroupCommitManyPartitions(t *testing.T) {
 	}
 	if len(s2.Logs()) != parts {
 		t.Fatalf("%d logs after crash", len(s2.Logs()))
+	}
+}
+
+// gatedFS holds the first fsync of a .log file until gate is closed.
+type gatedFS struct {
+	*MemFS
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+type gatedFile struct {
+	File
+	fs *gatedFS
+}
+
+func (g *gatedFS) Create(name string) (File, error) {
+	f, err := g.MemFS.Create(name)
+	if err != nil || !strings.HasSuffix(name, logSuffix) {
+		return f, err
+	}
+	return gatedFile{f, g}, nil
+}
+
+func (f gatedFile) Sync() error {
+	f.fs.once.Do(func() {
+		close(f.fs.entered)
+		<-f.fs.gate
+	})
+	return f.File.Sync()
+}
+
+// TestGroupCommitSharesFsyncs: while one fsync is in flight, appends to 10
+// other partitions (and more to the first) write and queue up; they are then
+// all covered by one round with one fsync per log, and none is acknowledged
+// before it.
+func TestGroupCommitSharesFsyncs(t *testing.T) {
+	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{})}
+	s := openStore(t, g, "/data")
+	var logs []*Log
+	for p := int32(0); p < 11; p++ {
+		l, err := s.CreateLog(TopicPartition{Topic: "gc", Partition: p}, LogConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, l)
+	}
+	acked := make(chan int, 32)
+	appendTo := func(i int) {
+		if _, err := logs[i].Append(context.Background(), makeBatch(t, batchSpec{n: 1, valueSize: 10}), AppendOptions{}); err != nil {
+			t.Error(err)
+		}
+		acked <- i
+	}
+	go appendTo(0)
+	<-g.entered // round 1 is fsyncing log 0
+	for i := range logs {
+		go appendTo(i)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, l := range logs[1:] {
+		for l.LogEndOffset() != 1 || logs[0].LogEndOffset() != 2 { // written (and so queued) while the fsync waits
+			if time.Now().After(deadline) {
+				t.Fatal("appends did not reach the log")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	select {
+	case i := <-acked:
+		t.Fatalf("append to %d acknowledged before any fsync finished", i)
+	default:
+	}
+	close(g.gate)
+	for range 12 {
+		<-acked
+	}
+	if st := s.Stats(); st.GroupCommits != 2 || st.FsyncedFiles != 12 {
+		t.Fatalf("stats %+v: want 2 rounds fsyncing 1 + 11 files", st)
 	}
 }

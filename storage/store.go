@@ -349,3 +349,15 @@ func (s *Store) runRetention(every time.Duration) {
 		}
 	}
 }
+
+// Stats are counters for metrics.
+type Stats struct {
+	GroupCommits int64 // FsyncAlways rounds: each is one parallel fsync of every dirty log
+	FsyncedFiles int64 // segment files fsynced by those rounds
+}
+
+// Stats returns the store's counters; with FsyncAlways, GroupCommits/appends
+// shows how well group commit batches.
+func (s *Store) Stats() Stats {
+	return Stats{GroupCommits: s.syncer.rounds.Load(), FsyncedFiles: s.syncer.fsyncs.Load()}
+}

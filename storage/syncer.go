@@ -41,8 +41,8 @@ func newSyncer(s *Store) *syncer {
 	return y
 }
 
-// register adds l (whose mu is held) to the current round and returns it.
-func (y *syncer) register(l *Log) *round {
+// registerLocked adds l (whose mu the caller holds) to the current round and returns it.
+func (y *syncer) registerLocked(l *Log) *round {
 	y.mu.Lock()
 	if !l.mu.queued {
 		l.mu.queued = true
