@@ -80,7 +80,41 @@ func crashIteration(t *testing.T, seed uint64) {
 			}
 		}()
 	}
+	// Readers tail every log while it is written: whatever they are served
+	// must survive the crash (HWM = durable end), or offsets would be reused.
+	served := make([][]ack, len(tps))
+	stopReaders := make(chan struct{})
+	var readers sync.WaitGroup
+	for i, tp := range tps {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			l, _ := s.Log(tp)
+			off := int64(0)
+			for {
+				select {
+				case <-stopReaders:
+					return
+				case <-l.Wait():
+				}
+				for off < l.HighWatermark() {
+					res, err := l.Read(off, 64<<10)
+					if err != nil {
+						return // the file system crashed under the read
+					}
+					for b := res.Records; len(b) > 0; {
+						h := mustHeader(t, b)
+						served[i] = append(served[i], ack{tp, h.BaseOffset, bytes.Clone(b[8:h.Size()])})
+						off = h.LastOffset() + 1
+						b = b[h.Size():]
+					}
+				}
+			}
+		}()
+	}
 	wg.Wait()
+	close(stopReaders)
+	readers.Wait()
 	crashed := fsys.Crashed()
 	if crashed == nil { // the appenders finished first: crash now
 		crashed = fsys.CrashClone(CrashOptions{Rand: rand.New(rand.NewPCG(seed, 8))})
@@ -128,6 +162,13 @@ func crashIteration(t *testing.T, seed uint64) {
 		got, ok := stored[a.tp][a.base]
 		if !ok || !bytes.Equal(got, a.data) {
 			t.Fatalf("acknowledged batch %s@%d lost or changed after crash (%d acks)", a.tp, a.base, len(acks))
+		}
+	}
+	for _, reads := range served {
+		for _, a := range reads {
+			if got, ok := stored[a.tp][a.base]; !ok || !bytes.Equal(got, a.data) {
+				t.Fatalf("batch %s@%d was served before the crash but is lost or changed after it", a.tp, a.base)
+			}
 		}
 	}
 	// The recovered logs take appends at their end.
