@@ -159,6 +159,9 @@ func FuzzIndexFiles(f *testing.F) {
 		var oe entries[offsetEntry]
 		if parseOffsetIndex(idx, int64(len(seg)), &oe) == nil {
 			v := oe.view()
+			if !bytes.Equal(encodeOffsetIndex(v), idx) {
+				t.Fatal("offset index: parse-encode not stable")
+			}
 			for i := 0; i < v.n; i++ {
 				if int64(v.at(i).pos) >= int64(len(seg)) {
 					t.Fatalf("accepted entry beyond the segment")
@@ -166,7 +169,9 @@ func FuzzIndexFiles(f *testing.F) {
 			}
 		}
 		var te entries[timeEntry]
-		_ = parseTimeIndex(tidx, &te)
+		if parseTimeIndex(tidx, &te) == nil && !bytes.Equal(encodeTimeIndex(te.view()), tidx) {
+			t.Fatal("time index: parse-encode not stable")
+		}
 		lookupTime(te.view(), 500)
 
 		fsys, file := fuzzSegmentFile(t, seg)
