@@ -515,8 +515,16 @@ func TestCreateDeleteLogs(t *testing.T) {
 		if fmt.Sprint(names) != "[a-2 a-b-10 b-0 b-1]" {
 			t.Fatalf("Logs() = %v", names)
 		}
+		deleted, _ := s.Log(TopicPartition{"b", 0})
+		mustAppend(t, deleted, makeBatch(t, batchSpec{n: 1, valueSize: 5}))
 		if err := s.DeleteLog(TopicPartition{"b", 0}); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := deleted.Read(0, 100); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Read of a deleted log: %v", err)
+		}
+		if _, err := deleted.Append(context.Background(), makeBatch(t, batchSpec{n: 1}), AppendOptions{}); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Append to a deleted log: %v", err)
 		}
 		if err := s.DeleteLog(TopicPartition{"b", 0}); !errors.Is(err, ErrLogNotFound) {
 			t.Fatalf("second delete: %v", err)

@@ -8,6 +8,9 @@ import (
 // timestamp, like Kafka's ListOffsets; (-1, -1, nil) if there is none below the high watermark.
 // The time index narrows the search to a few KiB; compressed batches are decompressed.
 func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
+	if l.gone.Load() {
+		return -1, -1, l.errorf("offset for timestamp: %w", ErrClosed)
+	}
 	hw, start := l.hwm.Load(), l.start.Load()
 	segs := l.segments()
 	interval := l.Config().IndexIntervalBytes
@@ -72,6 +75,9 @@ func (l *Log) segmentMax(seg *segment) (int64, int64) {
 // MaxTimestamp returns the record with the largest timestamp (KIP-734), the earliest one on ties;
 // (-1, -1, nil) if the log has no readable records.
 func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
+	if l.gone.Load() {
+		return -1, -1, l.errorf("max timestamp: %w", ErrClosed)
+	}
 	hw, start := l.hwm.Load(), l.start.Load()
 	interval := l.Config().IndexIntervalBytes
 	var best *segment

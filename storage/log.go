@@ -39,6 +39,7 @@ type Log struct {
 	size  atomic.Int64               // bytes in all segments
 	dirty atomic.Bool                // FsyncInterval: written since the last sync
 	err   atomic.Pointer[error]      // why the log failed (ErrLogFailed)
+	gone  atomic.Bool                // closed or deleted: set before its segments are released
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed at the next HWM advance; nil until Wait is called
@@ -340,7 +341,10 @@ func (l *Log) ReadInto(buf []byte, offset int64, maxBytes int) (ReadResult, erro
 		for ; i < len(segs); i++ {
 			seg := segs[i]
 			if !seg.acquire() {
-				retry = true // deleted by retention: reload the list
+				if l.gone.Load() {
+					return res, l.errorf("read: %w", ErrClosed)
+				}
+				retry = true // deleted by retention, which swapped the list first: reload it
 				break
 			}
 			recs, err := l.readSegment(seg, buf, offset, maxBytes, hw)
@@ -388,6 +392,9 @@ func segmentFor(segs []*segment, offset int64) int {
 // high watermark (used to rebuild idempotent-producer state from the log tail after a crash).
 // An error from fn stops the scan and is returned.
 func (l *Log) ScanBatches(from int64, fn func(h BatchHeader) error) error {
+	if l.gone.Load() {
+		return l.errorf("scan: %w", ErrClosed)
+	}
 	hw := l.hwm.Load()
 	segs := l.segments()
 	from = max(from, l.start.Load())

@@ -233,6 +233,7 @@ func (s *Store) DeleteLog(tp TopicPartition) error {
 	l.mu.Lock()
 	l.mu.closed = true
 	l.mu.Unlock()
+	l.gone.Store(true)
 	l.retMu.Lock()
 	for _, seg := range l.segments() {
 		seg.release()
@@ -300,6 +301,7 @@ func (s *Store) closeLogs() {
 // part of it needs recovery.
 func (l *Log) close() error {
 	err := l.closeActive()
+	l.gone.Store(true)
 	l.notify()
 	l.retMu.Lock() // lock order: retMu before mu, so not under mu
 	for _, seg := range l.segments() {
