@@ -4,7 +4,8 @@
 # with and without SyncWrites, on this machine, in this run.
 #
 #   scenario 1 (throughput): RECORDS x 1 KiB random values, 1,000 keys,
-#     8 partitions, acks=all, linger 5 ms; produce and consume throughput
+#     8 partitions, acks=all, linger 5 ms; produce throughput (no concurrent
+#     reader), then consume throughput (a fresh consumer reads it all back)
 #   scenario 2 (latency): 5,000 records/s offered for LATENCY_DURATION,
 #     same records, linger 0; end-to-end p50/p99/p99.9/max
 #
@@ -37,7 +38,7 @@ go build -o "$BIN/kfakebroker" ./internal/tools/kfakebroker
 
 {
 	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (working tree has uncommitted changes)')"
 	echo "go:      $(go version)"
 	echo "cpu:     $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 	echo "memory:  $(free -g | awk '/Mem:/ {print $2}') GiB"
@@ -72,7 +73,7 @@ run_target() {
 	wait_ready "$addr"
 	echo "== $name: throughput"
 	"$BIN/spool" bench --brokers "$addr" -n "$RECORDS" -s 1024 -k 1000 -p 8 --acks all --linger 5ms \
-		--json --progress-interval 5s >"$RESULTS/$name-throughput.json"
+		--no-tail --json --progress-interval 5s >"$RESULTS/$name-throughput.json"
 	echo "== $name: latency at 5000/s"
 	"$BIN/spool" bench --brokers "$addr" --rate 5000 -d "$LATENCY_DURATION" -s 1024 -k 1000 -p 8 --acks all \
 		--linger 0 --json --progress-interval 5s >"$RESULTS/$name-latency.json"

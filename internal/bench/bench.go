@@ -68,6 +68,10 @@ type Config struct {
 	KeepTopic  bool  // keep the generated topic
 	Partitions int32 // partitions of a created topic; default 8
 	Mode       Mode  // default ModeAll
+	// NoTail turns off ModeAll's tailing consumer: produce throughput is
+	// then measured without a concurrent reader, and there is no
+	// end-to-end latency.
+	NoTail bool
 	// Records to produce; default 1,000,000, or unlimited when Duration is
 	// set. A run stops at whichever of Records and Duration comes first.
 	Records     int64

@@ -110,6 +110,18 @@ func TestRunAll(t *testing.T) {
 	})
 }
 
+func TestRunNoTail(t *testing.T) {
+	eachCluster(t, func(t *testing.T, addr string) {
+		res, err := Run(ctx(t), Config{Brokers: []string{addr}, Records: 300, RecordSize: 32, NoTail: true})
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if res.Produce.Records != 300 || res.Consume == nil || res.Consume.Records != 300 || res.EndToEnd != nil {
+			t.Fatalf("no-tail run = %+v, want 300 produced and consumed and no end-to-end latency", res)
+		}
+	})
+}
+
 func TestRunProduceRateDeletesTopic(t *testing.T) {
 	eachCluster(t, func(t *testing.T, addr string) {
 		res, err := Run(ctx(t), Config{Brokers: []string{addr}, Mode: ModeProduce, Records: 50, Rate: 5000,

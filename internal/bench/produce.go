@@ -35,7 +35,7 @@ func (r *runner) produce(ctx context.Context, res *Result, opts []kgo.Opt, start
 
 	var tail *tailer
 	var err error
-	if r.cfg.Mode == ModeAll {
+	if r.cfg.Mode == ModeAll && !r.cfg.NoTail {
 		if tail, err = r.startTail(ctx, starts); err != nil {
 			return err
 		}
