@@ -63,6 +63,13 @@ type Config struct {
 	// Default: the storage default (1 minute); < 0 disables the loop.
 	RetentionCheckInterval time.Duration
 
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session
+	// timeout a consumer group member may ask for in JoinGroup (Kafka's
+	// group.min.session.timeout.ms and group.max.session.timeout.ms); others
+	// get INVALID_SESSION_TIMEOUT. Defaults 6s and 30m, as Kafka. Tests lower
+	// the minimum to use short sessions (spooltest does).
+	GroupMinSessionTimeout, GroupMaxSessionTimeout time.Duration
+
 	// FS is the file system storage uses. Default: the OS file system.
 	// Tests pass storage's in-memory FS to inject faults.
 	FS storage.FS
@@ -83,6 +90,8 @@ const (
 	defaultMaxFrameBytes   = 100 << 20
 	defaultMaxMessageBytes = 1048588
 	defaultMaxFetchWait    = 30 * time.Second
+	defaultGroupMinSession = 6 * time.Second
+	defaultGroupMaxSession = 30 * time.Minute
 	// maxPartitions bounds the partition count of one topic so that one
 	// request cannot make the broker create millions of directories.
 	maxPartitions = 10000
@@ -104,6 +113,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxFetchWait == 0 {
 		c.MaxFetchWait = defaultMaxFetchWait
+	}
+	if c.GroupMinSessionTimeout == 0 {
+		c.GroupMinSessionTimeout = defaultGroupMinSession
+	}
+	if c.GroupMaxSessionTimeout == 0 {
+		c.GroupMaxSessionTimeout = defaultGroupMaxSession
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -145,6 +160,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFetchWait < 0 {
 		return fmt.Errorf("broker: config: MaxFetchWait %v: must not be negative", c.MaxFetchWait)
+	}
+	if c.GroupMinSessionTimeout < time.Millisecond || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
+		return fmt.Errorf("broker: config: group session timeouts [%v, %v]: need 1ms <= GroupMinSessionTimeout <= GroupMaxSessionTimeout", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ func (b *Broker) startGroups() error {
 	gc, err := group.New(group.Config{
 		Dir:    filepath.Join(dir, "groups"),
 		NoSync: b.cfg.Fsync == storage.FsyncNever,
+		// Both set by Config.WithDefaults.
+		MinSessionTimeout: b.cfg.GroupMinSessionTimeout,
+		MaxSessionTimeout: b.cfg.GroupMaxSessionTimeout,
 		PartitionExists: func(topic string, partition int32) bool {
 			return b.topics().byName[topic].partition(partition) != nil
 		},

@@ -1,5 +1,7 @@
 // Package spooltest starts in-process Spool brokers for tests: on
 // 127.0.0.1 with a free port, data in t.TempDir(), closed by t.Cleanup.
+// Consumer groups accept session timeouts from 100ms (Kafka's and the
+// broker's default minimum is 6s), so tests can use short sessions.
 //
 //	srv := spooltest.Start(t)
 //	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.Addr()))
@@ -11,6 +13,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/spoolmq/spool/broker"
 )
@@ -19,7 +22,8 @@ import (
 type Option func(*broker.Config)
 
 // WithConfig calls fn on the broker.Config, overriding any default set by
-// spooltest (Listen "127.0.0.1:0", DataDir t.TempDir()).
+// spooltest (Listen "127.0.0.1:0", DataDir t.TempDir(),
+// GroupMinSessionTimeout TestMinSessionTimeout).
 func WithConfig(fn func(*broker.Config)) Option { return Option(fn) }
 
 // WithoutAutoCreate turns off topic auto-creation, overriding the default
@@ -40,6 +44,10 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *broker.Config) { c.Logger = l }
 }
 
+// TestMinSessionTimeout is the smallest consumer group session timeout a
+// spooltest broker accepts (broker.Config.GroupMinSessionTimeout).
+const TestMinSessionTimeout = 100 * time.Millisecond
+
 // Server is a running in-process broker.
 type Server struct {
 	cfg broker.Config
@@ -56,7 +64,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg := broker.Config{
 		DataDir: t.TempDir(),
 		Listen:  "127.0.0.1:0",
-		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// Short sessions for tests; the maximum stays the broker default.
+		GroupMinSessionTimeout: TestMinSessionTimeout,
+		Logger:                 slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	for _, o := range opts {
 		o(&cfg)

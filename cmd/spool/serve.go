@@ -37,6 +37,8 @@ type serveFlags struct {
 	autoCreateTopics  bool
 	defaultPartitions int32
 	maxFrameBytes     int32
+	groupMinSession   time.Duration
+	groupMaxSession   time.Duration
 	logLevel          string
 }
 
@@ -82,6 +84,8 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create unknown topics when clients ask for their metadata")
 	fl.Int32Var(&f.defaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
 	fl.Int32Var(&f.maxFrameBytes, "max-frame-bytes", 100<<20, "largest request frame accepted; larger ones close the connection")
+	fl.DurationVar(&f.groupMinSession, "group-min-session-timeout", 6*time.Second, "smallest session timeout a consumer group member may ask for (group.min.session.timeout.ms)")
+	fl.DurationVar(&f.groupMaxSession, "group-max-session-timeout", 30*time.Minute, "largest session timeout a consumer group member may ask for (group.max.session.timeout.ms)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return f
 }
@@ -122,6 +126,9 @@ func (f *serveFlags) config() (broker.Config, error) {
 	if f.maxFrameBytes < 1 {
 		return broker.Config{}, fmt.Errorf("serve: --max-frame-bytes %d: must be positive", f.maxFrameBytes)
 	}
+	if f.groupMinSession <= 0 || f.groupMaxSession <= 0 {
+		return broker.Config{}, fmt.Errorf("serve: --group-min-session-timeout %v, --group-max-session-timeout %v: must be positive", f.groupMinSession, f.groupMaxSession)
+	}
 	if f.http != "" {
 		if _, _, err := net.SplitHostPort(f.http); err != nil {
 			return broker.Config{}, fmt.Errorf("serve: --http %q: %w", f.http, err)
@@ -135,6 +142,8 @@ func (f *serveFlags) config() (broker.Config, error) {
 		DisableAutoCreateTopics: !f.autoCreateTopics,
 		DefaultPartitions:       f.defaultPartitions,
 		MaxFrameBytes:           f.maxFrameBytes,
+		GroupMinSessionTimeout:  f.groupMinSession,
+		GroupMaxSessionTimeout:  f.groupMaxSession,
 		Logger:                  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -39,7 +39,8 @@ func TestServeFlagsAndEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.DataDir != "./spool-data" || cfg.Listen != "127.0.0.1:9092" || cfg.Fsync != storage.FsyncAlways ||
-		cfg.DisableAutoCreateTopics || cfg.DefaultPartitions != 1 || cfg.MaxFrameBytes != 100<<20 || f.http != "127.0.0.1:8080" {
+		cfg.DisableAutoCreateTopics || cfg.DefaultPartitions != 1 || cfg.MaxFrameBytes != 100<<20 || f.http != "127.0.0.1:8080" ||
+		cfg.GroupMinSessionTimeout != 6*time.Second || cfg.GroupMaxSessionTimeout != 30*time.Minute {
 		t.Fatalf("defaults: %+v http %q", cfg, f.http)
 	}
 
@@ -48,6 +49,7 @@ func TestServeFlagsAndEnv(t *testing.T) {
 		"SPOOL_DATA": "/env/data", "SPOOL_LISTEN": "0.0.0.0:9999", "SPOOL_ADVERTISE": "kafka.example:9999",
 		"SPOOL_HTTP": "", "SPOOL_FSYNC": "interval", "SPOOL_AUTO_CREATE_TOPICS": "false",
 		"SPOOL_DEFAULT_PARTITIONS": "6", "SPOOL_MAX_FRAME_BYTES": "2048",
+		"SPOOL_GROUP_MIN_SESSION_TIMEOUT": "250ms", "SPOOL_GROUP_MAX_SESSION_TIMEOUT": "1m",
 	}
 	f, err = parseServe(t, []string{"--fsync", "never", "--data", "/flag/data"}, env)
 	if err != nil {
@@ -61,7 +63,8 @@ func TestServeFlagsAndEnv(t *testing.T) {
 		t.Errorf("flags did not win over env: data %q fsync %v", cfg.DataDir, cfg.Fsync)
 	}
 	if cfg.Listen != "0.0.0.0:9999" || cfg.Advertise != "kafka.example:9999" || f.http != "" ||
-		!cfg.DisableAutoCreateTopics || cfg.DefaultPartitions != 6 || cfg.MaxFrameBytes != 2048 {
+		!cfg.DisableAutoCreateTopics || cfg.DefaultPartitions != 6 || cfg.MaxFrameBytes != 2048 ||
+		cfg.GroupMinSessionTimeout != 250*time.Millisecond || cfg.GroupMaxSessionTimeout != time.Minute {
 		t.Errorf("env not applied: %+v http %q", cfg, f.http)
 	}
 
@@ -80,6 +83,9 @@ func TestServeFlagsAndEnv(t *testing.T) {
 		{[]string{"--advertise", "host:0"}, nil, "Advertise"},
 		{[]string{"--http", "nonsense"}, nil, "--http"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
+		{[]string{"--group-min-session-timeout", "0s"}, nil, "--group-min-session-timeout"},
+		{nil, map[string]string{"SPOOL_GROUP_MAX_SESSION_TIMEOUT": "soon"}, "SPOOL_GROUP_MAX_SESSION_TIMEOUT"},
+		{[]string{"--group-min-session-timeout", "1m", "--group-max-session-timeout", "10s"}, nil, "group session timeouts"},
 	} {
 		f, err := parseServe(t, c.args, c.env)
 		if err == nil {
