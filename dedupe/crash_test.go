@@ -64,9 +64,9 @@ func ledgerHandler(db *sql.DB, d Dialect) (*SQL, agent.Handler) {
 	return s, h
 }
 
-func crashAgent(addrs []string, h agent.Handler, commit time.Duration) (*agent.Agent, error) {
+func crashAgent(addrs []string, session time.Duration, h agent.Handler, commit time.Duration) (*agent.Agent, error) {
 	return agent.New(crashGroup, []string{crashTopic}, agent.WithBrokers(addrs...),
-		agent.WithClientOptions(kgo.SessionTimeout(kafkatest.SessionTimeout(addrs)), kgo.HeartbeatInterval(100*time.Millisecond),
+		agent.WithClientOptions(kgo.SessionTimeout(session), kgo.HeartbeatInterval(100*time.Millisecond),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())),
 		agent.WithConcurrency(8), agent.WithCommitInterval(commit), agent.WithHandler("transfer", h))
 }
@@ -84,7 +84,13 @@ func TestCrashHelper(t *testing.T) {
 	_, h := ledgerHandler(db, d)
 	// Commits far apart: when the parent kills us, much is handled and
 	// not committed, so the restart sees duplicates.
-	a, err := crashAgent(strings.Split(os.Getenv("DEDUPE_BROKERS"), ","), h, time.Hour)
+	// The parent's session timeout: the takeover waits this long for the
+	// killed member to expire.
+	session, err := time.ParseDuration(os.Getenv("DEDUPE_SESSION_TIMEOUT"))
+	if err != nil {
+		t.Fatalf("DEDUPE_SESSION_TIMEOUT: %v", err)
+	}
+	a, err := crashAgent(strings.Split(os.Getenv("DEDUPE_BROKERS"), ","), session, h, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +187,7 @@ func testCrash(t *testing.T, addrs []string, dialect string) {
 	// Run the agent in a child process and kill it once it applied 200.
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v")
 	cmd.Env = append(os.Environ(), "DEDUPE_CRASH_HELPER=1", "DEDUPE_DIALECT="+dialect, "DEDUPE_DSN="+dsn,
-		"DEDUPE_BROKERS="+strings.Join(addrs, ","))
+		"DEDUPE_BROKERS="+strings.Join(addrs, ","), "DEDUPE_SESSION_TIMEOUT="+kafkatest.SessionTimeout(addrs).String())
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -205,7 +211,7 @@ func testCrash(t *testing.T, addrs []string, dialect string) {
 	_, h := ledgerHandler(db, d)
 	var deliveries atomic.Int64
 	counting := func(ctx context.Context, m *agent.Message) error { deliveries.Add(1); return h(ctx, m) }
-	a, err := crashAgent(addrs, counting, 50*time.Millisecond)
+	a, err := crashAgent(addrs, kafkatest.SessionTimeout(addrs), counting, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,8 +60,10 @@ func StartKfake(t testing.TB) []string {
 var sessionTimeouts sync.Map // first seed address -> time.Duration
 
 // SessionTimeout returns the shortest group session timeout worth using
-// against the cluster at addrs: 1s on kfake, 6s (Kafka's default minimum)
-// elsewhere. A crashed member is noticed after this long.
+// against the cluster at addrs: 1s on the clusters started here (kfake and
+// Spool, both with a 100ms minimum), 6s (Kafka's default minimum) elsewhere,
+// e.g. in a child process that did not start the cluster (pass the value
+// on). A crashed member is noticed after this long.
 func SessionTimeout(addrs []string) time.Duration {
 	if d, ok := sessionTimeouts.Load(addrs[0]); ok {
 		return d.(time.Duration)
