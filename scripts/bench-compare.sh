@@ -40,6 +40,7 @@ go build -o "$BIN/kfakebroker" ./internal/tools/kfakebroker
 	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (working tree has uncommitted changes)')"
 	echo "go:      $(go version)"
+	echo "spool:   $("$BIN/spool" version)"
 	echo "cpu:     $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 	echo "memory:  $(free -g | awk '/Mem:/ {print $2}') GiB"
 	echo "disk:    $(df -T "$BENCH_DATA" | awk 'NR==2 {print $2, $1}')"
