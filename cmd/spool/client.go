@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -104,17 +103,11 @@ func (f *clientFlags) ctx(cmd *cobra.Command, bounded bool) (context.Context, co
 	return ctx, func() { cancel(); stop() }
 }
 
-// describeErr turns a Kafka or context error into a message a user can act
-// on. Kafka errors keep their protocol name (UNKNOWN_TOPIC_OR_PARTITION, ...).
+// describeErr adds a hint to errors that mean no broker answered in time.
+// Kafka errors already carry their protocol name (UNKNOWN_TOPIC_OR_PARTITION,
+// ...) and pass through unchanged.
 func describeErr(err error, brokers string) error {
-	if err == nil {
-		return nil
-	}
-	var ke *kerr.Error
-	switch {
-	case errors.As(err, &ke):
-		return err
-	case errors.Is(err, context.DeadlineExceeded):
+	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w (is a broker running at %s?)", err, brokers)
 	}
 	return err
