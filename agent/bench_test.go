@@ -41,82 +41,151 @@ func benchTopic(b *testing.B, n int) []string {
 	return addrs
 }
 
+// benchClientOpts are the client options both sides of every comparison
+// use: the same seeds, fetch settings (franz-go's defaults) and start
+// offset. onAssigned is called when the (single) member gets its partitions.
+func benchClientOpts(addrs []string, onAssigned func()) []kgo.Opt {
+	var once sync.Once
+	return []kgo.Opt{
+		kgo.SeedBrokers(addrs...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { once.Do(onAssigned) }),
+	}
+}
+
+// benchTimeout bounds one op: a consumer that stops making progress fails
+// the benchmark with what it saw instead of hanging it.
+const benchTimeout = 60 * time.Second
+
+// timedOp runs one op of a consumer benchmark: start (timer stopped: client
+// creation, group join and sync are not measured), then the timer runs from
+// the moment the partitions are assigned until the n-th event is handled
+// (done is closed), then stop (not measured: commit, leave, close). Both
+// sides of a comparison pay the same fetch-offset round trips after the
+// assignment. progress reports how far a stuck op got.
+func timedOp(b *testing.B, start func(onAssigned func()) (done <-chan struct{}, stop func()), progress func() int64) {
+	b.StopTimer()
+	assigned := make(chan struct{})
+	done, stop := start(func() { close(assigned) })
+	deadline := time.NewTimer(benchTimeout)
+	defer deadline.Stop()
+	select {
+	case <-assigned:
+	case <-deadline.C:
+		b.Fatalf("no partitions assigned within %v", benchTimeout)
+	}
+	b.StartTimer()
+	select {
+	case <-done:
+	case <-deadline.C:
+		b.Fatalf("op stuck: %d events handled after %v", progress(), benchTimeout)
+	}
+	b.StopTimer()
+	stop()
+	b.StartTimer()
+}
+
 // plainConsume is the baseline: a franz-go group consumer's poll loop that
 // handles records one at a time (perPartition: one goroutine per partition
 // in each poll, the usual way to parallelise a plain consumer).
 func plainConsume(b *testing.B, addrs []string, group string, n int, perPartition bool, h func(*kgo.Record)) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics("bench"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	seen := 0
-	for seen < n {
-		fs := cl.PollFetches(context.Background())
-		if perPartition {
-			var wg sync.WaitGroup
-			fs.EachPartition(func(p kgo.FetchTopicPartition) {
-				wg.Go(func() { p.EachRecord(h) })
-				seen += len(p.Records)
-			})
-			wg.Wait()
-		} else {
-			fs.EachRecord(func(r *kgo.Record) { h(r); seen++ })
+	var seen atomic.Int64
+	timedOp(b, func(onAssigned func()) (<-chan struct{}, func()) {
+		cl, err := kgo.NewClient(append(benchClientOpts(addrs, onAssigned),
+			kgo.ConsumerGroup(group), kgo.ConsumeTopics("bench"))...)
+		if err != nil {
+			b.Fatal(err)
 		}
-	}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		exited := make(chan struct{})
+		go func() {
+			defer close(exited)
+			for seen.Load() < int64(n) {
+				fs := cl.PollFetches(ctx)
+				if ctx.Err() != nil {
+					return
+				}
+				if perPartition {
+					var wg sync.WaitGroup
+					fs.EachPartition(func(p kgo.FetchTopicPartition) {
+						wg.Go(func() { p.EachRecord(h) })
+						seen.Add(int64(len(p.Records)))
+					})
+					wg.Wait()
+				} else {
+					k := 0
+					fs.EachRecord(func(r *kgo.Record) { h(r); k++ })
+					seen.Add(int64(k))
+				}
+			}
+			close(done)
+		}()
+		return done, func() { cancel(); <-exited; cl.Close() }
+	}, seen.Load)
 }
 
+// agentConsume runs an agent with the same client options as plainConsume
+// until its handler has been called n times.
 func agentConsume(b *testing.B, addrs []string, group string, n, concurrency int, h func()) {
 	var count atomic.Int64
-	done := make(chan struct{})
-	a, err := agent.New(group, []string{"bench"}, agent.WithBrokers(addrs...), agent.WithConcurrency(concurrency),
-		agent.WithClientOptions(kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())),
-		agent.WithHandler("t", func(context.Context, *agent.Message) error {
-			h()
-			if count.Add(1) == int64(n) {
-				close(done)
+	timedOp(b, func(onAssigned func()) (<-chan struct{}, func()) {
+		done := make(chan struct{})
+		a, err := agent.New(group, []string{"bench"}, agent.WithConcurrency(concurrency),
+			agent.WithClientOptions(benchClientOpts(addrs, onAssigned)...),
+			agent.WithHandler("t", func(context.Context, *agent.Message) error {
+				h()
+				if count.Add(1) == int64(n) {
+					close(done)
+				}
+				return nil
+			}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- a.Run(ctx) }()
+		return done, func() {
+			cancel()
+			if err := <-errc; err != nil {
+				b.Fatal(err)
 			}
-			return nil
-		}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	<-done
-	cancel()
-	if err := <-errc; err != nil {
-		b.Fatal(err)
-	}
+		}
+	}, count.Load)
 }
 
-// BenchmarkOverhead: consuming 20,000 events with a no-op handler, plain
-// franz-go poll loop vs the agent. One op = one pass over all events by a
-// fresh group (join included).
+func reportEvents(b *testing.B, n int) {
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkOverhead: consuming 100,000 events (4 partitions, 1,000 keys)
+// with a no-op handler, plain franz-go poll loop vs the agent with 1 and 16
+// handlers in flight. Each op is a fresh group reading the topic from the
+// start; only the consuming is timed (from partition assignment to the last
+// event handled), not the group join or the shutdown.
 func BenchmarkOverhead(b *testing.B) {
-	const n = 20000
+	const n = 100000
 	addrs := benchTopic(b, n)
 	b.Run("plain", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			plainConsume(b, addrs, fmt.Sprintf("plain-%d", i), n, false, func(*kgo.Record) {})
 		}
-		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+		reportEvents(b, n)
 	})
 	for _, c := range []int{1, 16} {
 		b.Run(fmt.Sprintf("agent-c%d", c), func(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				agentConsume(b, addrs, fmt.Sprintf("agent-%d-%d", c, i), n, c, func() {})
 			}
-			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+			reportEvents(b, n)
 		})
 	}
 }
 
 // BenchmarkSlowHandler: 2,000 events on 4 partitions and 1,000 keys with a
 // 1 ms handler: one at a time (plain loop), one at a time per partition,
-// and the agent 64-way key-parallel.
+// and the agent 64-way key-parallel. Timed as in BenchmarkOverhead.
 func BenchmarkSlowHandler(b *testing.B) {
 	const n = 2000
 	addrs := benchTopic(b, n)
@@ -125,18 +194,18 @@ func BenchmarkSlowHandler(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			plainConsume(b, addrs, fmt.Sprintf("ps-%d", i), n, false, func(*kgo.Record) { work() })
 		}
-		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+		reportEvents(b, n)
 	})
 	b.Run("plain-per-partition", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			plainConsume(b, addrs, fmt.Sprintf("pp-%d", i), n, true, func(*kgo.Record) { work() })
 		}
-		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+		reportEvents(b, n)
 	})
 	b.Run("agent-c64", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			agentConsume(b, addrs, fmt.Sprintf("a64-%d", i), n, 64, work)
 		}
-		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+		reportEvents(b, n)
 	})
 }
