@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -67,7 +69,11 @@ func run(t *testing.T, addr, stdin string, args ...string) result {
 	root.SetIn(strings.NewReader(stdin))
 	root.SetOut(&out)
 	root.SetErr(&errOut)
-	root.SetArgs(append(args, "--brokers", addr, "--timeout", "15s"))
+	args = append(args, "--brokers", addr)
+	if !slices.Contains(args, "--timeout") {
+		args = append(args, "--timeout", "15s")
+	}
+	root.SetArgs(args)
 	err := root.Execute()
 	return result{out.String(), errOut.String(), err}
 }
@@ -389,4 +395,27 @@ func TestBenchCommand(t *testing.T) {
 		mustFail(t, addr, "", []string{"bench", "-s", "4"}, "minimum 8")
 		mustFail(t, addr, "", []string{"bench", "--mode", "consume", "-t", "nosuch", "-q"}, "UNKNOWN_TOPIC_OR_PARTITION")
 	})
+}
+
+func TestBrokerSilent(t *testing.T) {
+	// A listener that accepts and never answers: the command gives up
+	// after --timeout and says which broker it waited for.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	r := run(t, ln.Addr().String(), "", "topic", "list", "--timeout", "1s")
+	if r.err == nil || !strings.Contains(r.err.Error(), "is a broker running at "+ln.Addr().String()) {
+		t.Fatalf("topic list against a silent listener: err = %v, want the timeout hint", r.err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -69,6 +70,10 @@ func (f *clientFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.ClientID("spool-cli"),
 		kgo.RetryTimeout(f.timeout),
 		kgo.DialTimeout(minDuration(f.timeout, 10*time.Second)),
+		// Read deadlines are the request's own timeout plus this; for
+		// requests without one (ApiVersions, Metadata) it is the whole
+		// deadline, so a silent broker fails after --timeout.
+		kgo.RequestTimeoutOverhead(f.timeout),
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
@@ -107,7 +112,8 @@ func (f *clientFlags) ctx(cmd *cobra.Command, bounded bool) (context.Context, co
 // Kafka errors already carry their protocol name (UNKNOWN_TOPIC_OR_PARTITION,
 // ...) and pass through unchanged.
 func describeErr(err error, brokers string) error {
-	if errors.Is(err, context.DeadlineExceeded) {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return fmt.Errorf("%w (is a broker running at %s?)", err, brokers)
 	}
 	return err
