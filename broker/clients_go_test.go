@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -191,21 +192,33 @@ func testSarama(t *testing.T, version sarama.KafkaVersion) {
 			t.Fatalf("sarama.NewConsumerGroup: %v", err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		out := make(chan consumed)
+		out, errs := make(chan consumed), make(chan error, 1)
+		report := func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				if err := cg.Consume(ctx, []string{topic}, saramaHandler{out}); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
-					t.Errorf("%s: Consume: %v", label, err)
+					report(fmt.Errorf("Consume: %w", err))
 					return
 				}
 			}
 		})
-		got := collect(t, label, out, cg.Errors(), n)
+		wg.Go(func() { // until Close closes it
+			for err := range cg.Errors() {
+				report(err)
+			}
+		})
+		got := collect(t, label, out, errs, n)
 		cancel()
+		closed := cg.Close()
 		wg.Wait()
-		if err := cg.Close(); err != nil {
-			t.Fatalf("%s: close consumer group: %v", label, err)
+		if closed != nil {
+			t.Fatalf("%s: close consumer group: %v", label, closed)
 		}
 		return got
 	}
