@@ -155,6 +155,13 @@ func agentConsume(b *testing.B, addrs []string, group string, n, concurrency int
 	}, count.Load)
 }
 
+// groupSeq makes every op's group name unique within the process: with
+// -count, sub-benchmarks run again on the same cluster, and a reused group
+// would resume from its committed offsets and never see n events.
+var groupSeq atomic.Int64
+
+func newGroup(prefix string) string { return fmt.Sprintf("%s-%d", prefix, groupSeq.Add(1)) }
+
 func reportEvents(b *testing.B, n int) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
@@ -168,15 +175,15 @@ func BenchmarkOverhead(b *testing.B) {
 	const n = 100000
 	addrs := benchTopic(b, n)
 	b.Run("plain", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			plainConsume(b, addrs, fmt.Sprintf("plain-%d", i), n, false, func(*kgo.Record) {})
+		for b.Loop() {
+			plainConsume(b, addrs, newGroup("plain"), n, false, func(*kgo.Record) {})
 		}
 		reportEvents(b, n)
 	})
 	for _, c := range []int{1, 16} {
 		b.Run(fmt.Sprintf("agent-c%d", c), func(b *testing.B) {
-			for i := 0; b.Loop(); i++ {
-				agentConsume(b, addrs, fmt.Sprintf("agent-%d-%d", c, i), n, c, func() {})
+			for b.Loop() {
+				agentConsume(b, addrs, newGroup(fmt.Sprintf("agent-c%d", c)), n, c, func() {})
 			}
 			reportEvents(b, n)
 		})
@@ -191,20 +198,20 @@ func BenchmarkSlowHandler(b *testing.B) {
 	addrs := benchTopic(b, n)
 	work := func() { time.Sleep(time.Millisecond) }
 	b.Run("plain-serial", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			plainConsume(b, addrs, fmt.Sprintf("ps-%d", i), n, false, func(*kgo.Record) { work() })
+		for b.Loop() {
+			plainConsume(b, addrs, newGroup("ps"), n, false, func(*kgo.Record) { work() })
 		}
 		reportEvents(b, n)
 	})
 	b.Run("plain-per-partition", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			plainConsume(b, addrs, fmt.Sprintf("pp-%d", i), n, true, func(*kgo.Record) { work() })
+		for b.Loop() {
+			plainConsume(b, addrs, newGroup("pp"), n, true, func(*kgo.Record) { work() })
 		}
 		reportEvents(b, n)
 	})
 	b.Run("agent-c64", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			agentConsume(b, addrs, fmt.Sprintf("a64-%d", i), n, 64, work)
+		for b.Loop() {
+			agentConsume(b, addrs, newGroup("a64"), n, 64, work)
 		}
 		reportEvents(b, n)
 	})
