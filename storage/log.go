@@ -48,10 +48,11 @@ type Log struct {
 
 	mu struct {
 		sync.Mutex
-		closed bool
-		active *segment
-		next   int64 // == leo, guarded
-		queued bool  // in the syncer's dirty list (guarded by syncer.mu, kept here for locality)
+		closed  bool
+		active  *segment
+		next    int64        // == leo, guarded
+		pending *pendingSync // FsyncAlways: the next fsync, joined by appends since the last one began
+		syncing bool         // FsyncAlways: the log's sync loop is running
 	}
 }
 
@@ -210,10 +211,10 @@ func (l *Log) Append(ctx context.Context, batch []byte, opts AppendOptions) (App
 	end := h.LastOffset() + 1
 	l.mu.next = end
 	l.leo.Store(end)
-	var r *round
+	var r *pendingSync
 	switch mode {
 	case FsyncAlways:
-		r = l.store.syncer.registerLocked(l)
+		r = l.joinSyncLocked()
 	case FsyncInterval:
 		l.dirty.Store(true)
 		l.advanceHWM(end)
@@ -240,7 +241,7 @@ func (l *Log) Append(ctx context.Context, batch []byte, opts AppendOptions) (App
 
 // writebackStarter is implemented by files that can start writeback early
 // (OSFS on Linux: sync_file_range). Starting it right after the write lets
-// the disk work while the round's other appenders write, so the fsync waits
+// the disk work while other appenders write, so the fsync waits
 // for less. Small batches are left to the fsync: one syscall fewer.
 type writebackStarter interface{ startWriteback(off, n int64) }
 

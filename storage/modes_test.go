@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -164,7 +165,7 @@ type gatedFS struct {
 	*MemFS
 	gate    chan struct{}
 	entered chan struct{}
-	once    sync.Once
+	first   atomic.Bool
 }
 
 type gatedFile struct {
@@ -181,17 +182,18 @@ func (g *gatedFS) Create(name string) (File, error) {
 }
 
 func (f gatedFile) Sync() error {
-	f.fs.once.Do(func() {
+	if f.fs.first.CompareAndSwap(false, true) { // sync.Once would hold the other files' syncs too
 		close(f.fs.entered)
 		<-f.fs.gate
-	})
+	}
 	return f.File.Sync()
 }
 
-// TestGroupCommitSharesFsyncs: while one fsync is in flight, appends to 10
-// other partitions (and more to the first) write and queue up; they are then
-// all covered by one round with one fsync per log, and none is acknowledged
-// before it.
+// TestGroupCommitSharesFsyncs: while log 0's fsync is held, 10 more appends
+// to log 0 write and queue up, and appends to 10 other partitions complete on
+// their own (partitions don't wait for each other). When the fsync is
+// released, one more fsync covers all 10 queued appends, and none of them was
+// acknowledged before it.
 func TestGroupCommitSharesFsyncs(t *testing.T) {
 	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{})}
 	s := openStore(t, g, "/data")
@@ -211,29 +213,39 @@ func TestGroupCommitSharesFsyncs(t *testing.T) {
 		acked <- i
 	}
 	go appendTo(0)
-	<-g.entered // round 1 is fsyncing log 0
-	for i := range logs {
+	<-g.entered // log 0's first fsync is in flight (and held)
+	for i := 1; i < 11; i++ {
+		go appendTo(0)
 		go appendTo(i)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, l := range logs[1:] {
-		for l.LogEndOffset() != 1 || logs[0].LogEndOffset() != 2 { // written (and so queued) while the fsync waits
-			if time.Now().After(deadline) {
-				t.Fatal("appends did not reach the log")
-			}
-			time.Sleep(time.Millisecond)
+	for range 10 {
+		if i := <-acked; i == 0 {
+			t.Fatal("an append to log 0 was acknowledged before its fsync finished")
 		}
 	}
+	deadline := time.Now().Add(10 * time.Second)
+	for logs[0].LogEndOffset() != 11 { // all written, so all queued for the next fsync
+		if time.Now().After(deadline) {
+			t.Fatal("appends did not reach log 0")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	select {
-	case i := <-acked:
-		t.Fatalf("append to %d acknowledged before any fsync finished", i)
+	case <-acked:
+		t.Fatal("an append to log 0 was acknowledged before its fsync finished")
 	default:
 	}
 	close(g.gate)
-	for range 12 {
-		<-acked
+	for range 11 {
+		if i := <-acked; i != 0 {
+			t.Fatalf("unexpected ack from log %d", i)
+		}
 	}
-	if st := s.Stats(); st.GroupCommits != 2 || st.FsyncedFiles != 12 {
-		t.Fatalf("stats %+v: want 2 rounds fsyncing 1 + 11 files", st)
+	// log 0: 2 fsyncs for 11 appends; logs 1-10: one each.
+	if st := s.Stats(); st.Fsyncs != 12 || st.SyncedAppends != 21 {
+		t.Fatalf("stats %+v: want 12 fsyncs for 21 appends", st)
+	}
+	if logs[0].HighWatermark() != 11 {
+		t.Fatalf("log 0 HWM %d, want 11", logs[0].HighWatermark())
 	}
 }

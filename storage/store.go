@@ -19,8 +19,8 @@ const (
 )
 
 // Store holds every partition log under one data directory. It owns the
-// group-commit syncer (FsyncAlways), the interval syncer (FsyncInterval) and
-// the retention loop.
+// group commit (FsyncAlways: per-log sync loops sharing a bound on parallel
+// fsyncs), the interval syncer (FsyncInterval) and the retention loop.
 type Store struct {
 	opts   Options
 	fs     FS
@@ -102,9 +102,6 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.syncer = newSyncer(s)
 	switch opts.Fsync {
-	case FsyncAlways:
-		s.wg.Add(1)
-		go s.syncer.runGroupCommit()
 	case FsyncInterval:
 		s.wg.Add(1)
 		go s.syncer.runInterval(opts.FsyncInterval)
@@ -267,7 +264,7 @@ func (s *Store) Close() error {
 		s.mu.closed = true
 		s.mu.Unlock()
 		logs := s.Logs()
-		// No new writes after this; writes already made are in a syncer round.
+		// No new writes after this; writes already made have joined an fsync.
 		for _, l := range logs {
 			l.mu.Lock()
 			l.mu.closed = true
@@ -275,6 +272,7 @@ func (s *Store) Close() error {
 		}
 		close(s.stop)
 		s.wg.Wait()
+		s.syncer.loops.Wait() // the last fsyncs of appends already written
 		var errs []error
 		for _, l := range logs {
 			errs = append(errs, l.close())
@@ -354,12 +352,11 @@ func (s *Store) runRetention(every time.Duration) {
 
 // Stats are counters for metrics.
 type Stats struct {
-	GroupCommits int64 // FsyncAlways rounds: each is one parallel fsync of every dirty log
-	FsyncedFiles int64 // segment files fsynced by those rounds
+	SyncedAppends int64 // FsyncAlways appends that waited for an fsync
+	Fsyncs        int64 // FsyncAlways fsyncs: SyncedAppends/Fsyncs is the group-commit factor
 }
 
-// Stats returns the store's counters; with FsyncAlways, GroupCommits/appends
-// shows how well group commit batches.
+// Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	return Stats{GroupCommits: s.syncer.rounds.Load(), FsyncedFiles: s.syncer.fsyncs.Load()}
+	return Stats{SyncedAppends: s.syncer.appends.Load(), Fsyncs: s.syncer.fsyncs.Load()}
 }

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,126 +8,84 @@ import (
 
 // syncer makes appends durable.
 //
-// FsyncAlways (group commit): an appender writes under its log's mu, then,
-// still under it, registers the log in the current round and waits for the
-// round to finish. The syncer goroutine takes all logs registered so far,
-// opens the next round, fsyncs the active segment of every log in parallel,
-// raises each log's HWM to the end it observed before syncing, and closes the
-// round. Because a log is registered only after its bytes were written and the
-// syncer reads the end only after taking the round, the end it syncs covers
-// every waiter of the round. While one round syncs, the next fills up: one
-// fsync per log covers every append that arrived during the previous fsync.
+// FsyncAlways (group commit): an appender writes its batch under its log's
+// mu and, still under it, joins the log's pending sync (one per log) and
+// starts the log's sync loop if it is not running; then it waits. The sync
+// loop takes a slot (at most maxParallelFsyncs fsyncs run at once, so a store
+// with thousands of busy partitions doesn't park thousands of threads in
+// fdatasync), takes the pending sync and the log end under mu, fsyncs the
+// active segment, raises the HWM to that end and wakes the waiters. Appends
+// that arrive while an fsync is in flight, or while it waits for a slot,
+// join the next one: one fsync covers all of them. The partitions' fsyncs run
+// concurrently and independently, so no partition waits for another's
+// (slower) fsync, and the device sees a continuous stream of writes and
+// flushes. Because a waiter joins only after its bytes were written, and the
+// loop reads the end only after taking the pending sync, the end it syncs
+// covers every waiter of that sync.
 type syncer struct {
-	s    *Store
-	kick chan struct{}
+	s     *Store
+	slots chan struct{}
+	loops sync.WaitGroup // running sync loops
 
-	rounds, fsyncs atomic.Int64 // statistics: group commits, files fsynced
-
-	mu struct {
-		sync.Mutex
-		cur   *round
-		dirty []*Log
-	}
+	fsyncs, appends atomic.Int64 // statistics
 }
 
-// round is one group commit; done closes when its fsyncs finished (each
-// waiter then compares its end offset with its log's HWM).
-type round struct{ done chan struct{} }
-
-func newSyncer(s *Store) *syncer {
-	y := &syncer{s: s, kick: make(chan struct{}, 1)}
-	y.mu.cur = &round{done: make(chan struct{})}
-	return y
-}
-
-// registerLocked adds l (whose mu the caller holds) to the current round and returns it.
-func (y *syncer) registerLocked(l *Log) *round {
-	y.mu.Lock()
-	if !l.mu.queued {
-		l.mu.queued = true
-		y.mu.dirty = append(y.mu.dirty, l)
-	}
-	r := y.mu.cur
-	y.mu.Unlock()
-	select {
-	case y.kick <- struct{}{}:
-	default:
-	}
-	return r
-}
-
-func (y *syncer) runGroupCommit() {
-	defer y.s.wg.Done()
-	var spare []*Log
-	for {
-		stopping := false
-		select {
-		case <-y.kick:
-		case <-y.s.stop:
-			stopping = true // one last round for appends already written
-		}
-		// The appenders just woken by the previous round are runnable now;
-		// letting them write and register first puts them in this round
-		// rather than the next (otherwise appenders settle into two cohorts
-		// that alternate, each fsync covering only half of them).
-		runtime.Gosched()
-		y.mu.Lock()
-		r, logs := y.mu.cur, y.mu.dirty
-		if len(logs) > 0 {
-			y.mu.cur = &round{done: make(chan struct{})}
-			y.mu.dirty = spare[:0]
-			for _, l := range logs {
-				l.mu.queued = false
-			}
-		}
-		y.mu.Unlock()
-		if len(logs) > 0 {
-			syncLogs(logs)
-			y.rounds.Add(1)
-			y.fsyncs.Add(int64(len(logs)))
-			close(r.done)
-			clear(logs)
-			spare = logs
-		}
-		if stopping {
-			return
-		}
-	}
-}
-
-// maxParallelFsyncs bounds the goroutines (and so OS threads blocked in
-// fdatasync) one round uses, however many partitions are dirty.
+// maxParallelFsyncs bounds the fsyncs in flight at once across all logs.
 const maxParallelFsyncs = 16
 
-// syncLogs fsyncs the active segment of each log, in parallel so that the
-// file system can merge the journal commits, and raises each HWM.
-func syncLogs(logs []*Log) {
-	if len(logs) == 1 {
-		logs[0].syncActive()
-		return
-	}
-	var (
-		wg   sync.WaitGroup
-		next atomic.Int64
-	)
-	for w := 0; w < min(len(logs), maxParallelFsyncs); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(len(logs)); i = next.Add(1) - 1 {
-				logs[i].syncActive()
-			}
-		}()
-	}
-	wg.Wait()
+// pendingSync is one fsync of one log; done closes when it finished (each
+// waiter then compares its end offset with its log's HWM).
+type pendingSync struct{ done chan struct{} }
+
+func newSyncer(s *Store) *syncer {
+	return &syncer{s: s, slots: make(chan struct{}, maxParallelFsyncs)}
 }
 
-// syncActive fsyncs l's active segment and raises the HWM to the log end
-// observed before the fsync. Segments rolled before that were synced by the roll.
-func (l *Log) syncActive() {
-	l.mu.Lock()
-	seg, end := l.mu.active, l.mu.next
-	l.mu.Unlock()
+// joinSyncLocked adds the caller's append (already written) to l's next
+// fsync and returns it. The caller holds l.mu and l is not closed.
+func (l *Log) joinSyncLocked() *pendingSync {
+	p := l.mu.pending
+	if p == nil {
+		p = &pendingSync{done: make(chan struct{})}
+		l.mu.pending = p
+	}
+	if !l.mu.syncing {
+		l.mu.syncing = true
+		y := l.store.syncer
+		y.loops.Add(1) // not concurrent with loops.Wait: Close marks logs closed first
+		go l.syncLoop(y)
+	}
+	y := l.store.syncer
+	y.appends.Add(1)
+	return p
+}
+
+// syncLoop fsyncs l until no append is waiting.
+func (l *Log) syncLoop(y *syncer) {
+	defer y.loops.Done()
+	for {
+		y.slots <- struct{}{}
+		l.mu.Lock()
+		p, seg, end := l.mu.pending, l.mu.active, l.mu.next
+		l.mu.pending = nil
+		l.mu.Unlock()
+		l.syncTo(seg, end)
+		<-y.slots
+		y.fsyncs.Add(1)
+		close(p.done)
+		l.mu.Lock()
+		if l.mu.pending == nil {
+			l.mu.syncing = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+	}
+}
+
+// syncTo fsyncs seg and raises the HWM to end, the log end observed before
+// the fsync. Segments rolled before that were synced by the roll.
+func (l *Log) syncTo(seg *segment, end int64) {
 	if l.err.Load() != nil || !seg.acquire() {
 		return
 	}
@@ -145,6 +102,14 @@ func (l *Log) syncActive() {
 	l.advanceHWM(end)
 }
 
+// syncActive fsyncs l's active segment up to its current end.
+func (l *Log) syncActive() {
+	l.mu.Lock()
+	seg, end := l.mu.active, l.mu.next
+	l.mu.Unlock()
+	l.syncTo(seg, end)
+}
+
 func (y *syncer) runInterval(every time.Duration) {
 	defer y.s.wg.Done()
 	t := time.NewTicker(every)
@@ -155,14 +120,10 @@ func (y *syncer) runInterval(every time.Duration) {
 			return
 		case <-t.C:
 		}
-		var logs []*Log
 		for _, l := range y.s.Logs() {
 			if l.dirty.Swap(false) {
-				logs = append(logs, l)
+				l.syncActive()
 			}
-		}
-		if len(logs) > 0 {
-			syncLogs(logs)
 		}
 	}
 }
