@@ -113,7 +113,9 @@ func (m *MemFS) Crashed() *MemFS {
 }
 
 // Crash resets the file system to its durable state in place, as a power loss
-// would. Files opened before the crash fail every later operation.
+// would. Files opened before the crash fail every later operation, but a
+// store still running could create new files: stop using it first, or use
+// CrashClone or ScheduleCrash while it runs.
 func (m *MemFS) Crash() {
 	m.mu.Lock()
 	defer m.mu.Unlock()

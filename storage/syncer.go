@@ -120,10 +120,18 @@ func (y *syncer) runInterval(every time.Duration) {
 			return
 		case <-t.C:
 		}
+		var wg sync.WaitGroup
 		for _, l := range y.s.Logs() {
 			if l.dirty.Swap(false) {
-				l.syncActive()
+				y.slots <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					l.syncActive()
+					<-y.slots
+				}()
 			}
 		}
+		wg.Wait()
 	}
 }
