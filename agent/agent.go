@@ -62,6 +62,9 @@ type Agent struct {
 	stopOnce    sync.Once
 	commitMu    sync.Mutex // serialises commits with revocation
 	commitCount atomic.Int64
+	room        chan struct{} // a full partition drained or went away: poll may go on
+	pauseMu     sync.Mutex    // serialises PauseFetchPartitions/ResumeFetchPartitions; guards partition.fetchPaused
+	timeHooks   bool          // hooks are not NopHooks: measure handler durations
 
 	mu struct {
 		sync.Mutex
@@ -89,10 +92,13 @@ type partition struct {
 	head      int
 	next      int64 // offset after the last record added
 	committed int64 // highest committed offset, -1 if none
-	paused    bool
-	revoked   bool // no new work starts; results still mark items done
+	full      bool  // window reached: polling waits up to fullGrace, then the partition is paused
+	paused    bool  // fetching should be paused (desired state; see syncPause)
+	revoked   bool  // no new work starts; results still mark items done
 	running   int
 	keys      map[string]*keyQueue
+
+	fetchPaused bool // what the client was last told; guarded by Agent.pauseMu
 }
 
 type keyQueue struct {
@@ -130,7 +136,9 @@ func New(group string, topics []string, opts ...Option) (*Agent, error) {
 	case cfg.backoffBase <= 0 || cfg.backoffMax < cfg.backoffBase:
 		return nil, fmt.Errorf("agent: bad backoff %v..%v", cfg.backoffBase, cfg.backoffMax)
 	}
-	a := &Agent{cfg: cfg, group: group, topics: topics, stop: make(chan struct{})}
+	a := &Agent{cfg: cfg, group: group, topics: topics, stop: make(chan struct{}), room: make(chan struct{}, 1)}
+	_, nop := cfg.hooks.(NopHooks)
+	a.timeHooks = !nop
 	a.mu.work.L = &a.mu.Mutex
 	a.mu.idle.L = &a.mu.Mutex
 	a.mu.parts = make(map[tp]*partition)
@@ -211,6 +219,9 @@ func (a *Agent) Run(ctx context.Context) error {
 
 func (a *Agent) poll(ctx context.Context) {
 	for {
+		if !a.waitRoom(ctx) {
+			return
+		}
 		fs := a.cl.PollFetches(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			a.cl.AllowRebalance()
@@ -227,9 +238,9 @@ func (a *Agent) poll(ctx context.Context) {
 }
 
 // add enters fetched records into their partitions' windows and queues
-// keys that became ready. Partitions whose window is full are paused.
+// keys that became ready. A partition whose window is reached is marked
+// full; waitRoom deals with it before the next poll.
 func (a *Agent) add(fs kgo.Fetches) {
-	var pause map[string][]int32
 	a.mu.Lock()
 	woke := 0
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
@@ -242,10 +253,11 @@ func (a *Agent) add(fs kgo.Fetches) {
 			p = &partition{tp: k, committed: -1, keys: make(map[string]*keyQueue)}
 			a.mu.parts[k] = p
 		}
-		for _, r := range fp.Records {
-			it := &item{rec: r}
+		items := make([]item, len(fp.Records)) // one allocation per partition and poll
+		for i, r := range fp.Records {
+			it := &items[i]
+			it.rec = r
 			p.items = append(p.items, it)
-			p.next = r.Offset + 1
 			kq := p.keys[string(r.Key)]
 			if kq == nil {
 				kq = &keyQueue{p: p, key: string(r.Key)}
@@ -258,12 +270,9 @@ func (a *Agent) add(fs kgo.Fetches) {
 				woke++
 			}
 		}
-		if !p.paused && len(p.items)-p.head >= a.cfg.window {
-			p.paused = true
-			if pause == nil {
-				pause = make(map[string][]int32)
-			}
-			pause[k.topic] = append(pause[k.topic], k.partition)
+		p.next = fp.Records[len(fp.Records)-1].Offset + 1
+		if len(p.items)-p.head >= a.cfg.window {
+			p.full = true
 		}
 	})
 	if woke > 1 {
@@ -272,8 +281,97 @@ func (a *Agent) add(fs kgo.Fetches) {
 		a.mu.work.Signal()
 	}
 	a.mu.Unlock()
+}
+
+// fullGrace is how long polling waits for a full partition to drain to half
+// its window before pausing it. A busy partition usually drains within it,
+// which avoids pausing: franz-go drops buffered data of a paused partition,
+// and a resumed partition waits for any long poll in flight on its broker
+// (up to the fetch max wait, 5s by default) before it is fetched again.
+// A partition that is stuck (a key held back by a retry) gets paused, and
+// the others are fetched again.
+const fullGrace = 100 * time.Millisecond
+
+// waitRoom holds off polling while a partition is full and not paused, for
+// up to fullGrace, then pauses the partitions still full. It reports false
+// if ctx is done.
+func (a *Agent) waitRoom(ctx context.Context) bool {
+	var grace *time.Timer
+	defer func() {
+		if grace != nil {
+			grace.Stop()
+		}
+	}()
+	expired := false
+	for {
+		a.mu.Lock()
+		var full []*partition
+		for _, p := range a.mu.parts {
+			if p.full && !p.paused && !p.revoked {
+				full = append(full, p)
+			}
+		}
+		if len(full) == 0 {
+			a.mu.Unlock()
+			return true
+		}
+		if expired {
+			for _, p := range full {
+				p.paused = true
+			}
+			a.mu.Unlock()
+			a.syncPause(full)
+			return true
+		}
+		a.mu.Unlock()
+		if grace == nil {
+			grace = time.NewTimer(fullGrace)
+		}
+		select {
+		case <-a.room:
+		case <-grace.C:
+			expired = true
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// syncPause tells the client to pause or resume fetching ps as their paused
+// flags say now. Serialised by pauseMu, so the last call leaves the client
+// in the latest desired state whatever order concurrent callers run in.
+func (a *Agent) syncPause(ps []*partition) {
+	a.pauseMu.Lock()
+	defer a.pauseMu.Unlock()
+	var pause, resume map[string][]int32
+	a.mu.Lock()
+	for _, p := range ps {
+		if p.revoked || p.paused == p.fetchPaused {
+			continue // revoked: onRevoked resumes it
+		}
+		m := &resume
+		if p.paused {
+			m = &pause
+		}
+		if *m == nil {
+			*m = make(map[string][]int32)
+		}
+		(*m)[p.tp.topic] = append((*m)[p.tp.topic], p.tp.partition)
+		p.fetchPaused = p.paused
+	}
+	a.mu.Unlock()
 	if pause != nil {
 		a.cl.PauseFetchPartitions(pause)
+	}
+	if resume != nil {
+		a.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+func (a *Agent) notifyRoom() {
+	select {
+	case a.room <- struct{}{}:
+	default:
 	}
 }
 
@@ -347,7 +445,7 @@ func (a *Agent) worker() {
 			}
 			if resume {
 				a.mu.Unlock()
-				a.cl.ResumeFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
+				a.syncPause([]*partition{p})
 				a.mu.Lock()
 			}
 		default: // stopping or revoked while handling: leave unfinished
@@ -357,8 +455,9 @@ func (a *Agent) worker() {
 	}
 }
 
-// advanceLocked passes finished items at the head of p's window and reports
-// whether p should resume fetching.
+// advanceLocked passes finished items at the head of p's window; when a full
+// partition is down to half its window it lets the poll loop go on, and it
+// reports whether p should resume fetching.
 func (a *Agent) advanceLocked(p *partition) bool {
 	for p.head < len(p.items) && p.items[p.head].done {
 		p.items[p.head] = nil
@@ -371,9 +470,13 @@ func (a *Agent) advanceLocked(p *partition) bool {
 		clear(p.items[n:])
 		p.items, p.head = p.items[:n], 0
 	}
-	if p.paused && !p.revoked && len(p.items)-p.head <= a.cfg.window/2 {
-		p.paused = false
-		return true
+	if (p.full || p.paused) && len(p.items)-p.head <= a.cfg.window/2 {
+		p.full = false
+		a.notifyRoom()
+		if p.paused && !p.revoked {
+			p.paused = false
+			return true
+		}
 	}
 	return false
 }
@@ -475,9 +578,16 @@ func (a *Agent) process(it *item) result {
 	it.attempts++
 	a.cnt.inFlight.Add(1)
 	a.cfg.hooks.HandlerStarted(m)
-	start := time.Now()
+	var start time.Time
+	if a.timeHooks {
+		start = time.Now()
+	}
 	err := call(ctx, h, m)
-	a.cfg.hooks.HandlerDone(m, time.Since(start), err)
+	var took time.Duration
+	if a.timeHooks {
+		took = time.Since(start)
+	}
+	a.cfg.hooks.HandlerDone(m, took, err)
 	a.cnt.inFlight.Add(-1)
 
 	v, delay := VerdictOf(err)
@@ -644,7 +754,9 @@ func (a *Agent) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[strin
 		}
 	}
 	a.drop(ps)
+	a.pauseMu.Lock()                  // after any syncPause of these partitions
 	cl.ResumeFetchPartitions(revoked) // a paused partition assigned again must fetch
+	a.pauseMu.Unlock()
 }
 
 // onLost drops partitions that can no longer be committed.
@@ -653,7 +765,9 @@ func (a *Agent) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int3
 	ps := a.revokedParts(lost)
 	a.mu.Unlock()
 	a.drop(ps)
+	a.pauseMu.Lock()
 	cl.ResumeFetchPartitions(lost)
+	a.pauseMu.Unlock()
 }
 
 func (a *Agent) drop(ps []*partition) {
@@ -664,4 +778,5 @@ func (a *Agent) drop(ps []*partition) {
 		}
 	}
 	a.mu.Unlock()
+	a.notifyRoom() // a full partition may be gone
 }

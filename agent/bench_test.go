@@ -167,8 +167,8 @@ func reportEvents(b *testing.B, n int) {
 }
 
 // BenchmarkOverhead: consuming 100,000 events (4 partitions, 1,000 keys)
-// with a no-op handler, plain franz-go poll loop vs the agent with 1 and 16
-// handlers in flight. Each op is a fresh group reading the topic from the
+// with a no-op handler, plain franz-go poll loop (not touching the records,
+// and decoding the envelope) vs the agent with 1 and 16 handlers in flight. Each op is a fresh group reading the topic from the
 // start; only the consuming is timed (from partition assignment to the last
 // event handled), not the group join or the shutdown.
 func BenchmarkOverhead(b *testing.B) {
@@ -177,6 +177,25 @@ func BenchmarkOverhead(b *testing.B) {
 	b.Run("plain", func(b *testing.B) {
 		for b.Loop() {
 			plainConsume(b, addrs, newGroup("plain"), n, false, func(*kgo.Record) {})
+		}
+		reportEvents(b, n)
+	})
+	// plain-decode also does what any event consumer does before it can call
+	// a handler, and what the agent does for each record: decode the
+	// envelope (event.FromRecord) and look up the handler by ce_type.
+	b.Run("plain-decode", func(b *testing.B) {
+		handlers := map[string]func(*event.Event){"t": func(*event.Event) {}}
+		for b.Loop() {
+			plainConsume(b, addrs, newGroup("plain-decode"), n, false, func(r *kgo.Record) {
+				ev, err := event.FromRecord(r)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if h := handlers[ev.Type]; h != nil {
+					h(ev)
+				}
+			})
 		}
 		reportEvents(b, n)
 	})

@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -175,43 +176,98 @@ func (e *Event) Record(topic string) (*kgo.Record, error) {
 // fails only if a present attribute is malformed (ce_time not RFC 3339, or a
 // ce_specversion other than 1.0). Data aliases r.Value.
 func FromRecord(r *kgo.Record) (*Event, error) {
-	e := &Event{Key: r.Key, Data: r.Value}
+	// The values of the known headers are copied into one string and the
+	// fields are slices of it: one allocation per record, not one per header
+	// (this runs for every event the agent consumes).
+	var (
+		spans [numFields]struct{ start, end int }
+		set   [numFields]bool
+		size  int
+	)
 	for _, h := range r.Headers {
-		v := string(h.Value)
-		switch h.Key {
-		case HeaderSpecVersion:
-			if v != SpecVersion {
-				return nil, fmt.Errorf("%w: %s %q, want %q", ErrMalformed, HeaderSpecVersion, v, SpecVersion)
-			}
-		case HeaderID:
-			e.ID = v
-		case HeaderType:
-			e.Type = v
-		case HeaderSource:
-			e.Source = v
-		case HeaderTime:
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %s %q: %v", ErrMalformed, HeaderTime, v, err)
-			}
-			e.Time = t
-		case HeaderSubject:
-			e.Subject = v
-		case HeaderContentType:
-			e.ContentType = v
-		case HeaderCorrelationID:
-			e.CorrelationID = v
-		case HeaderCausationID:
-			e.CausationID = v
-		case HeaderTraceParent:
-			e.TraceParent = v
-		case HeaderTraceState:
-			e.TraceState = v
-		default:
-			e.Headers = append(e.Headers, Header{Key: h.Key, Value: h.Value})
+		if f := fieldOf(h.Key); f >= 0 {
+			size += len(h.Value)
 		}
 	}
+	var b strings.Builder
+	b.Grow(size)
+	e := &Event{Key: r.Key, Data: r.Value}
+	for _, h := range r.Headers {
+		f := fieldOf(h.Key)
+		switch f {
+		case -1:
+			e.Headers = append(e.Headers, Header{Key: h.Key, Value: h.Value})
+			continue
+		case fieldSpecVersion:
+			if string(h.Value) != SpecVersion {
+				return nil, fmt.Errorf("%w: %s %q, want %q", ErrMalformed, HeaderSpecVersion, h.Value, SpecVersion)
+			}
+			continue
+		}
+		spans[f].start = b.Len()
+		b.Write(h.Value)
+		spans[f].end = b.Len()
+		set[f] = true
+	}
+	all := b.String()
+	get := func(f int) string { return all[spans[f].start:spans[f].end] }
+	e.ID, e.Type, e.Source = get(fieldID), get(fieldType), get(fieldSource)
+	e.Subject, e.ContentType = get(fieldSubject), get(fieldContentType)
+	e.CorrelationID, e.CausationID = get(fieldCorrelationID), get(fieldCausationID)
+	e.TraceParent, e.TraceState = get(fieldTraceParent), get(fieldTraceState)
+	if set[fieldTime] {
+		v := get(fieldTime)
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s %q: %v", ErrMalformed, HeaderTime, v, err)
+		}
+		e.Time = t
+	}
 	return e, nil
+}
+
+// The known headers, as indexes for FromRecord.
+const (
+	fieldSpecVersion = iota
+	fieldID
+	fieldType
+	fieldSource
+	fieldTime
+	fieldSubject
+	fieldContentType
+	fieldCorrelationID
+	fieldCausationID
+	fieldTraceParent
+	fieldTraceState
+	numFields
+)
+
+func fieldOf(key string) int {
+	switch key {
+	case HeaderSpecVersion:
+		return fieldSpecVersion
+	case HeaderID:
+		return fieldID
+	case HeaderType:
+		return fieldType
+	case HeaderSource:
+		return fieldSource
+	case HeaderTime:
+		return fieldTime
+	case HeaderSubject:
+		return fieldSubject
+	case HeaderContentType:
+		return fieldContentType
+	case HeaderCorrelationID:
+		return fieldCorrelationID
+	case HeaderCausationID:
+		return fieldCausationID
+	case HeaderTraceParent:
+		return fieldTraceParent
+	case HeaderTraceState:
+		return fieldTraceState
+	}
+	return -1
 }
 
 // TypeOf returns the ce_type header of r, scanning headers only: the payload
