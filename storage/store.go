@@ -16,6 +16,7 @@ const (
 	cleanShutdownFile = ".clean-shutdown"  // in Dir: present only while every log is cleanly closed
 	logStartFile      = "log-start-offset" // in a log dir: decimal log start offset (DeleteRecords)
 	deletedSuffix     = ".deleted"         // a log dir being deleted
+	reservedPrefix    = "__"               // non-partition dirs of other components (e.g. the broker's __state)
 )
 
 // Store holds every partition log under one data directory. It owns the
@@ -79,6 +80,11 @@ func Open(opts Options) (*Store, error) {
 		}
 		tp, ok := parseTopicPartition(e.Name)
 		if !ok {
+			// Names starting with "__" that are not partitions belong to
+			// other components sharing the data dir (the broker's __state).
+			if strings.HasPrefix(e.Name, reservedPrefix) {
+				continue
+			}
 			opts.Logger.Warn("storage: ignoring unknown directory", "dir", e.Name)
 			continue
 		}
