@@ -110,7 +110,10 @@ type keyQueue struct {
 
 type item struct {
 	rec      *kgo.Record
-	ev       *event.Event
+	ev       *event.Event // decoded by add; nil if malformed (see bad)
+	bad      error        // why the envelope could not be decoded
+	h        Handler      // for ev.Type; nil: skip
+	traced   bool         // ev has a traceparent
 	done     bool
 	attempts int
 	dlq      *pendingDLQ // dead-lettering decided but not yet acknowledged
@@ -237,50 +240,75 @@ func (a *Agent) poll(ctx context.Context) {
 	}
 }
 
+// addChunk is how many records add decodes before handing them to the
+// workers, so that they work while the rest of a large poll is decoded.
+const addChunk = 256
+
 // add enters fetched records into their partitions' windows and queues
 // keys that became ready. A partition whose window is reached is marked
 // full; waitRoom deals with it before the next poll.
+//
+// Envelopes are decoded and handlers resolved here, in offset order right
+// after the poll and outside the lock: workers take records in key order,
+// which jumps through memory, and doing it there costs twice as much.
 func (a *Agent) add(fs kgo.Fetches) {
-	a.mu.Lock()
-	woke := 0
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if len(fp.Records) == 0 {
-			return
-		}
-		k := tp{fp.Topic, fp.Partition}
-		p := a.mu.parts[k]
-		if p == nil {
-			p = &partition{tp: k, committed: -1, keys: make(map[string]*keyQueue)}
-			a.mu.parts[k] = p
-		}
 		items := make([]item, len(fp.Records)) // one allocation per partition and poll
-		for i, r := range fp.Records {
-			it := &items[i]
-			it.rec = r
-			p.items = append(p.items, it)
-			kq := p.keys[string(r.Key)]
-			if kq == nil {
-				kq = &keyQueue{p: p, key: string(r.Key)}
-				p.keys[kq.key] = kq
+		for lo := 0; lo < len(items); lo += addChunk {
+			chunk := items[lo:min(lo+addChunk, len(items))]
+			evs := make([]event.Event, len(chunk)) // one allocation per chunk, not per event
+			for i := range chunk {
+				it := &chunk[i]
+				it.rec = fp.Records[lo+i]
+				if it.bad = event.DecodeRecord(&evs[i], it.rec); it.bad != nil {
+					continue // it.ev stays nil: malformed
+				}
+				it.ev = &evs[i]
+				if it.h = a.cfg.handlers[it.ev.Type]; it.h == nil {
+					it.h = a.cfg.defaultHandler
+				}
+				it.traced = it.ev.TraceParent != ""
 			}
-			kq.items = append(kq.items, it)
-			if !kq.queued {
-				kq.queued = true
-				a.mu.ready = append(a.mu.ready, kq)
-				woke++
-			}
-		}
-		p.next = fp.Records[len(fp.Records)-1].Offset + 1
-		if len(p.items)-p.head >= a.cfg.window {
-			p.full = true
+			a.enqueue(tp{fp.Topic, fp.Partition}, chunk)
 		}
 	})
+}
+
+// enqueue appends items (consecutive records of partition k) to k's window
+// and queues their keys.
+func (a *Agent) enqueue(k tp, items []item) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.mu.parts[k]
+	if p == nil {
+		p = &partition{tp: k, committed: -1, keys: make(map[string]*keyQueue)}
+		a.mu.parts[k] = p
+	}
+	woke := 0
+	for i := range items {
+		it := &items[i]
+		p.items = append(p.items, it)
+		kq := p.keys[string(it.rec.Key)]
+		if kq == nil {
+			kq = &keyQueue{p: p, key: string(it.rec.Key)}
+			p.keys[kq.key] = kq
+		}
+		kq.items = append(kq.items, it)
+		if !kq.queued {
+			kq.queued = true
+			a.mu.ready = append(a.mu.ready, kq)
+			woke++
+		}
+	}
+	p.next = items[len(items)-1].rec.Offset + 1
+	if len(p.items)-p.head >= a.cfg.window {
+		p.full = true
+	}
 	if woke > 1 {
 		a.mu.work.Broadcast()
 	} else if woke == 1 {
 		a.mu.work.Signal()
 	}
-	a.mu.Unlock()
 }
 
 // fullGrace is how long polling waits for a full partition to drain to half
@@ -550,26 +578,19 @@ func (a *Agent) process(it *item) result {
 		m.Event, m.Attempt = it.ev, it.attempts
 		return a.deadLetter(m, it, it.dlq.reason, it.dlq.err)
 	}
-	if it.ev == nil {
-		ev, err := event.FromRecord(it.rec)
-		if err != nil {
-			it.ev = &event.Event{Key: it.rec.Key, Data: it.rec.Value}
-			m.Event = it.ev
-			return a.deadLetter(m, it, ReasonMalformed, err)
-		}
-		it.ev = ev
+	if it.ev == nil { // malformed envelope
+		it.ev = &event.Event{Key: it.rec.Key, Data: it.rec.Value}
+		m.Event = it.ev
+		return a.deadLetter(m, it, ReasonMalformed, it.bad)
 	}
 	m.Event = it.ev
-	h := a.cfg.handlers[it.ev.Type]
-	if h == nil {
-		h = a.cfg.defaultHandler
-	}
+	h := it.h
 	if h == nil {
 		a.outcome(m, OutcomeSkipped, nil)
 		return result{done: true}
 	}
 	ctx := event.NewContext(a.handlerCtx, it.ev)
-	if it.ev.TraceParent != "" {
+	if it.traced {
 		ctx = a.cfg.propagator.Extract(ctx, propagation.MapCarrier{
 			event.HeaderTraceParent: it.ev.TraceParent,
 			event.HeaderTraceState:  it.ev.TraceState,

@@ -176,6 +176,16 @@ func (e *Event) Record(topic string) (*kgo.Record, error) {
 // fails only if a present attribute is malformed (ce_time not RFC 3339, or a
 // ce_specversion other than 1.0). Data aliases r.Value.
 func FromRecord(r *kgo.Record) (*Event, error) {
+	e := new(Event)
+	if err := DecodeRecord(e, r); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// DecodeRecord is FromRecord into e, which it overwrites, for consumers
+// that allocate events in bulk. On error e is left partly filled.
+func DecodeRecord(e *Event, r *kgo.Record) error {
 	// The values of the known headers are copied into one string and the
 	// fields are slices of it: one allocation per record, not one per header
 	// (this runs for every event the agent consumes).
@@ -191,7 +201,7 @@ func FromRecord(r *kgo.Record) (*Event, error) {
 	}
 	var b strings.Builder
 	b.Grow(size)
-	e := &Event{Key: r.Key, Data: r.Value}
+	*e = Event{Key: r.Key, Data: r.Value}
 	for _, h := range r.Headers {
 		f := fieldOf(h.Key)
 		switch f {
@@ -200,7 +210,7 @@ func FromRecord(r *kgo.Record) (*Event, error) {
 			continue
 		case fieldSpecVersion:
 			if string(h.Value) != SpecVersion {
-				return nil, fmt.Errorf("%w: %s %q, want %q", ErrMalformed, HeaderSpecVersion, h.Value, SpecVersion)
+				return fmt.Errorf("%w: %s %q, want %q", ErrMalformed, HeaderSpecVersion, h.Value, SpecVersion)
 			}
 			continue
 		}
@@ -219,11 +229,11 @@ func FromRecord(r *kgo.Record) (*Event, error) {
 		v := get(fieldTime)
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s %q: %v", ErrMalformed, HeaderTime, v, err)
+			return fmt.Errorf("%w: %s %q: %v", ErrMalformed, HeaderTime, v, err)
 		}
 		e.Time = t
 	}
-	return e, nil
+	return nil
 }
 
 // The known headers, as indexes for FromRecord.

@@ -85,3 +85,37 @@ func TestFollow(t *testing.T) {
 	}
 	_ = time.Now
 }
+
+// TestDecodeRecordOverwrites: decoding into a used Event leaves nothing of
+// the old one, and the fields do not change when the record's header bytes
+// are modified afterwards (they are copied).
+func TestDecodeRecordOverwrites(t *testing.T) {
+	full, err := event.New("full", event.JSON, map[string]int{"a": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.Source, full.Subject, full.CorrelationID, full.TraceParent = "/s", "subj", "c", "tp"
+	full.SetHeader("x", []byte("1"))
+	r1, err := full.Record("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e event.Event
+	if err := event.DecodeRecord(&e, r1); err != nil || !event.Equal(&e, full) {
+		t.Fatalf("decode: %v\n%+v\n%+v", err, &e, full)
+	}
+	plain := &kgo.Record{Key: []byte("k"), Value: []byte("v"), Headers: []kgo.RecordHeader{
+		{Key: event.HeaderType, Value: []byte("small")},
+	}}
+	if err := event.DecodeRecord(&e, plain); err != nil {
+		t.Fatal(err)
+	}
+	want := event.Event{Type: "small", Key: []byte("k"), Data: []byte("v")}
+	if !event.Equal(&e, &want) {
+		t.Fatalf("stale fields after a second decode: %+v", e)
+	}
+	plain.Headers[0].Value[0] = 'S'
+	if e.Type != "small" {
+		t.Fatalf("Type aliases the record's header bytes: %q", e.Type)
+	}
+}
