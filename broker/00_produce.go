@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/broker/producers"
 	"github.com/spoolmq/spool/storage"
 )
 
@@ -20,6 +21,11 @@ import (
 //     INVALID_RECORD, and nothing of it is written.
 //   - The batches of one request (one per partition) are appended
 //     concurrently, so with fsync=always they share one group-commit fsync.
+//   - Pipelined: the handler returns once every batch is written (in order:
+//     the next request on the connection is handled only after that); the
+//     wait for durability runs in the connection's writer (request.finish,
+//     see conn.go), so the next request's batches join the next fsync
+//     instead of waiting for this one's.
 //   - acks: 0 (no response is sent), 1 and -1 are the same on one node: the
 //     response is sent when every batch is durable per the fsync mode. Any
 //     other value is INVALID_REQUIRED_ACKS for every partition.
@@ -58,6 +64,7 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 		log     *storage.Log
 		records []byte
 		cfg     *topicConfig
+		pending *producers.Pending // written, waiting for durability
 	}
 	var jobs []job
 	set := b.topics()
@@ -96,41 +103,66 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 	// starts shutting down or the client goes away: never cancel appends.
 	ctx := context.WithoutCancel(r.ctx)
 	now := b.cfg.Now()
-	run := func(j job) {
+	fail := func(j *job, err error) {
+		j.sp.ErrorCode = errorCode(err)
+		if req.Version >= 8 {
+			j.sp.ErrorMessage = errMessage(err)
+		}
+	}
+	// Write phase, here on the connection's handler goroutine: the
+	// idempotent-producer sequence check runs atomically with the append,
+	// and every batch is written before the next request is handled.
+	write := func(j *job) {
 		opts := storage.AppendOptions{}
 		if j.cfg.logAppendTime {
 			opts.LogAppendTime = now
 		}
-		// Idempotent-producer sequence check, atomic with the append.
-		res, err := b.producers.Append(ctx, j.log, j.records, opts)
+		p, err := b.producers.AppendAsync(ctx, j.log, j.records, opts)
 		if err != nil {
-			j.sp.ErrorCode = errorCode(err)
-			if req.Version >= 8 {
-				j.sp.ErrorMessage = errMessage(err)
-			}
+			fail(j, err)
 			return
 		}
-		j.sp.BaseOffset = res.BaseOffset
-		j.sp.LogStartOffset = res.LogStartOffset
-		if j.cfg.logAppendTime {
-			j.sp.LogAppendTime = now.UnixMilli()
-		}
-		b.metrics.produced.Add(float64(res.LastOffset - res.BaseOffset + 1))
+		j.pending = p
 	}
 	switch len(jobs) {
 	case 0:
 	case 1:
-		run(jobs[0])
+		write(&jobs[0])
 	default:
 		var wg sync.WaitGroup
-		for _, j := range jobs[1:] {
-			wg.Go(func() { run(j) })
+		for i := range jobs[1:] {
+			wg.Go(func() { write(&jobs[i+1]) })
 		}
-		run(jobs[0])
+		write(&jobs[0])
 		wg.Wait()
 	}
+
+	// Durability phase, on the connection's writer goroutine, before the
+	// response is encoded: the partitions' fsyncs run concurrently, so
+	// waiting for them one by one takes as long as the slowest. A
+	// duplicate waits here until its original is durable.
+	r.finish = func() error {
+		for i := range jobs {
+			j := &jobs[i]
+			if j.pending == nil {
+				continue // refused in the write phase
+			}
+			res, err := j.pending.Wait(ctx)
+			if err != nil {
+				fail(j, err)
+				continue
+			}
+			j.sp.BaseOffset = res.BaseOffset
+			j.sp.LogStartOffset = res.LogStartOffset
+			if j.cfg.logAppendTime {
+				j.sp.LogAppendTime = now.UnixMilli()
+			}
+			b.metrics.produced.Add(float64(res.LastOffset - res.BaseOffset + 1))
+		}
+		return nil
+	}
 	if req.Acks == 0 {
-		return nil, nil
+		return nil, nil // no response, but finish still runs: the connection's bound holds
 	}
 	return resp, nil
 }

@@ -18,16 +18,44 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Connection handling. Each connection has two goroutines: read decodes
-// frames into requests and queues them (so the next request is decoded while
-// the current one is handled: pipelining), and serve handles them one at a
-// time in arrival order and writes each response before handling the next,
-// so responses go out in request order as Kafka requires. A request that
-// cannot be decoded, names an unknown API key or an unsupported version, or
-// panics closes its connection only.
+// Connection handling. Each connection has three goroutines:
+//
+//   - read decodes frames into requests and queues them on reqs (so the
+//     next request is decoded while the current one is handled);
+//   - handle (the serve goroutine) runs each request's handler, one at a
+//     time, in arrival order, and queues the request on answers;
+//   - write takes the requests off answers in the same order, waits until
+//     each may be answered (request.finish: a produce's durability) and
+//     writes its response.
+//
+// Why this keeps every guarantee (DESIGN.md invariants 7 and 12):
+//   - Handlers run one at a time in request order, and a produce handler
+//     returns only after storage has written (and ordered) all of its
+//     batches: so the appends of consecutive requests on a connection happen
+//     in request order, which an idempotent producer's sequence numbers rely
+//     on. Only the durability wait is left to the writer, so the next
+//     request's appends join the next group-commit fsync while this one's
+//     fsync runs, instead of waiting for it.
+//   - answers is a FIFO and write is its only reader: responses go out in
+//     request order, as Kafka requires, whatever order the fsyncs finish in.
+//   - write calls finish before encoding the response, and a produce's
+//     finish returns only once every batch of the request is durable per
+//     the fsync mode (or failed, and then says so): no acknowledgement
+//     precedes durability.
+//   - Bounded: at most maxPendingAnswers requests are handled but not yet
+//     answered per connection; then handle blocks, then read.
+//
+// A request that cannot be decoded, names an unknown API key or an
+// unsupported version, or panics closes its connection only, after the
+// responses to the requests before it were written.
 
 // requestQueue bounds how many decoded requests wait per connection.
 const requestQueue = 16
+
+// maxPendingAnswers bounds the requests handled but not yet answered per
+// connection (produces waiting for their fsync). Clients keep at most 5
+// produce requests in flight per connection with idempotence.
+const maxPendingAnswers = 8
 
 // maxKeptResponseBuffer is the largest response buffer a connection keeps
 // for its next response; larger ones (big fetches) are dropped after use so
@@ -42,8 +70,8 @@ type conn struct {
 	b      *Broker
 	nc     net.Conn
 	remote string
-	reqs   chan *request
-	done   chan struct{} // closed when serve stops handling requests
+	reqs   chan *request // read -> handle
+	done   chan struct{} // closed when handle stops taking requests
 
 	// ctx is cancelled when the read side ends (client gone, bad frame or
 	// broker shutdown), so long polls return early.
@@ -64,6 +92,13 @@ type request struct {
 	corr     int32
 	clientID string
 	kreq     kmsg.Request // nil for an ApiVersions request of an unsupported version
+
+	// Set by handle, read by write after the hand-off through answers
+	// (the channel orders the accesses).
+	start  time.Time
+	resp   kmsg.Response // nil: nothing to answer (acks=0 produce)
+	err    error         // the handler failed: close the connection instead
+	finish func() error  // if set, write calls it before encoding resp: it waits until resp may be sent and completes it
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -91,7 +126,19 @@ func (c *conn) serve() {
 		defer close(readDone)
 		c.read()
 	}()
-	c.handleAll()
+	// Capacity maxPendingAnswers-1 plus the one request write holds.
+	answers := make(chan *request, maxPendingAnswers-1)
+	writeDone := make(chan struct{})
+	go func() {
+		defer close(writeDone)
+		c.writeAll(answers)
+	}()
+	c.handleAll(answers, writeDone)
+	close(answers)
+	<-writeDone // every handled request answered, or the connection failed
+	for range answers {
+		c.b.metrics.inFlight.Dec() // not answered: the connection failed
+	}
 	c.nc.Close()
 	c.cancel()
 	<-readDone
@@ -140,12 +187,62 @@ func (c *conn) read() {
 	}
 }
 
-// handleAll answers queued requests in order until the queue closes or a
-// request fails.
-func (c *conn) handleAll() {
+// handleAll handles queued requests in order and passes them to writeAll,
+// until the queue closes (read ended; Close), a handler fails, or writeAll
+// stopped.
+func (c *conn) handleAll(answers chan<- *request, writeDone <-chan struct{}) {
 	defer close(c.done)
-	for req := range c.reqs {
-		if err := c.handle(req); err != nil {
+	for {
+		var req *request
+		select {
+		case r, ok := <-c.reqs:
+			if !ok {
+				return
+			}
+			req = r
+		case <-writeDone:
+			return
+		}
+		c.handle(req)
+		select {
+		case answers <- req: // blocks while maxPendingAnswers are pending
+		case <-writeDone:
+			c.b.metrics.inFlight.Dec()
+			return
+		}
+		if req.err != nil {
+			return // writeAll logs it and closes the connection
+		}
+	}
+}
+
+// handle runs one request's handler; the response (or error) is left in
+// req for writeAll. A panic is recovered and reported as an error: the
+// connection closes, the broker and every other connection carry on.
+func (c *conn) handle(req *request) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.b.metrics.panics.Inc()
+			c.b.cfg.Logger.Error("broker: panic handling request", "remote", c.remote, "api_key", req.key, "version", req.version, "panic", r, "stack", string(debug.Stack()))
+			req.resp, req.finish = nil, nil
+			req.err = fmt.Errorf("broker: panic handling request: %v", r)
+		}
+	}()
+	req.start = time.Now()
+	c.b.metrics.inFlight.Inc() // until writeAll is done with it
+	if req.kreq == nil {
+		req.resp = unsupportedApiVersions(req)
+	} else {
+		req.resp, req.err = req.api.handle(c.b, req)
+	}
+}
+
+// writeAll answers handled requests in order until answers closes (after
+// handleAll ended: every handled request is answered) or the connection
+// fails.
+func (c *conn) writeAll(answers <-chan *request) {
+	for req := range answers {
+		if err := c.answer(req); err != nil {
 			level := slog.LevelWarn
 			if isClosedErr(err) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 				level = slog.LevelDebug // the client went away first
@@ -156,30 +253,25 @@ func (c *conn) handleAll() {
 	}
 }
 
-// handle runs one request's handler and writes its response. A panic is
-// recovered and reported as an error: the connection closes, the broker
-// and every other connection carry on.
-func (c *conn) handle(req *request) (err error) {
+// answer waits until req may be answered and writes its response.
+func (c *conn) answer(req *request) (err error) {
+	defer c.b.metrics.inFlight.Dec()
 	defer func() {
 		if r := recover(); r != nil {
 			c.b.metrics.panics.Inc()
-			c.b.cfg.Logger.Error("broker: panic handling request", "remote", c.remote, "api_key", req.key, "version", req.version, "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("broker: panic handling request: %v", r)
+			c.b.cfg.Logger.Error("broker: panic completing request", "remote", c.remote, "api_key", req.key, "version", req.version, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("broker: panic completing request: %v", r)
 		}
 	}()
-	start := time.Now()
-	c.b.metrics.inFlight.Inc()
-	defer c.b.metrics.inFlight.Dec()
-	var resp kmsg.Response
-	if req.kreq == nil {
-		resp = unsupportedApiVersions(req)
-	} else {
-		resp, err = req.api.handle(c.b, req)
+	err = req.err
+	if err == nil && req.finish != nil {
+		err = req.finish()
 	}
-	c.b.metrics.observe(req.key, time.Since(start), err)
-	if err != nil || resp == nil { // nil: nothing to answer (acks=0 produce)
+	c.b.metrics.observe(req.key, time.Since(req.start), err)
+	if err != nil || req.resp == nil { // nil: nothing to answer (acks=0 produce)
 		return err
 	}
+	resp := req.resp
 	c.buf = append(c.buf[:0], 0, 0, 0, 0)
 	c.buf = binary.BigEndian.AppendUint32(c.buf, uint32(req.corr))
 	// Flexible responses have header v1 (tagged fields), except

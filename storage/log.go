@@ -155,13 +155,42 @@ type AppendResult struct {
 // attributes, max timestamp and CRC), so the caller must not reuse batch
 // concurrently. ctx is checked before writing; once written, Append waits for
 // the fsync regardless of ctx, so that its answer is never "maybe".
+//
+// Append is AppendAsync followed by PendingAppend.Wait.
 func (l *Log) Append(ctx context.Context, batch []byte, opts AppendOptions) (AppendResult, error) {
-	if err := ctx.Err(); err != nil {
+	p, err := l.AppendAsync(ctx, batch, opts)
+	if err != nil {
 		return AppendResult{}, err
+	}
+	return p.Wait()
+}
+
+// PendingAppend is a batch that AppendAsync wrote and assigned offsets to;
+// Wait tells when it is durable.
+type PendingAppend struct {
+	l         *Log
+	base, end int64        // offsets [base, end)
+	sync      *pendingSync // FsyncAlways: the fsync that covers the batch; nil: durable already
+}
+
+// AppendAsync is the first half of Append: it validates the batch, runs
+// opts.Check, assigns offsets, writes the batch and (FsyncAlways) registers
+// it for the log's next group-commit fsync, then returns without waiting for
+// that fsync. Errors are Append's; on an error nothing of the batch is stored.
+//
+// Appends are ordered by their AppendAsync calls: a batch written by an
+// AppendAsync that returned gets lower offsets than any batch appended
+// after that, whether or not either is durable yet. So a caller can append
+// several batches in order (an idempotent producer's sequences) and wait for
+// them all at once. The batch is not visible to readers, and must not be
+// acknowledged, before Wait returns without error.
+func (l *Log) AppendAsync(ctx context.Context, batch []byte, opts AppendOptions) (*PendingAppend, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	h, err := validateBatch(batch)
 	if err != nil {
-		return AppendResult{}, l.errorf("append: %w", err)
+		return nil, l.errorf("append: %w", err)
 	}
 	if !opts.LogAppendTime.IsZero() {
 		setLogAppendTime(batch, opts.LogAppendTime.UnixMilli())
@@ -174,24 +203,24 @@ func (l *Log) Append(ctx context.Context, batch []byte, opts AppendOptions) (App
 	l.mu.Lock()
 	if l.mu.closed {
 		l.mu.Unlock()
-		return AppendResult{}, l.errorf("append: %w", ErrClosed)
+		return nil, l.errorf("append: %w", ErrClosed)
 	}
 	if p := l.err.Load(); p != nil {
 		l.mu.Unlock()
-		return AppendResult{}, *p
+		return nil, *p
 	}
 	base := l.mu.next
 	if opts.Check != nil {
 		if err := opts.Check(h, base); err != nil {
 			l.mu.Unlock()
-			return AppendResult{}, err
+			return nil, err
 		}
 	}
 	setBaseOffset(batch, base)
 	h.BaseOffset = base
 	if err := l.maybeRollLocked(h, cfg); err != nil {
 		l.mu.Unlock()
-		return AppendResult{}, err
+		return nil, err
 	}
 	seg := l.mu.active
 	pos := seg.size.Load()
@@ -205,16 +234,19 @@ func (l *Log) Append(ctx context.Context, batch []byte, opts AppendOptions) (App
 			err = l.fail(errors.Join(err, terr))
 		}
 		l.mu.Unlock()
-		return AppendResult{}, l.errorf("append: write: %w", err)
+		return nil, l.errorf("append: write: %w", err)
 	}
 	l.size.Add(int64(len(batch)))
 	end := h.LastOffset() + 1
 	l.mu.next = end
 	l.leo.Store(end)
-	var r *pendingSync
+	p := &PendingAppend{l: l, base: base, end: end}
 	switch mode {
 	case FsyncAlways:
-		r = l.joinSyncLocked()
+		// Joined after the write and under mu: the fsync the sync loop
+		// starts for p.sync reads the log end after taking p.sync, so it
+		// covers this batch (see syncer).
+		p.sync = l.joinSyncLocked()
 	case FsyncInterval:
 		l.dirty.Store(true)
 		l.advanceHWM(end)
@@ -223,20 +255,34 @@ func (l *Log) Append(ctx context.Context, batch []byte, opts AppendOptions) (App
 	}
 	l.mu.Unlock()
 
-	if r != nil {
+	if p.sync != nil {
 		if wb, ok := seg.log.(writebackStarter); ok && len(batch) >= writebackMin && seg.acquire() {
 			wb.startWriteback(pos, int64(len(batch))) // outside mu: it may wait for the device queue
 			seg.release()
 		}
-		<-r.done
-		if l.hwm.Load() < end {
-			if p := l.err.Load(); p != nil {
-				return AppendResult{}, *p
+	}
+	return p, nil
+}
+
+// Wait returns when the batch is durable per the fsync mode (FsyncAlways:
+// once the group-commit fsync that covers it finished; otherwise at once),
+// with its offsets. It takes no context on purpose: the batch is written,
+// so the only honest answers are "durable" or "failed" (ErrLogFailed after
+// a failed fsync, ErrClosed if the log was closed or deleted before its
+// fsync), never "maybe". Wait may be called more than once and from any
+// goroutine.
+func (p *PendingAppend) Wait() (AppendResult, error) {
+	l := p.l
+	if p.sync != nil {
+		<-p.sync.done
+		if l.hwm.Load() < p.end {
+			if e := l.err.Load(); e != nil {
+				return AppendResult{}, *e
 			}
 			return AppendResult{}, l.errorf("append: %w before the batch was synced", ErrClosed)
 		}
 	}
-	return AppendResult{BaseOffset: base, LastOffset: end - 1, LogStartOffset: l.start.Load()}, nil
+	return AppendResult{BaseOffset: p.base, LastOffset: p.end - 1, LogStartOffset: l.start.Load()}, nil
 }
 
 // writebackStarter is implemented by files that can start writeback early

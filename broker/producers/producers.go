@@ -330,7 +330,31 @@ func (p *partition) check(h storage.BatchHeader, base int64, now time.Time) (und
 // offsets are returned once they are durable (the original append may still
 // be waiting for its fsync). Errors are kerr errors for the response
 // (INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER) or storage's.
+//
+// Append is AppendAsync followed by Pending.Wait.
 func (m *Manager) Append(ctx context.Context, l *storage.Log, batch []byte, opts storage.AppendOptions) (storage.AppendResult, error) {
+	p, err := m.AppendAsync(ctx, l, batch, opts)
+	if err != nil {
+		return storage.AppendResult{}, err
+	}
+	return p.Wait(ctx)
+}
+
+// Pending is a produce batch that AppendAsync wrote (or found to be a
+// duplicate of a batch already written); Wait tells when it may be
+// acknowledged.
+type Pending struct {
+	l    *storage.Log
+	app  *storage.PendingAppend // the batch was written
+	dup  *DuplicateError        // or it is a retry of this one
+	undo func()
+}
+
+// AppendAsync is the first half of Append (see storage.Log.AppendAsync): the
+// sequence check and the write, in the order of the calls, without waiting
+// for durability. A duplicate is not an error here: its Pending answers with
+// the original's offsets once they are durable.
+func (m *Manager) AppendAsync(ctx context.Context, l *storage.Log, batch []byte, opts storage.AppendOptions) (*Pending, error) {
 	p := m.partition(l.TopicPartition())
 	var undo func()
 	opts.Check = func(h storage.BatchHeader, base int64) error {
@@ -338,36 +362,52 @@ func (m *Manager) Append(ctx context.Context, l *storage.Log, batch []byte, opts
 		undo = u
 		return err
 	}
-	res, err := l.Append(ctx, batch, opts)
+	app, err := l.AppendAsync(ctx, batch, opts)
 	var dup *DuplicateError
 	switch {
 	case err == nil:
-		return res, nil
+		return &Pending{l: l, app: app, undo: undo}, nil
 	case errors.As(err, &dup):
-		// The wait is bounded: a log closed meanwhile never advances, and
-		// the producer retries a REQUEST_TIMED_OUT.
-		give := time.NewTimer(dupWait)
-		defer give.Stop()
-		for {
-			wait := l.Wait() // before the check: an advance in between closes it
-			if l.HighWatermark() > dup.LastOffset {
-				break
-			}
-			select {
-			case <-wait:
-			case <-give.C:
-				return storage.AppendResult{}, kerr.RequestTimedOut
-			case <-ctx.Done():
-				return storage.AppendResult{}, ctx.Err()
-			}
-		}
-		return storage.AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, LogStartOffset: l.LogStartOffset()}, nil
+		return &Pending{l: l, dup: dup}, nil
 	default:
 		if undo != nil {
 			undo()
 		}
+		return nil, err
+	}
+}
+
+// Wait returns the batch's offsets once it is durable per the fsync mode. A
+// duplicate's wait for its original is bounded (REQUEST_TIMED_OUT after
+// dupWait; the producer retries) and ends early when ctx ends; a written
+// batch's wait is not cancellable (storage.PendingAppend.Wait).
+func (p *Pending) Wait(ctx context.Context) (storage.AppendResult, error) {
+	if p.dup == nil {
+		res, err := p.app.Wait()
+		if err != nil && p.undo != nil {
+			p.undo()
+		}
 		return res, err
 	}
+	l, dup := p.l, p.dup
+	// The wait is bounded: a log closed meanwhile never advances, and
+	// the producer retries a REQUEST_TIMED_OUT.
+	give := time.NewTimer(dupWait)
+	defer give.Stop()
+	for {
+		wait := l.Wait() // before the check: an advance in between closes it
+		if l.HighWatermark() > dup.LastOffset {
+			break
+		}
+		select {
+		case <-wait:
+		case <-give.C:
+			return storage.AppendResult{}, kerr.RequestTimedOut
+		case <-ctx.Done():
+			return storage.AppendResult{}, ctx.Err()
+		}
+	}
+	return storage.AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, LogStartOffset: l.LogStartOffset()}, nil
 }
 
 // InitProducerID serves InitProducerId v0-4 for idempotent producers: a new,
