@@ -65,6 +65,7 @@ type Agent struct {
 	room        chan struct{} // a full partition drained or went away: poll may go on
 	pauseMu     sync.Mutex    // serialises PauseFetchPartitions/ResumeFetchPartitions; guards partition.fetchPaused
 	timeHooks   bool          // hooks are not NopHooks: measure handler durations
+	halting     atomic.Bool   // mu.stopping, for workers between events without the lock
 
 	mu struct {
 		sync.Mutex
@@ -90,11 +91,12 @@ type partition struct {
 	tp        tp
 	items     []*item // items[head:] are the window; finished ones wait to be passed
 	head      int
-	next      int64 // offset after the last record added
-	committed int64 // highest committed offset, -1 if none
-	full      bool  // window reached: polling waits up to fullGrace, then the partition is paused
-	paused    bool  // fetching should be paused (desired state; see syncPause)
-	revoked   bool  // no new work starts; results still mark items done
+	next      int64       // offset after the last record added
+	committed int64       // highest committed offset, -1 if none
+	full      bool        // window reached: polling waits up to fullGrace, then the partition is paused
+	paused    bool        // fetching should be paused (desired state; see syncPause)
+	revoked   bool        // no new work starts; results still mark items done
+	gone      atomic.Bool // revoked, for workers between events without the lock
 	running   int
 	keys      map[string]*keyQueue
 
@@ -201,6 +203,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	cancelPoll()
 	a.mu.Lock()
 	a.mu.stopping = true
+	a.halting.Store(true)
 	a.mu.work.Broadcast()
 	if !a.waitIdleLocked(nil, a.cfg.shutdownTimeout) {
 		a.cfg.log.Warn("agent: shutdown timeout: cancelling in-flight handlers", "group", a.group)
@@ -410,9 +413,17 @@ type result struct {
 	fatal error         // kill or halt
 }
 
-const drainLimit = 32 // events of one key a worker handles before yielding
+// drainLimit is how many events of one key a worker handles in a turn before
+// yielding to other keys, and at most how many it takes per lock hold.
+const drainLimit = 32
 
+// worker takes ready keys and handles their queued events in offset order,
+// one key at a time. It takes up to drainLimit of a key's queued events per
+// lock hold and handles them outside the lock, checking revocation and
+// stopping between events; it marks them finished when it takes the lock
+// again (until then commits stay at or below them).
 func (a *Agent) worker() {
+	batch := make([]*item, 0, drainLimit)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var kq *keyQueue
@@ -439,17 +450,25 @@ func (a *Agent) worker() {
 			kq = nil
 			continue
 		}
-		it := kq.items[0]
+		batch = append(batch[:0], kq.items[:min(len(kq.items), drainLimit-streak)]...)
 		p.running++
 		a.mu.running++
 		a.mu.Unlock()
-		res := a.process(it)
+		n, res := a.processBatch(p, batch)
 		a.mu.Lock()
 		p.running--
 		a.mu.running--
 		if a.mu.running == 0 || p.running == 0 {
 			a.mu.idle.Broadcast()
 		}
+		for i, it := range batch[:n] {
+			it.done = true
+			kq.items[i] = nil
+		}
+		kq.items = kq.items[n:]
+		clear(batch)
+		resume := n > 0 && a.advanceLocked(p)
+		streak += n
 		switch {
 		case res.fatal != nil:
 			a.failLocked(res.fatal)
@@ -458,29 +477,42 @@ func (a *Agent) worker() {
 			a.scheduleRetry(kq, res.retry)
 			kq = nil
 		case res.done:
-			it.done = true
-			kq.items[0] = nil
-			kq.items = kq.items[1:]
-			resume := a.advanceLocked(p)
 			if len(kq.items) == 0 {
 				kq.queued = false
 				delete(p.keys, kq.key)
 				kq = nil
-			} else if streak++; streak >= drainLimit {
+			} else if streak >= drainLimit {
 				a.mu.ready = append(a.mu.ready, kq)
 				a.mu.work.Signal()
 				kq = nil
-			}
-			if resume {
-				a.mu.Unlock()
-				a.syncPause([]*partition{p})
-				a.mu.Lock()
 			}
 		default: // stopping or revoked while handling: leave unfinished
 			kq.queued = false
 			kq = nil
 		}
+		if resume {
+			a.mu.Unlock()
+			a.syncPause([]*partition{p})
+			a.mu.Lock()
+		}
 	}
+}
+
+// processBatch handles batch, consecutive events of one key, in order
+// until one is not done or the partition is revoked or the agent stops. It
+// returns how many are done and the result of the last one handled (or a
+// zero result if it stopped before handling one).
+func (a *Agent) processBatch(p *partition, batch []*item) (int, result) {
+	msgs := make([]Message, len(batch)) // one allocation per batch, not per event
+	for i, it := range batch {
+		if i > 0 && (p.gone.Load() || a.halting.Load()) {
+			return i, result{}
+		}
+		if res := a.process(&msgs[i], it); !res.done {
+			return i, res
+		}
+	}
+	return len(batch), result{done: true}
 }
 
 // advanceLocked passes finished items at the head of p's window; when a full
@@ -527,6 +559,7 @@ func (a *Agent) failLocked(err error) {
 		a.mu.fatal = err
 	}
 	a.mu.stopping = true
+	a.halting.Store(true)
 	a.mu.work.Broadcast()
 	a.stopOnce.Do(func() { close(a.stop) })
 }
@@ -572,8 +605,8 @@ func (a *Agent) backoff(attempt int) time.Duration {
 }
 
 // process handles one attempt of it and decides what happens next.
-func (a *Agent) process(it *item) result {
-	m := &Message{Record: it.rec, Group: a.group, Attempt: it.attempts + 1}
+func (a *Agent) process(m *Message, it *item) result {
+	*m = Message{Record: it.rec, Group: a.group, Attempt: it.attempts + 1}
 	if it.dlq != nil { // dead-lettering decided earlier; its publish failed
 		m.Event, m.Attempt = it.ev, it.attempts
 		return a.deadLetter(m, it, it.dlq.reason, it.dlq.err)
@@ -750,6 +783,7 @@ func (a *Agent) revokedParts(m map[string][]int32) []*partition {
 		for _, n := range parts {
 			if p := a.mu.parts[tp{t, n}]; p != nil {
 				p.revoked = true
+				p.gone.Store(true)
 				ps = append(ps, p)
 			}
 		}
