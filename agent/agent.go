@@ -99,6 +99,7 @@ type partition struct {
 	gone      atomic.Bool // revoked, for workers between events without the lock
 	running   int
 	keys      map[string]*keyQueue
+	idleKeys  int // keys with no items and not queued, kept for reuse (see sweepKeys)
 
 	fetchPaused bool // what the client was last told; guarded by Agent.pauseMu
 }
@@ -295,6 +296,8 @@ func (a *Agent) enqueue(k tp, items []item) {
 		if kq == nil {
 			kq = &keyQueue{p: p, key: string(it.rec.Key)}
 			p.keys[kq.key] = kq
+		} else if len(kq.items) == 0 && !kq.queued {
+			p.idleKeys--
 		}
 		kq.items = append(kq.items, it)
 		if !kq.queued {
@@ -461,11 +464,12 @@ func (a *Agent) worker() {
 		if a.mu.running == 0 || p.running == 0 {
 			a.mu.idle.Broadcast()
 		}
-		for i, it := range batch[:n] {
+		for _, it := range batch[:n] {
 			it.done = true
-			kq.items[i] = nil
 		}
-		kq.items = kq.items[n:]
+		m := copy(kq.items, kq.items[n:]) // keeps the backing array for reuse
+		clear(kq.items[m:])
+		kq.items = kq.items[:m]
 		clear(batch)
 		resume := n > 0 && a.advanceLocked(p)
 		streak += n
@@ -479,7 +483,7 @@ func (a *Agent) worker() {
 		case res.done:
 			if len(kq.items) == 0 {
 				kq.queued = false
-				delete(p.keys, kq.key)
+				a.idleKeyLocked(p)
 				kq = nil
 			} else if streak >= drainLimit {
 				a.mu.ready = append(a.mu.ready, kq)
@@ -496,6 +500,22 @@ func (a *Agent) worker() {
 			a.mu.Lock()
 		}
 	}
+}
+
+// idleKeyLocked notes that a key of p has no more items. Its queue stays in
+// p.keys, so a key that comes back (the usual case) costs no allocation,
+// until there are more idle keys than twice the window: then they are
+// dropped, which bounds the memory (and amortises the sweep).
+func (a *Agent) idleKeyLocked(p *partition) {
+	if p.idleKeys++; p.idleKeys <= 2*a.cfg.window {
+		return
+	}
+	for k, q := range p.keys {
+		if len(q.items) == 0 && !q.queued {
+			delete(p.keys, k)
+		}
+	}
+	p.idleKeys = 0
 }
 
 // processBatch handles batch, consecutive events of one key, in order

@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spoolmq/spool/event"
+)
+
+// TestIdleKeysBounded: queues of keys with nothing left to do are kept for
+// reuse, but no more than twice the window of them per partition, however
+// many distinct keys go through.
+func TestIdleKeysBounded(t *testing.T) {
+	const n, window = 1000, 4
+	var handled atomic.Int64
+	a, err := New("g", []string{"t"}, WithConcurrency(2), WithWindow(window),
+		WithHandler("t", func(context.Context, *Message) error { handled.Add(1); return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.handlerCtx = context.Background()
+	var workers sync.WaitGroup
+	for range 2 {
+		workers.Go(a.worker)
+	}
+	defer func() {
+		a.mu.Lock()
+		a.mu.stopping = true
+		a.halting.Store(true)
+		a.mu.work.Broadcast()
+		a.mu.Unlock()
+		workers.Wait()
+	}()
+	for i := range n {
+		ev, err := event.New("t", event.Raw, []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Source = "/test"
+		r, err := ev.Record("t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Key, r.Offset = fmt.Appendf(nil, "key-%d", i), int64(i)
+		a.add(kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: "t", Partitions: []kgo.FetchPartition{{Records: []*kgo.Record{r}}}}}}})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a.mu.Lock()
+		if handled.Load() == n && a.mu.running == 0 {
+			break // holding the lock
+		}
+		a.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("handled %d of %d", handled.Load(), n)
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+	defer a.mu.Unlock()
+	p := a.mu.parts[tp{"t", 0}]
+	if len(p.keys) > 2*window+1 || p.idleKeys != len(p.keys) {
+		t.Fatalf("%d key queues kept (%d idle) after %d distinct keys, window %d", len(p.keys), p.idleKeys, n, window)
+	}
+}
