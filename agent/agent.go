@@ -523,12 +523,12 @@ func (a *Agent) idleKeyLocked(p *partition) {
 // returns how many are done and the result of the last one handled (or a
 // zero result if it stopped before handling one).
 func (a *Agent) processBatch(p *partition, batch []*item) (int, result) {
-	msgs := make([]Message, len(batch)) // one allocation per batch, not per event
+	calls := make([]callState, len(batch)) // one allocation per batch, not per event
 	for i, it := range batch {
 		if i > 0 && (p.gone.Load() || a.halting.Load()) {
 			return i, result{}
 		}
-		if res := a.process(&msgs[i], it); !res.done {
+		if res := a.process(&calls[i], it); !res.done {
 			return i, res
 		}
 	}
@@ -624,8 +624,16 @@ func (a *Agent) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// callState is what one handler call needs allocated: the Message and the
+// context carrying the event.
+type callState struct {
+	m   Message
+	ctx event.Context
+}
+
 // process handles one attempt of it and decides what happens next.
-func (a *Agent) process(m *Message, it *item) result {
+func (a *Agent) process(cs *callState, it *item) result {
+	m := &cs.m
 	*m = Message{Record: it.rec, Group: a.group, Attempt: it.attempts + 1}
 	if it.dlq != nil { // dead-lettering decided earlier; its publish failed
 		m.Event, m.Attempt = it.ev, it.attempts
@@ -642,7 +650,8 @@ func (a *Agent) process(m *Message, it *item) result {
 		a.outcome(m, OutcomeSkipped, nil)
 		return result{done: true}
 	}
-	ctx := event.NewContext(a.handlerCtx, it.ev)
+	cs.ctx = event.Context{Context: a.handlerCtx, Event: it.ev}
+	var ctx context.Context = &cs.ctx
 	if it.traced {
 		ctx = a.cfg.propagator.Extract(ctx, propagation.MapCarrier{
 			event.HeaderTraceParent: it.ev.TraceParent,

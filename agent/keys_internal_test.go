@@ -15,16 +15,24 @@ import (
 
 // TestIdleKeysBounded: queues of keys with nothing left to do are kept for
 // reuse, but no more than twice the window of them per partition, however
-// many distinct keys go through.
+// many distinct keys go through; and the handler's context carries its
+// event (event.FromContext) and the agent's own values.
 func TestIdleKeysBounded(t *testing.T) {
 	const n, window = 1000, 4
-	var handled atomic.Int64
+	type ctxKey struct{}
+	var handled, badCtx atomic.Int64
 	a, err := New("g", []string{"t"}, WithConcurrency(2), WithWindow(window),
-		WithHandler("t", func(context.Context, *Message) error { handled.Add(1); return nil }))
+		WithHandler("t", func(ctx context.Context, m *Message) error {
+			if ev, ok := event.FromContext(ctx); !ok || ev != m.Event || ctx.Value(ctxKey{}) != "v" {
+				badCtx.Add(1) // the handler's context must carry its event and the agent's values
+			}
+			handled.Add(1)
+			return nil
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.handlerCtx = context.Background()
+	a.handlerCtx = context.WithValue(context.Background(), ctxKey{}, "v")
 	var workers sync.WaitGroup
 	for range 2 {
 		workers.Go(a.worker)
@@ -63,6 +71,9 @@ func TestIdleKeysBounded(t *testing.T) {
 		time.Sleep(time.Millisecond) // polling a condition with a deadline
 	}
 	defer a.mu.Unlock()
+	if badCtx.Load() != 0 {
+		t.Fatalf("%d handler calls without their event or the agent's values in ctx", badCtx.Load())
+	}
 	p := a.mu.parts[tp{"t", 0}]
 	if len(p.keys) > 2*window+1 || p.idleKeys != len(p.keys) {
 		t.Fatalf("%d key queues kept (%d idle) after %d distinct keys, window %d", len(p.keys), p.idleKeys, n, window)

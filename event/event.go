@@ -389,7 +389,23 @@ type ctxKey struct{}
 // does this for every handler call; the producer reads it to set causation
 // and correlation of events published while handling ev.
 func NewContext(ctx context.Context, ev *Event) context.Context {
-	return context.WithValue(ctx, ctxKey{}, ev)
+	return &Context{Context: ctx, Event: ev}
+}
+
+// Context is a context carrying an event, as NewContext returns. Set both
+// fields; it is exported so that a consumer can allocate it together with
+// its other per-event state (the agent does) instead of once per event.
+type Context struct {
+	context.Context        // the parent
+	Event           *Event // returned by FromContext
+}
+
+// Value returns c.Event for the key FromContext uses, or the parent's value.
+func (c *Context) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return c.Event
+	}
+	return c.Context.Value(key)
 }
 
 // FromContext returns the event being handled in ctx, if any.

@@ -83,6 +83,17 @@ func TestFollow(t *testing.T) {
 	if got, ok := event.FromContext(ctx); !ok || got != parent {
 		t.Fatal("context lost the event")
 	}
+	type k struct{}
+	outer := context.WithValue(event.NewContext(context.WithValue(context.Background(), k{}, "v"), parent), k{}, "w")
+	if got, ok := event.FromContext(outer); !ok || got != parent {
+		t.Fatal("derived context lost the event")
+	}
+	if inner := event.NewContext(context.WithValue(context.Background(), k{}, "v"), parent); inner.Value(k{}) != "v" {
+		t.Fatal("event context hides its parent's values")
+	}
+	if _, ok := event.FromContext(context.Background()); ok {
+		t.Fatal("event in a bare context")
+	}
 	_ = time.Now
 }
 
