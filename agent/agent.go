@@ -261,10 +261,12 @@ func (a *Agent) add(fs kgo.Fetches) {
 		for lo := 0; lo < len(items); lo += addChunk {
 			chunk := items[lo:min(lo+addChunk, len(items))]
 			evs := make([]event.Event, len(chunk)) // one allocation per chunk, not per event
+			var errs [addChunk]error
+			event.DecodeRecords(evs, fp.Records[lo:lo+len(chunk)], errs[:])
 			for i := range chunk {
 				it := &chunk[i]
 				it.rec = fp.Records[lo+i]
-				if it.bad = event.DecodeRecord(&evs[i], it.rec); it.bad != nil {
+				if it.bad = errs[i]; it.bad != nil {
 					continue // it.ev stays nil: malformed
 				}
 				it.ev = &evs[i]

@@ -239,6 +239,91 @@ func DecodeRecord(e *Event, r *kgo.Record) error {
 	return nil
 }
 
+// DecodeRecords decodes rs[i] into evs[i] (overwriting it) and sets errs[i]
+// to nil or to the error DecodeRecord would return, for consumers that
+// decode in bulk. The values of the known headers of all of rs are copied
+// into one string and the fields are slices of it: one allocation per call,
+// not per record; an event kept alive keeps that string alive. evs and errs
+// must be at least as long as rs.
+func DecodeRecords(evs []Event, rs []*kgo.Record, errs []error) {
+	size := 0
+	for _, r := range rs {
+		for _, h := range r.Headers {
+			if fieldOf(h.Key) >= 0 {
+				size += len(h.Value)
+			}
+		}
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for i, r := range rs {
+		e := &evs[i]
+		*e = Event{Key: r.Key, Data: r.Value}
+		errs[i] = nil
+		for _, h := range r.Headers {
+			switch fieldOf(h.Key) {
+			case -1:
+				e.Headers = append(e.Headers, Header{Key: h.Key, Value: h.Value})
+			case fieldSpecVersion:
+				if string(h.Value) != SpecVersion && errs[i] == nil {
+					errs[i] = fmt.Errorf("%w: %s %q, want %q", ErrMalformed, HeaderSpecVersion, h.Value, SpecVersion)
+				}
+			default:
+				b.Write(h.Value)
+			}
+		}
+	}
+	// The same walk again, slicing the values out of the string.
+	all, off := b.String(), 0
+	for i, r := range rs {
+		e := &evs[i]
+		var tm string
+		hasTime := false
+		for _, h := range r.Headers {
+			f := fieldOf(h.Key)
+			if f < 0 || f == fieldSpecVersion {
+				continue
+			}
+			v := all[off : off+len(h.Value)]
+			off += len(h.Value)
+			switch f {
+			case fieldID:
+				e.ID = v
+			case fieldType:
+				e.Type = v
+			case fieldSource:
+				e.Source = v
+			case fieldTime:
+				tm, hasTime = v, true
+			case fieldSubject:
+				e.Subject = v
+			case fieldContentType:
+				e.ContentType = v
+			case fieldCorrelationID:
+				e.CorrelationID = v
+			case fieldCausationID:
+				e.CausationID = v
+			case fieldTraceParent:
+				e.TraceParent = v
+			case fieldTraceState:
+				e.TraceState = v
+			}
+		}
+		if !hasTime || errs[i] != nil {
+			continue
+		}
+		t, ok := parseUTC(tm)
+		if !ok {
+			var err error
+			if t, err = time.Parse(time.RFC3339Nano, tm); err != nil {
+				errs[i] = fmt.Errorf("%w: %s %q: %v", ErrMalformed, HeaderTime, tm, err)
+				continue
+			}
+		}
+		e.Time = t
+	}
+}
+
 // parseUTC parses exactly the form Record writes, RFC 3339 in UTC with 0 to
 // 9 fraction digits ("2006-01-02T15:04:05.999999999Z"), with every field in
 // range, to the same time.Time as time.Parse(time.RFC3339Nano, s), in a

@@ -130,3 +130,58 @@ func TestDecodeRecordOverwrites(t *testing.T) {
 		t.Fatalf("Type aliases the record's header bytes: %q", e.Type)
 	}
 }
+
+// TestDecodeRecordsMatchesDecodeRecord: bulk decoding gives each record
+// exactly what DecodeRecord gives it, errors included, with the values
+// copied (changing the records afterwards changes no event).
+func TestDecodeRecordsMatchesDecodeRecord(t *testing.T) {
+	full := &event.Event{ID: "id", Type: "t", Source: "/s", Time: time.Date(2024, 2, 29, 1, 2, 3, 4000, time.UTC),
+		Subject: "sub", Key: []byte("k"), ContentType: "text/plain", CorrelationID: "c", CausationID: "z",
+		TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", TraceState: "a=b",
+		Headers: []event.Header{{Key: "x", Value: []byte("1")}}, Data: []byte("data")}
+	good, err := full.Record("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	minimal, err := (&event.Event{ID: "i2", Type: "t2", Source: "/s2"}).Record("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offset := &kgo.Record{Headers: []kgo.RecordHeader{{Key: event.HeaderTime, Value: []byte("2024-01-01T10:00:00.5+02:00")}}}
+	badTime := &kgo.Record{Headers: []kgo.RecordHeader{{Key: event.HeaderID, Value: []byte("b")}, {Key: event.HeaderTime, Value: []byte("yesterday")}}}
+	badSpec := &kgo.Record{Headers: []kgo.RecordHeader{{Key: event.HeaderSpecVersion, Value: []byte("0.3")}, {Key: event.HeaderTime, Value: []byte("nope")}}}
+	plain := &kgo.Record{Key: []byte("k"), Value: []byte("v"), Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("1")}}}
+	dup := &kgo.Record{Headers: []kgo.RecordHeader{{Key: event.HeaderType, Value: []byte("first")}, {Key: "x", Value: nil},
+		{Key: event.HeaderTime, Value: []byte("2024-01-01T00:00:00Z")}, {Key: event.HeaderType, Value: []byte("last")},
+		{Key: event.HeaderTime, Value: []byte("2025-01-01T00:00:00.123Z")}}}
+	rs := []*kgo.Record{good, badTime, minimal, badSpec, dup, offset, plain, good}
+
+	evs := make([]event.Event, len(rs))
+	for i := range evs {
+		evs[i] = *full // overwritten
+	}
+	errs := make([]error, len(rs))
+	event.DecodeRecords(evs, rs, errs)
+	for i, r := range rs {
+		var want event.Event
+		werr := event.DecodeRecord(&want, r)
+		if (werr == nil) != (errs[i] == nil) || werr != nil && werr.Error() != errs[i].Error() {
+			t.Fatalf("record %d: error %v, DecodeRecord says %v", i, errs[i], werr)
+		}
+		if werr == nil && !event.Equal(&evs[i], &want) {
+			t.Fatalf("record %d: %+v, DecodeRecord says %+v", i, evs[i], want)
+		}
+	}
+	if !errors.Is(errs[1], event.ErrMalformed) || !errors.Is(errs[3], event.ErrMalformed) {
+		t.Fatalf("errors %v", errs)
+	}
+	if evs[4].Type != "last" || evs[4].Time.Year() != 2025 {
+		t.Fatalf("repeated headers: %+v, want the last ones", evs[4])
+	}
+	for _, h := range good.Headers {
+		clear(h.Value)
+	}
+	if evs[0].ID != "id" || evs[0].TraceState != "a=b" || evs[7].Source != "/s" {
+		t.Fatalf("fields alias the record: %+v", evs[0])
+	}
+}
