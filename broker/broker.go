@@ -103,6 +103,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		RetentionCheckInterval: b.cfg.RetentionCheckInterval,
 		Logger:                 b.cfg.Logger,
 		Now:                    b.cfg.Now,
+		OnFsync:                b.metrics.observeFsync,
 	})
 	if err != nil {
 		return fmt.Errorf("broker: open storage: %w", err)

@@ -18,6 +18,8 @@ type metrics struct {
 	failures    *prometheus.CounterVec   // by api_key: handler errors that closed the connection
 	latency     *prometheus.HistogramVec // by api_key
 	produced    prometheus.Counter       // records appended
+	fsync       prometheus.Histogram     // storage's fsyncs of active segments
+	fsyncErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +37,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"api_key"}),
 		produced: prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_produced_records_total", Help: "Records appended by Produce."}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "spool_storage_fsync_seconds",
+			Help:    "Duration of each fsync of a partition's active segment (one group-commit round with --fsync always).",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
+		}),
+		fsyncErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_storage_fsync_errors_total", Help: "Failed fsyncs (the partition stops accepting appends until restart)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.inFlight, m.bytesIn, m.bytesOut, m.panics, m.requests, m.failures, m.latency, m.produced)
+		reg.MustRegister(m.connections, m.inFlight, m.bytesIn, m.bytesOut, m.panics, m.requests, m.failures, m.latency, m.produced,
+			m.fsync, m.fsyncErrors)
 	}
 	return m
 }
@@ -49,6 +58,14 @@ var apiKeyLabels = func() [128]string {
 	}
 	return l
 }()
+
+// observeFsync is storage's OnFsync hook.
+func (m *metrics) observeFsync(d time.Duration, err error) {
+	m.fsync.Observe(d.Seconds())
+	if err != nil {
+		m.fsyncErrors.Inc()
+	}
+}
 
 func (m *metrics) observe(key int16, d time.Duration, err error) {
 	label := "other"

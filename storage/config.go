@@ -58,6 +58,12 @@ type Options struct {
 	RetentionCheckInterval time.Duration    // default 1 minute; <0 disables the background loop
 	Logger                 *slog.Logger     // default: discard
 	Now                    func() time.Time // default time.Now
+
+	// OnFsync, if set, is called after each fsync the syncer makes of a
+	// log's active segment (a group-commit round in FsyncAlways, a sync in
+	// FsyncInterval) with its duration and error. It is called from many
+	// goroutines at once and must be fast; the default is none.
+	OnFsync func(d time.Duration, err error)
 }
 
 // WithDefaults returns o with zero fields set to their defaults.

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,3 +250,48 @@ func TestGroupCommitSharesFsyncs(t *testing.T) {
 		t.Fatalf("log 0 HWM %d, want 11", logs[0].HighWatermark())
 	}
 }
+
+// TestOnFsync: the hook sees every fsync the syncer makes, with its error.
+func TestOnFsync(t *testing.T) {
+	var mu sync.Mutex
+	var calls, failed int
+	fsys := NewMemFS()
+	s := openStore(t, fsys, "/data", func(o *Options) {
+		o.OnFsync = func(d time.Duration, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if err != nil {
+				failed++
+			}
+			if d < 0 {
+				t.Errorf("negative fsync duration %v", d)
+			}
+		}
+	})
+	l, _ := s.CreateLog(tp0, LogConfig{})
+	for range 3 {
+		mustAppend(t, l, makeBatch(t, batchSpec{n: 1, valueSize: 10}))
+	}
+	mu.Lock()
+	if st := s.Stats(); calls != 3 || int64(calls) != st.Fsyncs || failed != 0 {
+		t.Fatalf("hook saw %d fsyncs (%d failed), stats %+v: want 3, none failed", calls, failed, st)
+	}
+	mu.Unlock()
+	fsys.SetInjector(func(op Op, path string) error {
+		if op == OpSync && strings.HasSuffix(path, logSuffix) {
+			return errDiskFull
+		}
+		return nil
+	})
+	if _, err := l.Append(context.Background(), makeBatch(t, batchSpec{n: 1}), AppendOptions{}); err == nil {
+		t.Fatal("append with a failing fsync succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 4 || failed != 1 {
+		t.Fatalf("after a failed fsync the hook saw %d calls, %d failed; want 4, 1", calls, failed)
+	}
+}
+
+var errDiskFull = errors.New("disk full")

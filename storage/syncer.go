@@ -89,8 +89,12 @@ func (l *Log) syncTo(seg *segment, end int64) {
 	if l.err.Load() != nil || !seg.acquire() {
 		return
 	}
+	start := time.Now()
 	err := seg.log.Sync()
 	seg.release()
+	if f := l.store.opts.OnFsync; f != nil {
+		f(time.Since(start), err)
+	}
 	if err != nil {
 		// After a failed fsync the kernel may have dropped the dirty pages:
 		// nothing past the HWM may be acknowledged or served, ever.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,10 @@ func TestServeStartStop(t *testing.T) {
 	if !strings.Contains(string(body), "spool_broker_produced_records_total 1") {
 		t.Fatalf("/metrics lacks the produced record count:\n%.2000s", body)
 	}
+	// The acknowledged produce waited for at least one fsync (--fsync always).
+	if n := metricValue(string(body), "spool_storage_fsync_seconds_count"); n < 1 {
+		t.Fatalf("spool_storage_fsync_seconds_count = %v after an acknowledged produce, want >= 1", n)
+	}
 	if err := out.stop(); err != nil {
 		t.Fatalf("serve after cancel: %v, want a clean exit", err)
 	}
@@ -191,4 +196,19 @@ func runServeCmd(t *testing.T, dir string) (string, *runningServe) {
 		t.Fatalf("serve did not print its addresses: %v", <-r.done)
 	}
 	return addr, r
+}
+
+// metricValue returns the value of the unlabelled sample name in a
+// Prometheus text exposition, or -1 if it is absent.
+func metricValue(body, name string) float64 {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return -1
+			}
+			return f
+		}
+	}
+	return -1
 }
