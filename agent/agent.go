@@ -55,6 +55,7 @@ type Agent struct {
 	topics []string
 	cnt    counters
 	ran    atomic.Bool
+	rt     *retryTopics // nil: retries in memory only
 
 	cl          *kgo.Client
 	handlerCtx  context.Context
@@ -77,6 +78,12 @@ type Agent struct {
 		stopping bool
 		running  int
 		fatal    error
+
+		// Retry topics (see retrytopic.go), by partition of a topic (gated,
+		// owed) or of a retry topic (inherit).
+		gated   map[tp]bool           // waiting for its retry partition to be read up to inherit
+		inherit map[tp]int64          // retry partition: its end at assignment
+		owed    map[tp]map[string]int // keys with unfinished events in the retry partition
 	}
 }
 
@@ -101,6 +108,9 @@ type partition struct {
 	keys      map[string]*keyQueue
 	idleKeys  int // keys with no items and not queued, kept for reuse (see sweepKeys)
 
+	retryTopic  string // this partition's events are parked in this topic ("": none)
+	sourceTopic string // this is a retry partition of this topic ("": it is not)
+
 	fetchPaused bool // what the client was last told; guarded by Agent.pauseMu
 }
 
@@ -120,6 +130,10 @@ type item struct {
 	done     bool
 	attempts int
 	dlq      *pendingDLQ // dead-lettering decided but not yet acknowledged
+
+	park       *pendingPark // parking in the retry topic decided but not yet acknowledged
+	notBefore  time.Time    // from a retry topic: not to be handled before
+	origOffset int64        // from a retry topic: the offset in its topic
 }
 
 // New returns an agent that consumes topics as a member of group.
@@ -143,6 +157,14 @@ func New(group string, topics []string, opts ...Option) (*Agent, error) {
 		return nil, fmt.Errorf("agent: bad backoff %v..%v", cfg.backoffBase, cfg.backoffMax)
 	}
 	a := &Agent{cfg: cfg, group: group, topics: topics, stop: make(chan struct{}), room: make(chan struct{}, 1)}
+	if cfg.retryMinDelay > 0 {
+		rt, err := newRetryTopics(cfg.retryMinDelay, cfg.retryTopic, group, topics)
+		if err != nil {
+			return nil, err
+		}
+		a.rt = rt
+		a.mu.gated, a.mu.inherit, a.mu.owed = map[tp]bool{}, map[tp]int64{}, map[tp]map[string]int{}
+	}
 	_, nop := cfg.hooks.(NopHooks)
 	a.timeHooks = !nop
 	a.mu.work.L = &a.mu.Mutex
@@ -164,15 +186,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.ran.CompareAndSwap(false, true) {
 		return errors.New("agent: Run called twice")
 	}
+	topics, partitioner := a.topics, kgo.StickyKeyPartitioner(nil)
 	kopts := append(append([]kgo.Opt{}, a.cfg.kopts...),
 		kgo.ConsumerGroup(a.group),
-		kgo.ConsumeTopics(a.topics...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(a.onRevoked),
 		kgo.OnPartitionsLost(a.onLost),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 	)
+	if a.rt != nil {
+		if err := a.ensureRetryTopics(ctx); err != nil {
+			return err
+		}
+		topics = a.rt.all()
+		partitioner = retryPartitioner{rt: a.rt, keys: partitioner}
+		kopts = append(kopts, kgo.Balancers(pairedBalancer{a.rt}), kgo.AdjustFetchOffsetsFn(a.gateAssigned))
+	}
+	kopts = append(kopts, kgo.ConsumeTopics(topics...), kgo.RecordPartitioner(partitioner))
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return fmt.Errorf("agent: new client: %w", err)
@@ -258,6 +288,7 @@ const addChunk = 256
 func (a *Agent) add(fs kgo.Fetches) {
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 		items := make([]item, len(fp.Records)) // one allocation per partition and poll
+		fromRetry := a.isRetryTopic(fp.Topic)
 		for lo := 0; lo < len(items); lo += addChunk {
 			chunk := items[lo:min(lo+addChunk, len(items))]
 			evs := make([]event.Event, len(chunk)) // one allocation per chunk, not per event
@@ -266,6 +297,9 @@ func (a *Agent) add(fs kgo.Fetches) {
 			for i := range chunk {
 				it := &chunk[i]
 				it.rec = fp.Records[lo+i]
+				if fromRetry {
+					it.attempts, it.notBefore, it.origOffset = parseRetryHeaders(it.rec)
+				}
 				if it.bad = errs[i]; it.bad != nil {
 					continue // it.ev stays nil: malformed
 				}
@@ -288,8 +322,12 @@ func (a *Agent) enqueue(k tp, items []item) {
 	p := a.mu.parts[k]
 	if p == nil {
 		p = &partition{tp: k, committed: -1, keys: make(map[string]*keyQueue)}
+		if a.rt != nil {
+			p.retryTopic, p.sourceTopic = a.rt.retryOf[k.topic], a.rt.sourceOf[k.topic]
+		}
 		a.mu.parts[k] = p
 	}
+	gated := a.rt != nil && a.mu.gated[k]
 	woke := 0
 	for i := range items {
 		it := &items[i]
@@ -302,7 +340,7 @@ func (a *Agent) enqueue(k tp, items []item) {
 			p.idleKeys--
 		}
 		kq.items = append(kq.items, it)
-		if !kq.queued {
+		if !kq.queued && !gated {
 			kq.queued = true
 			a.mu.ready = append(a.mu.ready, kq)
 			woke++
@@ -311,6 +349,9 @@ func (a *Agent) enqueue(k tp, items []item) {
 	p.next = items[len(items)-1].rec.Offset + 1
 	if len(p.items)-p.head >= a.cfg.window {
 		p.full = true
+	}
+	if p.sourceTopic != "" {
+		woke += a.retryEnqueuedLocked(p, items)
 	}
 	if woke > 1 {
 		a.mu.work.Broadcast()
@@ -469,6 +510,9 @@ func (a *Agent) worker() {
 		for _, it := range batch[:n] {
 			it.done = true
 		}
+		if p.sourceTopic != "" {
+			a.retryFinishedLocked(p, batch[:n])
+		}
 		m := copy(kq.items, kq.items[n:]) // keeps the backing array for reuse
 		clear(kq.items[m:])
 		kq.items = kq.items[:m]
@@ -530,7 +574,7 @@ func (a *Agent) processBatch(p *partition, batch []*item) (int, result) {
 		if i > 0 && (p.gone.Load() || a.halting.Load()) {
 			return i, result{}
 		}
-		if res := a.process(&calls[i], it); !res.done {
+		if res := a.process(&calls[i], p, it); !res.done {
 			return i, res
 		}
 	}
@@ -634,12 +678,16 @@ type callState struct {
 }
 
 // process handles one attempt of it and decides what happens next.
-func (a *Agent) process(cs *callState, it *item) result {
+func (a *Agent) process(cs *callState, p *partition, it *item) result {
 	m := &cs.m
 	*m = Message{Record: it.rec, Group: a.group, Attempt: it.attempts + 1}
 	if it.dlq != nil { // dead-lettering decided earlier; its publish failed
 		m.Event, m.Attempt = it.ev, it.attempts
 		return a.deadLetter(m, it, it.dlq.reason, it.dlq.err)
+	}
+	if it.park != nil { // parking decided earlier; its publish failed
+		m.Event, m.Attempt = it.ev, it.attempts
+		return a.publishPark(m, p, it)
 	}
 	if it.ev == nil { // malformed envelope
 		it.ev = &event.Event{Key: it.rec.Key, Data: it.rec.Value}
@@ -651,6 +699,12 @@ func (a *Agent) process(cs *callState, it *item) result {
 	if h == nil {
 		a.outcome(m, OutcomeSkipped, nil)
 		return result{done: true}
+	}
+	if p.retryTopic != "" && a.owes(p, it) { // an earlier event of its key is in the retry topic
+		return a.park(m, p, it, time.Time{})
+	}
+	if wait := it.notBefore.Sub(a.cfg.now()); wait > 0 { // parked, and not due yet
+		return result{retry: wait}
 	}
 	cs.ctx = event.Context{Context: a.handlerCtx, Event: it.ev}
 	var ctx context.Context = &cs.ctx
@@ -705,6 +759,9 @@ func (a *Agent) process(cs *callState, it *item) result {
 	}
 	a.cfg.log.Info("agent: retrying", append(a.attrs(m, err), "delay", delay)...)
 	a.outcome(m, OutcomeRetried, err)
+	if p.retryTopic != "" && delay >= a.rt.minDelay {
+		return a.park(m, p, it, a.cfg.now().Add(delay))
+	}
 	return result{retry: delay}
 }
 
@@ -833,6 +890,7 @@ func (a *Agent) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[strin
 	if !a.waitIdleLocked(ps, a.cfg.revokeTimeout) {
 		a.cfg.log.Warn("agent: revoke timeout: handlers still running", "group", a.group)
 	}
+	a.dropRetryStateLocked(revoked)
 	a.mu.Unlock()
 	if len(ps) > 0 {
 		if err := a.commit(ctx, ps); err != nil {
@@ -849,6 +907,7 @@ func (a *Agent) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[strin
 func (a *Agent) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	a.mu.Lock()
 	ps := a.revokedParts(lost)
+	a.dropRetryStateLocked(lost)
 	a.mu.Unlock()
 	a.drop(ps)
 	a.pauseMu.Lock()

@@ -82,7 +82,11 @@ func DeadLetterRecord(topic string, r *kgo.Record, group, reason string, attempt
 // If the publish fails, the item stays unfinished and is tried again after
 // a backoff, without calling the handler again.
 func (a *Agent) deadLetter(m *Message, it *item, reason string, cause error) result {
-	rec := DeadLetterRecord(a.cfg.dlqTopic(it.rec.Topic), it.rec, a.group, reason, it.attempts, cause, time.Now())
+	orig := it.rec
+	if src := a.sourceOf(orig.Topic); src != "" {
+		orig = originalRecord(orig, src, it.origOffset) // parked: name where it came from
+	}
+	rec := DeadLetterRecord(a.cfg.dlqTopic(orig.Topic), orig, a.group, reason, it.attempts, cause, time.Now())
 	err := a.cl.ProduceSync(a.handlerCtx, rec).FirstErr()
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		// Create the dead-letter topic with the broker's defaults (another

@@ -42,13 +42,19 @@ type published struct {
 // "<key>#<i>", and returns them in publish order.
 func publish(t testing.TB, addrs []string, topic, typ string, keys []string, n int) []published {
 	t.Helper()
+	return publishRange(t, addrs, topic, typ, keys, 0, n)
+}
+
+// publishRange is publish for the payloads "<key>#<from>" to "<key>#<to-1>".
+func publishRange(t testing.TB, addrs []string, topic, typ string, keys []string, from, to int) []published {
+	t.Helper()
 	p, err := producer.New(producer.WithBrokers(addrs...), producer.WithSource("/test"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
 	var out []published
-	for i := range n {
+	for i := from; i < to; i++ {
 		for _, k := range keys {
 			ev, err := event.New(typ, event.Raw, fmt.Sprintf("%s#%d", k, i))
 			if err != nil {

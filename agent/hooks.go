@@ -19,9 +19,10 @@ const (
 	OutcomeSkipped                     // no handler for the type; the event is done
 	OutcomeKilled                      // handler returned Kill
 	OutcomeHalted                      // attempts exhausted under OnExhaustedHalt
+	OutcomeDeferred                    // moved to the retry topic behind an earlier event of its key (WithRetryTopic)
 )
 
-var outcomeNames = [...]string{"succeeded", "warned", "retried", "dead_lettered", "skipped", "killed", "halted"}
+var outcomeNames = [...]string{"succeeded", "warned", "retried", "dead_lettered", "skipped", "killed", "halted", "deferred"}
 
 func (o Outcome) String() string {
 	if o >= 0 && int(o) < len(outcomeNames) {
@@ -61,11 +62,12 @@ type Stats struct {
 	Skipped      int64
 	Killed       int64
 	Halted       int64
+	Deferred     int64 // moved to the retry topic behind their key (WithRetryTopic)
 	InFlight     int64 // handlers running now
 }
 
 type counters struct {
-	outcomes [7]atomic.Int64
+	outcomes [len(outcomeNames)]atomic.Int64
 	inFlight atomic.Int64
 }
 
@@ -78,6 +80,7 @@ func (c *counters) stats() Stats {
 		Skipped:      c.outcomes[OutcomeSkipped].Load(),
 		Killed:       c.outcomes[OutcomeKilled].Load(),
 		Halted:       c.outcomes[OutcomeHalted].Load(),
+		Deferred:     c.outcomes[OutcomeDeferred].Load(),
 		InFlight:     c.inFlight.Load(),
 	}
 }

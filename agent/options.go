@@ -39,6 +39,9 @@ type config struct {
 	backoffMax      time.Duration
 	exhausted       Exhausted
 	dlqTopic        func(topic string) string
+	retryMinDelay   time.Duration                    // 0: retries in memory only
+	retryTopic      func(topic, group string) string // names retry topics
+	now             func() time.Time                 // the clock for retry topics' not-before times
 	commitInterval  time.Duration
 	revokeTimeout   time.Duration
 	shutdownTimeout time.Duration
@@ -57,6 +60,8 @@ func defaults() config {
 		backoffBase:     200 * time.Millisecond,
 		backoffMax:      30 * time.Second,
 		dlqTopic:        func(t string) string { return t + ".dlq" },
+		retryTopic:      func(t, g string) string { return t + "." + g + ".retry" },
+		now:             time.Now,
 		commitInterval:  time.Second,
 		revokeTimeout:   10 * time.Second,
 		shutdownTimeout: 30 * time.Second,
@@ -122,6 +127,28 @@ func WithOnExhausted(p Exhausted) Option { return func(c *config) { c.exhausted 
 // event's topic, overriding the default "<topic>.dlq".
 func WithDeadLetterTopic(name func(topic string) string) Option {
 	return func(c *config) { c.dlqTopic = name }
+}
+
+// WithRetryTopic makes retries durable, overriding the default of holding
+// every retry in memory: an event whose retry delay (the backoff, or the
+// RetryAfter duration) is at least minDelay is parked in its topic's retry
+// topic ("<topic>.<group>.retry", created with as many partitions as the
+// topic) and handled from there when the delay has passed, so its partition
+// keeps moving and its commit passes it. Later events of the same key follow
+// it through the retry topic, so key order holds. The agent then uses an
+// eager balancer that gives partition p of a topic and of its retry topic to
+// the same member ("spool-paired-range"): every member of the group must
+// use WithRetryTopic. The topics must exist when Run starts. See
+// docs/consumer.md for the guarantees and limits.
+func WithRetryTopic(minDelay time.Duration) Option {
+	return func(c *config) { c.retryMinDelay = max(minDelay, time.Nanosecond) }
+}
+
+// WithRetryTopicName sets how retry topics are named from the topic and the
+// consumer group, overriding the default "<topic>.<group>.retry". Each group
+// needs its own: a retry topic's records belong to one group.
+func WithRetryTopicName(name func(topic, group string) string) Option {
+	return func(c *config) { c.retryTopic = name }
 }
 
 // WithCommitInterval sets how often finished offsets are committed,

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/spoolmq/spool/agent"
 	"github.com/spoolmq/spool/internal/kafkatest"
@@ -21,7 +22,18 @@ type plan struct {
 // handlers in flight. Each key's events finish in produce order, no two
 // handlers of one key overlap, every event is called exactly as often as
 // its plan says and ends succeeded or dead-lettered as its plan says.
-func TestRandomized(t *testing.T) {
+func TestRandomized(t *testing.T) { testRandomized(t, false) }
+
+// TestRandomizedRetryTopic is TestRandomized with retry topics: retries of
+// 1ms or more (most of the 1-5ms backoffs) are parked in the retry topic,
+// the rest held in memory, and the parked keys' later events follow them.
+func TestRandomizedRetryTopic(t *testing.T) { testRandomized(t, true) }
+
+func testRandomized(t *testing.T, retryTopic bool) {
+	var opts []agent.Option
+	if retryTopic {
+		opts = append(opts, agent.WithRetryTopic(time.Millisecond))
+	}
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		const topic, group, maxAttempts = "rnd", "rnd-g", 4
 		seed := uint64(20261122)
@@ -55,7 +67,7 @@ func TestRandomized(t *testing.T) {
 		finished := map[string][]string{} // by key, in finishing order
 		running := map[string]bool{}
 		var overlap []string
-		r := start(t, group, []string{topic}, append(fastOpts(addrs),
+		r := start(t, group, []string{topic}, append(append(fastOpts(addrs), opts...),
 			agent.WithConcurrency(8), agent.WithMaxAttempts(maxAttempts), agent.WithWindow(64),
 			agent.WithHandler("t", func(_ context.Context, m *agent.Message) error {
 				id, key := string(m.Data), string(m.Key)
@@ -95,6 +107,17 @@ func TestRandomized(t *testing.T) {
 				}
 				return err
 			}))...)
+		// Every event ends (with retry topics, the topic's commits reach its
+		// end while parked events are still to be handled).
+		kafkatest.Eventually(t, 30*time.Second, "every event finished", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			n := 0
+			for _, f := range finished {
+				n += len(f)
+			}
+			return n == len(pub)
+		})
 		waitCommitted(t, addrs, group, topic, ends(pub))
 		r.shutdown(t)
 
@@ -139,6 +162,9 @@ func TestRandomized(t *testing.T) {
 		if s.Retried != wantRetries || s.DeadLettered != int64(len(wantDead)) ||
 			s.Succeeded+s.Warned+s.DeadLettered != int64(len(pub)) {
 			t.Errorf("stats %+v, want %d retries, %d dead letters, %d events", s, wantRetries, len(wantDead), len(pub))
+		}
+		if retryTopic && (s.Deferred == 0 || len(kafkatest.ReadAll(t, addrs, topic+"."+group+".retry")) == 0) {
+			t.Errorf("stats %+v: nothing went through the retry topic", s)
 		}
 	})
 }

@@ -1,0 +1,458 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Durable retries (WithRetryTopic) park an event whose retry delay is long
+// in a retry topic instead of a timer, so its partition keeps moving and its
+// commit passes the event. Key order still holds:
+//
+//   - The retry topic of a topic is co-partitioned with it: an event of
+//     partition p is parked in partition p of the retry topic, and the group
+//     balancer gives partition p of both to the same member (pairedBalancer).
+//   - While a key has events in partition p of the retry topic that are not
+//     finished ("owed"), later events of that key in partition p of the topic
+//     are not handled there: they are moved to the retry topic behind them
+//     (OutcomeDeferred), so the key's events are handled in order from it.
+//   - A member that is assigned a pair reads the retry partition from its
+//     committed offset to the end it had at assignment before it handles any
+//     event of the topic's partition (the gate): that tells it which keys
+//     were owed when the previous owner stopped.
+//   - In the retry topic an event waits until its retry_not_before time, then
+//     is handled like any other; further retries of it are held in memory
+//     (re-parking it would put it behind its key's later events).
+
+// Headers of a record parked in a retry topic, besides the original ones.
+const (
+	HeaderRetryNotBefore      = "retry_not_before"      // RFC 3339 UTC with milliseconds; empty: at once
+	HeaderRetryAttempts       = "retry_attempts"        // handler calls made so far (decimal)
+	HeaderRetryOriginalOffset = "retry_original_offset" // offset in the original topic (same partition)
+)
+
+// retryTopics maps topics to their retry topics and back.
+type retryTopics struct {
+	minDelay time.Duration
+	retryOf  map[string]string // topic -> retry topic
+	sourceOf map[string]string // retry topic -> topic
+}
+
+func newRetryTopics(minDelay time.Duration, name func(topic, group string) string, group string, topics []string) (*retryTopics, error) {
+	rt := &retryTopics{minDelay: minDelay, retryOf: map[string]string{}, sourceOf: map[string]string{}}
+	for _, t := range topics {
+		r := name(t, group)
+		if r == t || r == "" {
+			return nil, fmt.Errorf("agent: retry topic name %q for topic %q", r, t)
+		}
+		if _, dup := rt.sourceOf[r]; dup {
+			return nil, fmt.Errorf("agent: two topics share the retry topic %q", r)
+		}
+		rt.retryOf[t], rt.sourceOf[r] = r, t
+	}
+	for r := range rt.sourceOf {
+		if _, ok := rt.retryOf[r]; ok {
+			return nil, fmt.Errorf("agent: %q is both a topic and a retry topic", r)
+		}
+	}
+	return rt, nil
+}
+
+func (rt *retryTopics) all() []string {
+	var ts []string
+	for t, r := range rt.retryOf {
+		ts = append(ts, t, r)
+	}
+	slices.Sort(ts)
+	return ts
+}
+
+// ensure creates the retry topics that are missing, with as many partitions
+// as their topics, and adds partitions to those that have fewer. The topics
+// themselves must exist: their partition counts decide.
+func (rt *retryTopics) ensure(ctx context.Context, adm *kadm.Client) error {
+	tds, err := adm.ListTopics(ctx, rt.all()...)
+	if err != nil {
+		return fmt.Errorf("agent: retry topics: %w", err)
+	}
+	for t, r := range rt.retryOf {
+		td, ok := tds[t]
+		if !ok || td.Err != nil {
+			return fmt.Errorf("agent: retry topics: topic %q must exist first: %v", t, td.Err)
+		}
+		n := int32(len(td.Partitions))
+		rd, ok := tds[r]
+		switch {
+		case !ok || errors.Is(rd.Err, kerr.UnknownTopicOrPartition):
+			resp, err := adm.CreateTopic(ctx, n, -1, nil, r)
+			if err == nil {
+				err = resp.Err
+			}
+			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("agent: create retry topic %q: %w", r, err)
+			}
+		case rd.Err != nil:
+			return fmt.Errorf("agent: retry topic %q: %w", r, rd.Err)
+		case int32(len(rd.Partitions)) < n:
+			resps, err := adm.UpdatePartitions(ctx, int(n), r)
+			if err == nil {
+				err = resps.Error()
+			}
+			if err != nil {
+				return fmt.Errorf("agent: grow retry topic %q to %d partitions: %w", r, n, err)
+			}
+		case int32(len(rd.Partitions)) > n:
+			return fmt.Errorf("agent: retry topic %q has %d partitions, more than the %d of %q", r, len(rd.Partitions), n, t)
+		}
+	}
+	return nil
+}
+
+// retryRecord is the record that parks r in partition r.Partition of
+// topic, to be handled at notBefore (zero: at once) after attempts calls.
+func retryRecord(topic string, r *kgo.Record, attempts int, notBefore time.Time) *kgo.Record {
+	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+3)
+	for _, h := range r.Headers {
+		if !strings.HasPrefix(h.Key, "retry_") {
+			hs = append(hs, h)
+		}
+	}
+	nb := ""
+	if !notBefore.IsZero() {
+		nb = notBefore.UTC().Format(dlqTimeFormat)
+	}
+	hs = append(hs,
+		kgo.RecordHeader{Key: HeaderRetryNotBefore, Value: []byte(nb)},
+		kgo.RecordHeader{Key: HeaderRetryAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
+		kgo.RecordHeader{Key: HeaderRetryOriginalOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
+	)
+	return &kgo.Record{Topic: topic, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: r.Timestamp}
+}
+
+// parseRetryHeaders reads the retry headers of a record from a retry topic.
+// A record without them (written by hand) is handled at once as a first
+// attempt.
+func parseRetryHeaders(r *kgo.Record) (attempts int, notBefore time.Time, origOffset int64) {
+	origOffset = r.Offset
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderRetryNotBefore:
+			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
+				notBefore = t
+			}
+		case HeaderRetryAttempts:
+			if n, err := strconv.Atoi(string(h.Value)); err == nil && n >= 0 {
+				attempts = n
+			}
+		case HeaderRetryOriginalOffset:
+			if n, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil {
+				origOffset = n
+			}
+		}
+	}
+	return attempts, notBefore, origOffset
+}
+
+// originalRecord is r from a retry topic as it was in its topic: topic and
+// offset restored, retry headers dropped. Dead letters of parked events
+// name where the event came from, not the retry topic.
+func originalRecord(r *kgo.Record, topic string, offset int64) *kgo.Record {
+	o := *r
+	o.Topic, o.Offset = topic, offset
+	o.Headers = slices.DeleteFunc(slices.Clone(r.Headers), func(h kgo.RecordHeader) bool { return strings.HasPrefix(h.Key, "retry_") })
+	return &o
+}
+
+// retryPartitioner sends records for retry topics to the partition set on
+// the record (the original's), and every other record (dead letters) by key
+// like Kafka's default partitioner.
+type retryPartitioner struct {
+	rt   *retryTopics
+	keys kgo.Partitioner
+}
+
+func (p retryPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if _, ok := p.rt.sourceOf[topic]; ok {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return p.keys.ForTopic(topic)
+}
+
+// pairedBalancer is an eager group balancer that splits each topic's
+// partitions over the members subscribed to it in contiguous ranges (like
+// Kafka's range assignor) and gives partition p of a retry topic to the
+// member that has partition p of its topic.
+type pairedBalancer struct{ rt *retryTopics }
+
+func (pairedBalancer) ProtocolName() string { return "spool-paired-range" }
+func (pairedBalancer) IsCooperative() bool  { return false }
+
+func (pairedBalancer) JoinGroupMetadata(interests []string, _ map[string][]int32, generation int32) []byte {
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Version = 3
+	meta.Topics = interests
+	meta.Generation = generation
+	return meta.AppendTo(nil)
+}
+
+func (pairedBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	return kgo.ParseConsumerSyncAssignment(assignment)
+}
+
+func (b pairedBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
+	cb, err := kgo.NewConsumerBalancer(b, members)
+	return cb, cb.MemberTopics(), err
+}
+
+// Balance implements kgo.ConsumerBalancerBalance.
+func (b pairedBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
+	plan := cb.NewPlan()
+	for _, t := range slices.Sorted(maps.Keys(topics)) {
+		if _, isRetry := b.rt.sourceOf[t]; isRetry {
+			if _, paired := topics[b.rt.sourceOf[t]]; paired {
+				continue // assigned with its topic
+			}
+		}
+		var subs []*kmsg.JoinGroupResponseMember
+		cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
+			if slices.Contains(meta.Topics, t) {
+				subs = append(subs, m)
+			}
+		})
+		if len(subs) == 0 {
+			continue
+		}
+		n := topics[t]
+		r, hasRetry := b.rt.retryOf[t]
+		rn := topics[r]
+		per, extra := int(n)/len(subs), int(n)%len(subs)
+		p := int32(0)
+		for i, m := range subs {
+			k := per
+			if i < extra {
+				k++
+			}
+			for range k {
+				plan.AddPartition(m, t, p)
+				if hasRetry && p < rn {
+					plan.AddPartition(m, r, p)
+				}
+				p++
+			}
+		}
+	}
+	return plan
+}
+
+// pendingPark is an event's move to the retry topic, decided and not yet
+// acknowledged.
+type pendingPark struct {
+	notBefore time.Time // when it may be handled; zero: deferred behind its key
+}
+
+func (a *Agent) isRetryTopic(topic string) bool { return a.sourceOf(topic) != "" }
+
+// sourceOf returns the topic whose retry topic this is, or "".
+func (a *Agent) sourceOf(topic string) string {
+	if a.rt == nil {
+		return ""
+	}
+	return a.rt.sourceOf[topic]
+}
+
+func (a *Agent) ensureRetryTopics(ctx context.Context) error {
+	cl, err := kgo.NewClient(a.cfg.kopts...)
+	if err != nil {
+		return fmt.Errorf("agent: new client: %w", err)
+	}
+	defer cl.Close()
+	return a.rt.ensure(ctx, kadm.NewClient(cl))
+}
+
+// gateAssigned runs after the group fetched the offsets of newly assigned
+// partitions and before fetching starts (kgo.AdjustFetchOffsetsFn). For
+// each assigned retry partition it notes the end offset now: the events
+// below it were parked by an earlier owner, and the partition of the topic
+// is gated (none of its events is handled) until they have been read, so
+// that the keys they owe are known. A retry partition without a commit
+// starts at its log start whatever the client's reset policy: its events
+// belong to this group.
+func (a *Agent) gateAssigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	var topics []string
+	for t := range offsets {
+		if a.isRetryTopic(t) {
+			topics = append(topics, t)
+		}
+	}
+	if len(topics) == 0 {
+		return offsets, nil
+	}
+	adm := kadm.NewClient(a.cl)
+	var starts, ends kadm.ListedOffsets
+	var err error
+	for attempt := 1; ; attempt++ {
+		if starts, err = adm.ListStartOffsets(ctx, topics...); err == nil {
+			if ends, err = adm.ListEndOffsets(ctx, topics...); err == nil {
+				err = errors.Join(starts.Error(), ends.Error())
+			}
+		}
+		if err == nil {
+			break
+		}
+		if attempt == 5 || ctx.Err() != nil {
+			return nil, fmt.Errorf("agent: retry topic offsets: %w", err)
+		}
+		a.cfg.log.Warn("agent: retry topic offsets, trying again", "group", a.group, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(a.backoff(attempt)):
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range topics {
+		for n, o := range offsets[t] {
+			start, _ := starts.Lookup(t, n)
+			end, _ := ends.Lookup(t, n)
+			from := start.Offset
+			if at := o.EpochOffset().Offset; at >= 0 {
+				from = max(from, at)
+			}
+			offsets[t][n] = kgo.NewOffset().At(from).WithEpoch(-1)
+			a.mu.inherit[tp{t, n}] = end.Offset
+			if end.Offset > from {
+				a.mu.gated[tp{a.rt.sourceOf[t], n}] = true
+			}
+		}
+	}
+	return offsets, nil
+}
+
+// dropRetryStateLocked forgets the retry state of partitions taken away.
+func (a *Agent) dropRetryStateLocked(m map[string][]int32) {
+	if a.rt == nil {
+		return
+	}
+	for t, ps := range m {
+		for _, n := range ps {
+			k := tp{t, n}
+			delete(a.mu.gated, k)
+			delete(a.mu.inherit, k)
+			delete(a.mu.owed, k)
+		}
+	}
+}
+
+// retryEnqueuedLocked counts the keys owed by events of retry partition p
+// that an earlier owner parked, and opens its topic partition's gate once
+// all of those are read. It returns how many keys it made ready.
+func (a *Agent) retryEnqueuedLocked(p *partition, items []item) int {
+	end, ok := a.mu.inherit[p.tp]
+	if !ok {
+		return 0
+	}
+	src := tp{p.sourceTopic, p.tp.partition}
+	owed := a.owedLocked(src)
+	for i := range items {
+		if items[i].rec.Offset < end {
+			owed[string(items[i].rec.Key)]++
+		}
+	}
+	if p.next < end || !a.mu.gated[src] {
+		return 0
+	}
+	delete(a.mu.gated, src)
+	sp := a.mu.parts[src]
+	if sp == nil || sp.revoked {
+		return 0
+	}
+	woke := 0
+	for _, kq := range sp.keys {
+		if len(kq.items) > 0 && !kq.queued {
+			kq.queued = true
+			a.mu.ready = append(a.mu.ready, kq)
+			woke++
+		}
+	}
+	return woke
+}
+
+// retryFinishedLocked settles what events of retry partition p that just
+// finished owed for their keys.
+func (a *Agent) retryFinishedLocked(p *partition, done []*item) {
+	owed := a.mu.owed[tp{p.sourceTopic, p.tp.partition}]
+	if owed == nil {
+		return
+	}
+	for _, it := range done {
+		if k := string(it.rec.Key); owed[k] > 1 {
+			owed[k]--
+		} else {
+			delete(owed, k)
+		}
+	}
+}
+
+func (a *Agent) owedLocked(k tp) map[string]int {
+	owed := a.mu.owed[k]
+	if owed == nil {
+		owed = map[string]int{}
+		a.mu.owed[k] = owed
+	}
+	return owed
+}
+
+// owes reports whether it's key has unfinished events in the retry
+// partition of p.
+func (a *Agent) owes(p *partition, it *item) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.mu.owed[p.tp][string(it.rec.Key)] > 0
+}
+
+// park moves it to p's retry partition, to be handled from there at
+// notBefore (zero: at once, behind its key's earlier events there). From the
+// decision on, its key owes the retry partition one event, so the key's
+// later events follow it there.
+func (a *Agent) park(m *Message, p *partition, it *item, notBefore time.Time) result {
+	a.mu.Lock()
+	if p.revoked { // its new owner handles it
+		a.mu.Unlock()
+		return result{}
+	}
+	a.owedLocked(p.tp)[string(it.rec.Key)]++
+	a.mu.Unlock()
+	it.park = &pendingPark{notBefore: notBefore}
+	return a.publishPark(m, p, it)
+}
+
+// publishPark publishes it to the retry topic and waits for the ack; if
+// that fails the event stays unfinished and the publish is tried again
+// after a backoff, without calling the handler again.
+func (a *Agent) publishPark(m *Message, p *partition, it *item) result {
+	rec := retryRecord(p.retryTopic, it.rec, it.attempts, it.park.notBefore)
+	if err := a.cl.ProduceSync(a.handlerCtx, rec).FirstErr(); err != nil {
+		a.cfg.log.Error("agent: retry topic publish failed, will retry", append(a.attrs(m, err), "retry_topic", rec.Topic)...)
+		if a.handlerCtx.Err() != nil {
+			return result{}
+		}
+		return result{retry: a.backoff(1)}
+	}
+	if it.park.notBefore.IsZero() {
+		a.outcome(m, OutcomeDeferred, nil)
+	}
+	it.park = nil
+	return result{done: true}
+}

@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func retryItems(topic string, key string, offsets ...int64) []item {
+	items := make([]item, len(offsets))
+	for i, o := range offsets {
+		items[i].rec = &kgo.Record{Topic: topic, Key: []byte(key), Offset: o}
+	}
+	return items
+}
+
+func (a *Agent) readyKeys() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ks []string
+	for _, kq := range a.mu.ready[a.mu.readyAt:] {
+		ks = append(ks, kq.p.tp.topic+"/"+kq.key)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// TestRetryGate: a topic partition whose retry partition holds events of an
+// earlier owner starts no work until those are read; they make their keys
+// owed, and finishing them settles the debt.
+func TestRetryGate(t *testing.T) {
+	a, err := New("g", []string{"t"}, WithRetryTopic(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, rtp := tp{"t", 0}, tp{"t.g.retry", 0}
+	a.mu.Lock()
+	a.mu.inherit[rtp], a.mu.gated[src] = 2, true // the retry partition had offsets 0 and 1 at assignment
+	a.mu.Unlock()
+
+	a.enqueue(src, retryItems("t", "a", 7, 8))
+	if got := a.readyKeys(); len(got) != 0 {
+		t.Fatalf("gated partition made keys ready: %v", got)
+	}
+	a.enqueue(rtp, retryItems("t.g.retry", "a", 0))
+	if got, want := a.readyKeys(), []string{"t.g.retry/a"}; !slices.Equal(got, want) {
+		t.Fatalf("ready %v before the retry partition was read to its end, want %v", got, want)
+	}
+	a.enqueue(rtp, retryItems("t.g.retry", "b", 1))
+	if got, want := a.readyKeys(), []string{"t.g.retry/a", "t.g.retry/b", "t/a"}; !slices.Equal(got, want) {
+		t.Fatalf("ready %v once the retry partition was read, want %v", got, want)
+	}
+	p := a.mu.parts[src]
+	if !a.owes(p, p.keys["a"].items[0]) {
+		t.Fatal("key a does not owe the retry partition")
+	}
+	// An event this agent parks itself (offset >= 2) is counted when it
+	// decides, not again when it reads it back.
+	a.enqueue(rtp, retryItems("t.g.retry", "a", 2))
+	if got := a.mu.owed[src]; got["a"] != 1 || got["b"] != 1 {
+		t.Fatalf("owed %v, want a:1 b:1", got)
+	}
+	rp := a.mu.parts[rtp]
+	a.mu.Lock()
+	a.retryFinishedLocked(rp, []*item{rp.keys["a"].items[0]})
+	a.mu.Unlock()
+	if a.owes(p, p.keys["a"].items[0]) {
+		t.Fatal("key a still owes after its parked event finished")
+	}
+
+	// Revocation forgets all of it.
+	a.mu.Lock()
+	a.dropRetryStateLocked(map[string][]int32{"t": {0}, "t.g.retry": {0}})
+	n := len(a.mu.owed) + len(a.mu.inherit) + len(a.mu.gated)
+	a.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("retry state left after revocation: %d entries", n)
+	}
+}
+
+// TestPairedBalancer: partition p of a topic and of its retry topic go to
+// the same member, topics are split in ranges, and every partition is
+// assigned once.
+func TestPairedBalancer(t *testing.T) {
+	rt, err := newRetryTopics(time.Second, func(t, g string) string { return t + ".r" }, "g", []string{"x", "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pairedBalancer{rt}
+	var members []kmsg.JoinGroupResponseMember
+	for _, id := range []string{"m1", "m2", "m3"} {
+		m := kmsg.NewJoinGroupResponseMember()
+		m.MemberID = id
+		m.ProtocolMetadata = b.JoinGroupMetadata([]string{"x", "x.r", "y", "y.r"}, nil, 1)
+		members = append(members, m)
+	}
+	mb, topics, err := b.MemberBalancer(members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topics) != 4 {
+		t.Fatalf("member topics %v", topics)
+	}
+	counts := map[string]int32{"x": 5, "x.r": 5, "y": 2, "y.r": 2}
+	into, err := mb.(kgo.GroupMemberBalancerOrError).BalanceOrError(counts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := into.(*kgo.BalancePlan)
+	owner := map[string]string{}
+	for member, ts := range plan.AsMemberIDMap() {
+		for topic, ps := range ts {
+			for _, p := range ps {
+				k := fmt.Sprintf("%s/%d", topic, p)
+				if prev, dup := owner[k]; dup {
+					t.Fatalf("%s assigned to %s and %s", k, prev, member)
+				}
+				owner[k] = member
+			}
+		}
+	}
+	for topic, n := range counts {
+		for p := range n {
+			k := fmt.Sprintf("%s/%d", topic, p)
+			if owner[k] == "" {
+				t.Fatalf("%s not assigned: %v", k, owner)
+			}
+		}
+	}
+	for _, topic := range []string{"x", "y"} {
+		for p := range counts[topic] {
+			a, r := owner[fmt.Sprintf("%s/%d", topic, p)], owner[fmt.Sprintf("%s.r/%d", topic, p)]
+			if a != r {
+				t.Fatalf("%s[%d] is %s's but its retry partition is %s's", topic, p, a, r)
+			}
+		}
+	}
+	// Ranges: x's five partitions over three members as 2, 2, 1.
+	if owner["x/0"] != owner["x/1"] || owner["x/2"] != owner["x/3"] || owner["x/1"] == owner["x/2"] || owner["x/3"] == owner["x/4"] {
+		t.Fatalf("x not split in ranges: %v", owner)
+	}
+	if got, err := b.ParseSyncAssignment(nil); err == nil && len(got) != 0 {
+		t.Fatalf("empty assignment parsed as %v", got)
+	}
+}
+
+// TestNewRejectsBadRetryTopicNames: a retry topic must differ from its
+// topic, from the other retry topics and from the consumed topics.
+func TestNewRejectsBadRetryTopicNames(t *testing.T) {
+	for name, fn := range map[string]func(t, g string) string{
+		"same as topic": func(t, _ string) string { return t },
+		"shared":        func(string, string) string { return "r" },
+		"a topic":       func(t, _ string) string { return map[string]string{"a": "b", "b": "c"}[t] },
+	} {
+		if _, err := New("g", []string{"a", "b"}, WithRetryTopic(time.Second), WithRetryTopicName(fn)); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		}
+	}
+}
