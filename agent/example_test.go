@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -65,4 +66,50 @@ func Example() {
 	// dead-letter -5
 	// booked 30 attempt 1
 	// succeeded 3 retried 1 dead-lettered 1
+}
+
+// With WithRetryTopic a long retry is parked in a retry topic instead of
+// memory: the payments partition moves on (another customer's payment is
+// booked meanwhile), and customer-1's next payment follows the parked one
+// through the retry topic, so that customer's payments stay in order.
+func ExampleWithRetryTopic() {
+	cluster, _ := kfake.NewCluster(kfake.SeedTopics(1, "payments"))
+	defer cluster.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+
+	p, _ := producer.New(producer.WithBrokers(cluster.ListenAddrs()...), producer.WithSource("/billing"))
+	for _, pay := range [][2]string{{"customer-1", "10"}, {"customer-1", "20"}, {"customer-2", "5"}} {
+		ev, _ := event.New("payment.received", event.Raw, pay[1])
+		ev.Key = []byte(pay[0])
+		p.Publish(ctx, "payments", ev)
+	}
+	p.Close()
+
+	handled := 0
+	a, _ := agent.New("ledger", []string{"payments"},
+		agent.WithBrokers(cluster.ListenAddrs()...),
+		agent.WithClientOptions(kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())),
+		agent.WithConcurrency(1),
+		agent.WithRetryTopic(50*time.Millisecond),
+		agent.WithHandler("payment.received", func(ctx context.Context, m *agent.Message) error {
+			if string(m.Data) == "10" && m.Attempt == 1 {
+				fmt.Println("bank offline: retry 10 in 100ms")
+				return agent.RetryAfter(100*time.Millisecond, errors.New("bank offline"))
+			}
+			fmt.Printf("booked %s for %s from %s\n", m.Data, m.Key, m.Record.Topic)
+			if handled++; handled == 3 {
+				cancel()
+			}
+			return nil
+		}))
+	if err := a.Run(ctx); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Println("deferred", a.Stats().Deferred)
+	// Output:
+	// bank offline: retry 10 in 100ms
+	// booked 5 for customer-2 from payments
+	// booked 10 for customer-1 from payments.ledger.retry
+	// booked 20 for customer-1 from payments.ledger.retry
+	// deferred 1
 }
