@@ -19,6 +19,10 @@
 //     finished). Commits happen every WithCommitInterval, on revocation
 //     (after the partition's in-flight handlers finish or WithRevokeTimeout)
 //     and on shutdown.
+//
+// Retries are held in memory unless WithRetryTopic parks long ones in a
+// retry topic, co-partitioned with their topic, keeping key order (see
+// retrytopic.go and docs/consumer.md).
 package agent
 
 import (

@@ -101,7 +101,7 @@ func NewPrometheusHooks(reg prometheus.Registerer) (*PrometheusHooks, error) {
 	h := &PrometheusHooks{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spool_agent_events_total",
-			Help: "Events by outcome: succeeded, warned, retried (per retry), dead_lettered, skipped, killed, halted.",
+			Help: "Events by outcome: succeeded, warned, retried (per retry), dead_lettered, skipped, killed, halted, deferred (moved behind its key to the retry topic).",
 		}, []string{"group", "topic", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "spool_agent_handler_seconds",
