@@ -707,8 +707,10 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 	if p.retryTopic != "" && a.owes(p, it) { // an earlier event of its key is in the retry topic
 		return a.park(m, p, it, time.Time{})
 	}
-	if wait := it.notBefore.Sub(a.cfg.now()); wait > 0 { // parked, and not due yet
-		return result{retry: wait}
+	if !it.notBefore.IsZero() { // parked in a retry topic
+		if wait := it.notBefore.Sub(a.cfg.now()); wait > 0 {
+			return result{retry: wait}
+		}
 	}
 	cs.ctx = event.Context{Context: a.handlerCtx, Event: it.ev}
 	var ctx context.Context = &cs.ctx
