@@ -135,9 +135,7 @@ type item struct {
 	attempts int
 	dlq      *pendingDLQ // dead-lettering decided but not yet acknowledged
 
-	park       *pendingPark // parking in the retry topic decided but not yet acknowledged
-	notBefore  time.Time    // from a retry topic: not to be handled before
-	origOffset int64        // from a retry topic: the offset in its topic
+	rt *retryItem // retry topics: nil unless read from one or being parked in one
 }
 
 // New returns an agent that consumes topics as a member of group.
@@ -302,7 +300,8 @@ func (a *Agent) add(fs kgo.Fetches) {
 				it := &chunk[i]
 				it.rec = fp.Records[lo+i]
 				if fromRetry {
-					it.attempts, it.notBefore, it.origOffset = parseRetryHeaders(it.rec)
+					it.rt = new(retryItem)
+					it.attempts, it.rt.notBefore, it.rt.origOffset = parseRetryHeaders(it.rec)
 				}
 				if it.bad = errs[i]; it.bad != nil {
 					continue // it.ev stays nil: malformed
@@ -689,7 +688,7 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 		m.Event, m.Attempt = it.ev, it.attempts
 		return a.deadLetter(m, it, it.dlq.reason, it.dlq.err)
 	}
-	if it.park != nil { // parking decided earlier; its publish failed
+	if it.rt != nil && it.rt.parking { // parking decided earlier; its publish failed
 		m.Event, m.Attempt = it.ev, it.attempts
 		return a.publishPark(m, p, it)
 	}
@@ -707,8 +706,8 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 	if p.retryTopic != "" && a.owes(p, it) { // an earlier event of its key is in the retry topic
 		return a.park(m, p, it, time.Time{})
 	}
-	if !it.notBefore.IsZero() { // parked in a retry topic
-		if wait := it.notBefore.Sub(a.cfg.now()); wait > 0 {
+	if it.rt != nil && !it.rt.notBefore.IsZero() { // parked in a retry topic
+		if wait := it.rt.notBefore.Sub(a.cfg.now()); wait > 0 {
 			return result{retry: wait}
 		}
 	}

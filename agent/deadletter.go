@@ -84,7 +84,7 @@ func DeadLetterRecord(topic string, r *kgo.Record, group, reason string, attempt
 func (a *Agent) deadLetter(m *Message, it *item, reason string, cause error) result {
 	orig := it.rec
 	if src := a.sourceOf(orig.Topic); src != "" {
-		orig = originalRecord(orig, src, it.origOffset) // parked: name where it came from
+		orig = originalRecord(orig, src, it.rt.origOffset) // parked: name where it came from
 	}
 	rec := DeadLetterRecord(a.cfg.dlqTopic(orig.Topic), orig, a.group, reason, it.attempts, cause, time.Now())
 	err := a.cl.ProduceSync(a.handlerCtx, rec).FirstErr()

@@ -255,10 +255,14 @@ func (b pairedBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int3
 	return plan
 }
 
-// pendingPark is an event's move to the retry topic, decided and not yet
-// acknowledged.
-type pendingPark struct {
-	notBefore time.Time // when it may be handled; zero: deferred behind its key
+// retryItem is what an item carries for retry topics. Most items have none:
+// it is allocated for items read from a retry topic and for items being
+// parked, which keeps the item of the common path small.
+type retryItem struct {
+	notBefore  time.Time // read from a retry topic: not to be handled before
+	origOffset int64     // read from a retry topic: its offset in its topic
+	parking    bool      // a move to the retry topic is decided and not yet acknowledged
+	parkUntil  time.Time // that move's not-before time; zero: deferred behind its key
 }
 
 func (a *Agent) isRetryTopic(topic string) bool { return a.sourceOf(topic) != "" }
@@ -434,7 +438,10 @@ func (a *Agent) park(m *Message, p *partition, it *item, notBefore time.Time) re
 	}
 	a.owedLocked(p.tp)[string(it.rec.Key)]++
 	a.mu.Unlock()
-	it.park = &pendingPark{notBefore: notBefore}
+	if it.rt == nil {
+		it.rt = new(retryItem)
+	}
+	it.rt.parking, it.rt.parkUntil = true, notBefore
 	return a.publishPark(m, p, it)
 }
 
@@ -442,7 +449,7 @@ func (a *Agent) park(m *Message, p *partition, it *item, notBefore time.Time) re
 // that fails the event stays unfinished and the publish is tried again
 // after a backoff, without calling the handler again.
 func (a *Agent) publishPark(m *Message, p *partition, it *item) result {
-	rec := retryRecord(p.retryTopic, it.rec, it.attempts, it.park.notBefore)
+	rec := retryRecord(p.retryTopic, it.rec, it.attempts, it.rt.parkUntil)
 	if err := a.cl.ProduceSync(a.handlerCtx, rec).FirstErr(); err != nil {
 		a.cfg.log.Error("agent: retry topic publish failed, will retry", append(a.attrs(m, err), "retry_topic", rec.Topic)...)
 		if a.handlerCtx.Err() != nil {
@@ -450,9 +457,9 @@ func (a *Agent) publishPark(m *Message, p *partition, it *item) result {
 		}
 		return result{retry: a.backoff(1)}
 	}
-	if it.park.notBefore.IsZero() {
+	if it.rt.parkUntil.IsZero() {
 		a.outcome(m, OutcomeDeferred, nil)
 	}
-	it.park = nil
+	it.rt.parking = false
 	return result{done: true}
 }
