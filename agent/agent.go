@@ -197,9 +197,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(a.onLost),
 	)
 	if a.rt != nil {
-		if err := a.ensureRetryTopics(ctx); err != nil {
+		admin, err := a.startRetryTopics(ctx)
+		if err != nil {
 			return err
 		}
+		defer admin.Close()
 		topics = a.rt.all()
 		partitioner = retryPartitioner{rt: a.rt, keys: partitioner}
 		kopts = append(kopts, kgo.Balancers(pairedBalancer{a.rt}), kgo.AdjustFetchOffsetsFn(a.gateAssigned))

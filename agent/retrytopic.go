@@ -44,6 +44,7 @@ const (
 
 // retryTopics maps topics to their retry topics and back.
 type retryTopics struct {
+	adm      *kadm.Client // set by startRetryTopics before the group client starts
 	minDelay time.Duration
 	retryOf  map[string]string // topic -> retry topic
 	sourceOf map[string]string // retry topic -> topic
@@ -275,13 +276,21 @@ func (a *Agent) sourceOf(topic string) string {
 	return a.rt.sourceOf[topic]
 }
 
-func (a *Agent) ensureRetryTopics(ctx context.Context) error {
+// startRetryTopics opens the admin client the agent uses for retry topics
+// (its own, so it is ready before the group client's first assignment calls
+// gateAssigned) and creates or grows the retry topics. The caller closes
+// the client.
+func (a *Agent) startRetryTopics(ctx context.Context) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(a.cfg.kopts...)
 	if err != nil {
-		return fmt.Errorf("agent: new client: %w", err)
+		return nil, fmt.Errorf("agent: new client: %w", err)
 	}
-	defer cl.Close()
-	return a.rt.ensure(ctx, kadm.NewClient(cl))
+	a.rt.adm = kadm.NewClient(cl)
+	if err := a.rt.ensure(ctx, a.rt.adm); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
 }
 
 // gateAssigned runs after the group fetched the offsets of newly assigned
@@ -302,7 +311,7 @@ func (a *Agent) gateAssigned(ctx context.Context, offsets map[string]map[int32]k
 	if len(topics) == 0 {
 		return offsets, nil
 	}
-	adm := kadm.NewClient(a.cl)
+	adm := a.rt.adm
 	var starts, ends kadm.ListedOffsets
 	var err error
 	for attempt := 1; ; attempt++ {
