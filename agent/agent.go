@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
@@ -125,17 +126,18 @@ type keyQueue struct {
 	queued bool    // in the ready list, running, or waiting for a retry
 }
 
+// item is one fetched record. Items are allocated in bulk per poll, so
+// the fields are ordered to keep it at 64 bytes.
 type item struct {
 	rec      *kgo.Record
 	ev       *event.Event // decoded by add; nil if malformed (see bad)
 	bad      error        // why the envelope could not be decoded
 	h        Handler      // for ev.Type; nil: skip
+	dlq      *pendingDLQ  // dead-lettering decided but not yet acknowledged
+	rt       *retryItem   // retry topics: nil unless read from one or being parked in one
+	attempts int32        // handler calls made
 	traced   bool         // ev has a traceparent
 	done     bool
-	attempts int
-	dlq      *pendingDLQ // dead-lettering decided but not yet acknowledged
-
-	rt *retryItem // retry topics: nil unless read from one or being parked in one
 }
 
 // New returns an agent that consumes topics as a member of group.
@@ -303,7 +305,9 @@ func (a *Agent) add(fs kgo.Fetches) {
 				it.rec = fp.Records[lo+i]
 				if fromRetry {
 					it.rt = new(retryItem)
-					it.attempts, it.rt.notBefore, it.rt.origOffset = parseRetryHeaders(it.rec)
+					var attempts int
+					attempts, it.rt.notBefore, it.rt.origOffset = parseRetryHeaders(it.rec)
+					it.attempts = int32(min(attempts, math.MaxInt32))
 				}
 				if it.bad = errs[i]; it.bad != nil {
 					continue // it.ev stays nil: malformed
@@ -685,13 +689,13 @@ type callState struct {
 // process handles one attempt of it and decides what happens next.
 func (a *Agent) process(cs *callState, p *partition, it *item) result {
 	m := &cs.m
-	*m = Message{Record: it.rec, Group: a.group, Attempt: it.attempts + 1}
+	*m = Message{Record: it.rec, Group: a.group, Attempt: int(it.attempts) + 1}
 	if it.dlq != nil { // dead-lettering decided earlier; its publish failed
-		m.Event, m.Attempt = it.ev, it.attempts
+		m.Event, m.Attempt = it.ev, int(it.attempts)
 		return a.deadLetter(m, it, it.dlq.reason, it.dlq.err)
 	}
 	if it.rt != nil && it.rt.parking { // parking decided earlier; its publish failed
-		m.Event, m.Attempt = it.ev, it.attempts
+		m.Event, m.Attempt = it.ev, int(it.attempts)
 		return a.publishPark(m, p, it)
 	}
 	if it.ev == nil { // malformed envelope
@@ -753,7 +757,7 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 		return result{fatal: fmt.Errorf("%w: %s: %w", ErrKilled, ident(m), err)}
 	}
 	// Retry or an unflagged error.
-	if it.attempts >= a.cfg.maxAttempts {
+	if int(it.attempts) >= a.cfg.maxAttempts {
 		if a.cfg.exhausted == OnExhaustedHalt {
 			a.cfg.log.Error("agent: retries exhausted, halting", a.attrs(m, err)...)
 			a.outcome(m, OutcomeHalted, err)
@@ -762,7 +766,7 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 		return a.deadLetter(m, it, ReasonRetriesExhausted, err)
 	}
 	if delay <= 0 {
-		delay = a.backoff(it.attempts)
+		delay = a.backoff(int(it.attempts))
 	}
 	a.cfg.log.Info("agent: retrying", append(a.attrs(m, err), "delay", delay)...)
 	a.outcome(m, OutcomeRetried, err)

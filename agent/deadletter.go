@@ -86,7 +86,7 @@ func (a *Agent) deadLetter(m *Message, it *item, reason string, cause error) res
 	if src := a.sourceOf(orig.Topic); src != "" {
 		orig = originalRecord(orig, src, it.rt.origOffset) // parked: name where it came from
 	}
-	rec := DeadLetterRecord(a.cfg.dlqTopic(orig.Topic), orig, a.group, reason, it.attempts, cause, time.Now())
+	rec := DeadLetterRecord(a.cfg.dlqTopic(orig.Topic), orig, a.group, reason, int(it.attempts), cause, time.Now())
 	err := a.cl.ProduceSync(a.handlerCtx, rec).FirstErr()
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		// Create the dead-letter topic with the broker's defaults (another

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -77,5 +78,13 @@ func TestIdleKeysBounded(t *testing.T) {
 	p := a.mu.parts[tp{"t", 0}]
 	if len(p.keys) > 2*window+1 || p.idleKeys != len(p.keys) {
 		t.Fatalf("%d key queues kept (%d idle) after %d distinct keys, window %d", len(p.keys), p.idleKeys, n, window)
+	}
+}
+
+// TestItemSize: items are allocated in bulk for every poll; a field added
+// carelessly grows every event's footprint (see the item doc comment).
+func TestItemSize(t *testing.T) {
+	if n := unsafe.Sizeof(item{}); n > 64 {
+		t.Fatalf("item is %d bytes, want at most 64", n)
 	}
 }

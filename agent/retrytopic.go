@@ -458,7 +458,7 @@ func (a *Agent) park(m *Message, p *partition, it *item, notBefore time.Time) re
 // that fails the event stays unfinished and the publish is tried again
 // after a backoff, without calling the handler again.
 func (a *Agent) publishPark(m *Message, p *partition, it *item) result {
-	rec := retryRecord(p.retryTopic, it.rec, it.attempts, it.rt.parkUntil)
+	rec := retryRecord(p.retryTopic, it.rec, int(it.attempts), it.rt.parkUntil)
 	if err := a.cl.ProduceSync(a.handlerCtx, rec).FirstErr(); err != nil {
 		a.cfg.log.Error("agent: retry topic publish failed, will retry", append(a.attrs(m, err), "retry_topic", rec.Topic)...)
 		if a.handlerCtx.Err() != nil {
