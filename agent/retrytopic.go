@@ -90,7 +90,11 @@ func (rt *retryTopics) ensure(ctx context.Context, adm *kadm.Client) error {
 	for t, r := range rt.retryOf {
 		td, ok := tds[t]
 		if !ok || td.Err != nil {
-			return fmt.Errorf("agent: retry topics: topic %q must exist first: %v", t, td.Err)
+			err := td.Err
+			if err == nil {
+				err = kerr.UnknownTopicOrPartition
+			}
+			return fmt.Errorf("agent: retry topics: topic %q must exist first: %w", t, err)
 		}
 		n := int32(len(td.Partitions))
 		rd, ok := tds[r]

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spoolmq/spool/agent"
@@ -355,5 +357,62 @@ func TestRetryTopicRebalance(t *testing.T) {
 			t.Fatalf("nothing deferred through the retry topic (retry ends %v)", retryEnds)
 		}
 		t.Logf("a: %+v; b: %+v", a.a.Stats(), b.a.Stats())
+	})
+}
+
+// TestRetryTopicSetup: Run creates a missing retry topic with its topic's
+// partition count, grows one that has fewer, and fails with a clear error
+// when the topic does not exist or the retry topic has more partitions.
+func TestRetryTopicSetup(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		// partitions returns topic's partition count, or -1 if it is missing.
+		partitions := func(topic string) int {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			tds, err := kadm.NewClient(cl).ListTopics(context.Background(), topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if td, ok := tds[topic]; ok && td.Err == nil {
+				return len(td.Partitions)
+			}
+			return -1
+		}
+		// runUntil runs an agent until its retry topic has want partitions.
+		runUntil := func(group, topic string, want int) {
+			a, err := agent.New(group, []string{topic}, append(fastOpts(addrs), agent.WithRetryTopic(time.Second))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			retry := topic + "." + group + ".retry"
+			kafkatest.Eventually(t, 20*time.Second, fmt.Sprintf("%s with %d partitions", retry, want), func() bool {
+				return partitions(retry) == want
+			})
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		}
+
+		kafkatest.CreateTopic(t, addrs, "st", 3)
+		runUntil("g1", "st", 3) // created
+		kafkatest.CreateTopic(t, addrs, "st.g2.retry", 1)
+		runUntil("g2", "st", 3) // grown
+
+		kafkatest.CreateTopic(t, addrs, "st.g3.retry", 5)
+		a, _ := agent.New("g3", []string{"st"}, append(fastOpts(addrs), agent.WithRetryTopic(time.Second))...)
+		if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "more than the 3") {
+			t.Fatalf("Run with a retry topic of 5 partitions for 3: %v", err)
+		}
+		a, _ = agent.New("g4", []string{"absent"}, append(fastOpts(addrs), agent.WithRetryTopic(time.Second))...)
+		if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), `topic "absent" must exist`) {
+			t.Fatalf("Run with retry topics on a missing topic: %v", err)
+		}
 	})
 }
