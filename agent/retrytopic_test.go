@@ -320,19 +320,22 @@ func TestRetryTopicRebalance(t *testing.T) {
 			ks = append(ks, fmt.Sprintf("k%d", k))
 		}
 		var pub []published
-		pubDone := make(chan struct{})
-		go func() { // round by round, in the background
-			defer close(pubDone)
-			for r := range rounds {
+		publishRounds := func(from, to int) {
+			for r := from; r < to; r++ {
 				pub = append(pub, publishRange(t, addrs, topic, "t", ks, r, r+1)...)
 			}
-		}()
+		}
+		// Rounds 0-14 before a starts, 15-29 once b has its share of the
+		// partitions, 30-39 after b has left.
+		publishRounds(0, 15)
 		a := start(t, group, []string{topic}, opts...)
 		kafkatest.Eventually(t, 30*time.Second, "first agent at work", func() bool { return succeeded.Load() >= 300 })
 		b := start(t, group, []string{topic}, opts...)
-		kafkatest.Eventually(t, 30*time.Second, "second agent at work", func() bool { return b.a.Stats().Succeeded >= 100 })
+		kafkatest.Eventually(t, 30*time.Second, "both agents assigned partition pairs", func() bool { return membersAssigned(t, addrs, group) == 2 })
+		publishRounds(15, 30)
+		kafkatest.Eventually(t, 30*time.Second, "second agent at work", func() bool { return b.a.Stats().Succeeded > 0 })
 		b.shutdown(t)
-		<-pubDone
+		publishRounds(30, rounds)
 		kafkatest.Eventually(t, 30*time.Second, "every event succeeded", func() bool { return succeeded.Load() == rounds*keys })
 		waitCommitted(t, addrs, group, topic, ends(pub))
 		retryEnds := map[int32]int64{}
@@ -415,4 +418,37 @@ func TestRetryTopicSetup(t *testing.T) {
 			t.Fatalf("Run with retry topics on a missing topic: %v", err)
 		}
 	})
+}
+
+// membersAssigned returns how many members of group have partitions of
+// both a topic and its retry topic, the same partition numbers of each.
+func membersAssigned(t *testing.T, addrs []string, group string) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	gs, err := kadm.NewClient(cl).DescribeGroups(context.Background(), group)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range gs[group].Members {
+		ca, ok := m.Assigned.AsConsumer()
+		if !ok {
+			continue
+		}
+		parts := map[string][]int32{}
+		for _, tp := range ca.Topics {
+			parts[tp.Topic] = slices.Sorted(slices.Values(tp.Partitions))
+		}
+		for topic, ps := range parts {
+			if r, ok := parts[topic+"."+group+".retry"]; ok && len(ps) > 0 && slices.Equal(ps, r) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
