@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -451,4 +452,72 @@ func membersAssigned(t *testing.T, addrs []string, group string) int {
 		}
 	}
 	return n
+}
+
+// logCount counts log records whose message is msg.
+type logCount struct {
+	msg string
+	n   atomic.Int64
+}
+
+func (l *logCount) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logCount) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == l.msg {
+		l.n.Add(1)
+	}
+	return nil
+}
+func (l *logCount) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logCount) WithGroup(string) slog.Handler      { return l }
+
+// TestRetryTopicPublishFails: while the retry topic refuses the parked
+// event (its max.message.bytes is too small), the event stays unfinished:
+// the topic's commit does not pass it, and the publish is tried again
+// without calling the handler again. Once the retry topic takes it, the
+// commit moves on.
+func TestRetryTopicPublishFails(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		const topic, group = "pf", "pf-g"
+		retry := topic + "." + group + ".retry"
+		kafkatest.CreateTopic(t, addrs, topic, 1)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		adm := kadm.NewClient(cl)
+		small, large := "100", "1048588"
+		if resp, err := adm.CreateTopic(context.Background(), 1, -1, map[string]*string{"max.message.bytes": &small}, retry); err != nil || resp.Err != nil {
+			t.Fatalf("create %s: %v %v", retry, err, resp.Err)
+		}
+		pub := publish(t, addrs, topic, "t", []string{"k"}, 1)
+
+		var calls atomic.Int64
+		failures := &logCount{msg: "agent: retry topic publish failed, will retry"}
+		r := start(t, group, []string{topic}, append(fastOpts(addrs), agent.WithRetryTopic(time.Millisecond),
+			agent.WithLogger(slog.New(failures)),
+			agent.WithHandler("t", func(context.Context, *agent.Message) error {
+				calls.Add(1)
+				return agent.RetryAfter(time.Hour, errBoom)
+			}))...)
+		kafkatest.Eventually(t, 20*time.Second, "the park publish failing repeatedly", func() bool { return failures.n.Load() >= 3 })
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("handler called %d times while the publish failed, want 1", n)
+		}
+		if got := kafkatest.Committed(t, addrs, group, topic)[0]; got > 0 {
+			t.Fatalf("committed %d past the event that is not parked yet", got)
+		}
+
+		if resps, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &large}}, retry); err != nil || resps[0].Err != nil {
+			t.Fatalf("alter %s: %v %v", retry, err, resps)
+		}
+		waitCommitted(t, addrs, group, topic, ends(pub))
+		if parked := kafkatest.ReadAll(t, addrs, retry); len(parked) != 1 || header(parked[0], agent.HeaderRetryAttempts) != "1" {
+			t.Fatalf("retry topic holds %d records, want the one event after one attempt", len(parked))
+		}
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("handler called %d times, want 1", n)
+		}
+		r.shutdown(t)
+	})
 }
