@@ -84,11 +84,9 @@ type Agent struct {
 		running  int
 		fatal    error
 
-		// Retry topics (see retrytopic.go), by partition of a topic (gated,
-		// owed) or of a retry topic (inherit).
-		gated   map[tp]bool           // waiting for its retry partition to be read up to inherit
-		inherit map[tp]int64          // retry partition: its end at assignment
-		owed    map[tp]map[string]int // keys with unfinished events in the retry partition
+		// Retry topics (see retrytopic.go): by partition of a topic, the
+		// keys with unfinished events in its retry partition, and how many.
+		owed map[tp]map[string]int
 	}
 }
 
@@ -167,7 +165,7 @@ func New(group string, topics []string, opts ...Option) (*Agent, error) {
 			return nil, err
 		}
 		a.rt = rt
-		a.mu.gated, a.mu.inherit, a.mu.owed = map[tp]bool{}, map[tp]int64{}, map[tp]map[string]int{}
+		a.mu.owed = map[tp]map[string]int{}
 	}
 	_, nop := cfg.hooks.(NopHooks)
 	a.timeHooks = !nop
@@ -206,7 +204,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer admin.Close()
 		topics = a.rt.all()
 		partitioner = retryPartitioner{rt: a.rt, keys: partitioner}
-		kopts = append(kopts, kgo.Balancers(pairedBalancer{a.rt}), kgo.AdjustFetchOffsetsFn(a.gateAssigned))
+		kopts = append(kopts, kgo.Balancers(pairedBalancer{a.rt}), kgo.AdjustFetchOffsetsFn(a.inheritAssigned))
 	}
 	kopts = append(kopts, kgo.ConsumeTopics(topics...), kgo.RecordPartitioner(partitioner))
 	cl, err := kgo.NewClient(kopts...)
@@ -336,7 +334,6 @@ func (a *Agent) enqueue(k tp, items []item) {
 		}
 		a.mu.parts[k] = p
 	}
-	gated := a.rt != nil && a.mu.gated[k]
 	woke := 0
 	for i := range items {
 		it := &items[i]
@@ -349,7 +346,7 @@ func (a *Agent) enqueue(k tp, items []item) {
 			p.idleKeys--
 		}
 		kq.items = append(kq.items, it)
-		if !kq.queued && !gated {
+		if !kq.queued {
 			kq.queued = true
 			a.mu.ready = append(a.mu.ready, kq)
 			woke++
@@ -358,9 +355,6 @@ func (a *Agent) enqueue(k tp, items []item) {
 	p.next = items[len(items)-1].rec.Offset + 1
 	if len(p.items)-p.head >= a.cfg.window {
 		p.full = true
-	}
-	if p.sourceTopic != "" {
-		woke += a.retryEnqueuedLocked(p, items)
 	}
 	if woke > 1 {
 		a.mu.work.Broadcast()

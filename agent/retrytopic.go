@@ -27,10 +27,10 @@ import (
 //     finished ("owed"), later events of that key in partition p of the topic
 //     are not handled there: they are moved to the retry topic behind them
 //     (OutcomeDeferred), so the key's events are handled in order from it.
-//   - A member that is assigned a pair reads the retry partition from its
-//     committed offset to the end it had at assignment before it handles any
-//     event of the topic's partition (the gate): that tells it which keys
-//     were owed when the previous owner stopped.
+//   - A member that is assigned a pair reads the keys of the retry
+//     partition's events from its committed offset to its end before it
+//     fetches anything (inheritAssigned): that tells it which keys were owed
+//     when the previous owner stopped.
 //   - In the retry topic an event waits until its retry_not_before time, then
 //     is handled like any other; further retries of it are held in memory
 //     (re-parking it would put it behind its key's later events).
@@ -282,7 +282,7 @@ func (a *Agent) sourceOf(topic string) string {
 
 // startRetryTopics opens the admin client the agent uses for retry topics
 // (its own, so it is ready before the group client's first assignment calls
-// gateAssigned) and creates or grows the retry topics. The caller closes
+// inheritAssigned) and creates or grows the retry topics. The caller closes
 // the client.
 func (a *Agent) startRetryTopics(ctx context.Context) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(a.cfg.kopts...)
@@ -297,15 +297,17 @@ func (a *Agent) startRetryTopics(ctx context.Context) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// gateAssigned runs after the group fetched the offsets of newly assigned
-// partitions and before fetching starts (kgo.AdjustFetchOffsetsFn). For
-// each assigned retry partition it notes the end offset now: the events
-// below it were parked by an earlier owner, and the partition of the topic
-// is gated (none of its events is handled) until they have been read, so
-// that the keys they owe are known. A retry partition without a commit
-// starts at its log start whatever the client's reset policy: its events
-// belong to this group.
-func (a *Agent) gateAssigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+// inheritAssigned runs after the group fetched the offsets of newly
+// assigned partitions and before fetching starts (kgo.AdjustFetchOffsetsFn).
+// The events of an assigned retry partition from where the group resumes it
+// to its end now were parked by an earlier owner (or by this member before
+// the rebalance) and are not known to be finished: it reads their keys and
+// counts them as owed, so that the topic partition's later events of those
+// keys follow them. It reads them with a client of its own, not through the
+// agent's window, so a backlog larger than the window cannot stall it. A
+// retry partition without a commit starts at its log start whatever the
+// client's reset policy: its events belong to this group.
+func (a *Agent) inheritAssigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	var topics []string
 	for t := range offsets {
 		if a.isRetryTopic(t) {
@@ -337,8 +339,7 @@ func (a *Agent) gateAssigned(ctx context.Context, offsets map[string]map[int32]k
 		case <-time.After(a.backoff(attempt)):
 		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	waiting := map[tp][2]int64{} // retry partition -> [from, end)
 	for _, t := range topics {
 		for n, o := range offsets[t] {
 			start, _ := starts.Lookup(t, n)
@@ -348,13 +349,72 @@ func (a *Agent) gateAssigned(ctx context.Context, offsets map[string]map[int32]k
 				from = max(from, at)
 			}
 			offsets[t][n] = kgo.NewOffset().At(from).WithEpoch(-1)
-			a.mu.inherit[tp{t, n}] = end.Offset
 			if end.Offset > from {
-				a.mu.gated[tp{a.rt.sourceOf[t], n}] = true
+				waiting[tp{t, n}] = [2]int64{from, end.Offset}
 			}
 		}
 	}
+	keys, err := a.scanKeys(ctx, waiting)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for rtp, counts := range keys {
+		owed := a.owedLocked(tp{a.rt.sourceOf[rtp.topic], rtp.partition})
+		for k, n := range counts {
+			owed[k] += n
+		}
+	}
 	return offsets, nil
+}
+
+// scanKeys reads the records of each retry partition in ranges, [from, end),
+// and counts their keys.
+func (a *Agent) scanKeys(ctx context.Context, ranges map[tp][2]int64) (map[tp]map[string]int, error) {
+	if len(ranges) == 0 {
+		return nil, nil
+	}
+	at := map[string]map[int32]kgo.Offset{}
+	for k, r := range ranges {
+		if at[k.topic] == nil {
+			at[k.topic] = map[int32]kgo.Offset{}
+		}
+		at[k.topic][k.partition] = kgo.NewOffset().At(r[0])
+	}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, a.cfg.kopts...), kgo.ConsumePartitions(at))...)
+	if err != nil {
+		return nil, fmt.Errorf("agent: retry topic scan: %w", err)
+	}
+	defer cl.Close()
+	left := maps.Clone(ranges)
+	out := map[tp]map[string]int{}
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) { ferr = fmt.Errorf("agent: retry topic scan %s[%d]: %w", t, p, err) })
+		if ferr != nil {
+			return nil, ferr
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			k := tp{r.Topic, r.Partition}
+			rg, ok := left[k]
+			if !ok || r.Offset >= rg[1] {
+				return
+			}
+			if out[k] == nil {
+				out[k] = map[string]int{}
+			}
+			out[k][string(r.Key)]++
+			if r.Offset+1 >= rg[1] {
+				delete(left, k)
+			}
+		})
+	}
+	return out, nil
 }
 
 // dropRetryStateLocked forgets the retry state of partitions taken away.
@@ -364,46 +424,9 @@ func (a *Agent) dropRetryStateLocked(m map[string][]int32) {
 	}
 	for t, ps := range m {
 		for _, n := range ps {
-			k := tp{t, n}
-			delete(a.mu.gated, k)
-			delete(a.mu.inherit, k)
-			delete(a.mu.owed, k)
+			delete(a.mu.owed, tp{t, n})
 		}
 	}
-}
-
-// retryEnqueuedLocked counts the keys owed by events of retry partition p
-// that an earlier owner parked, and opens its topic partition's gate once
-// all of those are read. It returns how many keys it made ready.
-func (a *Agent) retryEnqueuedLocked(p *partition, items []item) int {
-	end, ok := a.mu.inherit[p.tp]
-	if !ok {
-		return 0
-	}
-	src := tp{p.sourceTopic, p.tp.partition}
-	owed := a.owedLocked(src)
-	for i := range items {
-		if items[i].rec.Offset < end {
-			owed[string(items[i].rec.Key)]++
-		}
-	}
-	if p.next < end || !a.mu.gated[src] {
-		return 0
-	}
-	delete(a.mu.gated, src)
-	sp := a.mu.parts[src]
-	if sp == nil || sp.revoked {
-		return 0
-	}
-	woke := 0
-	for _, kq := range sp.keys {
-		if len(kq.items) > 0 && !kq.queued {
-			kq.queued = true
-			a.mu.ready = append(a.mu.ready, kq)
-			woke++
-		}
-	}
-	return woke
 }
 
 // retryFinishedLocked settles what events of retry partition p that just

@@ -196,7 +196,10 @@ func TestRetryTopicResume(t *testing.T) {
 				}
 			}
 			return nil
-		}, agent.WithNow(later))
+			// A window smaller than the 5 events waiting in the retry
+			// partition, and a fetch a batch at a time: reading them back
+			// must not depend on handling them.
+		}, agent.WithNow(later), agent.WithWindow(2), agent.WithClientOptions(kgo.FetchMaxPartitionBytes(1)))
 		kafkatest.Eventually(t, 20*time.Second, "a#5 and a#6 deferred", func() bool { return r2.a.Stats().Deferred == 2 })
 		close(release)
 		kafkatest.Eventually(t, 20*time.Second, "a's 7 events and b's 2 new ones handled", func() bool { return h.len() == 9 })
