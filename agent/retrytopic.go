@@ -369,6 +369,9 @@ func (a *Agent) inheritAssigned(ctx context.Context, offsets map[string]map[int3
 	return offsets, nil
 }
 
+// scanTimeout bounds the scan of retry partitions at an assignment.
+const scanTimeout = 30 * time.Second
+
 // scanKeys reads the records of each retry partition in ranges, [from, end),
 // and counts their keys.
 func (a *Agent) scanKeys(ctx context.Context, ranges map[tp][2]int64) (map[tp]map[string]int, error) {
@@ -387,12 +390,16 @@ func (a *Agent) scanKeys(ctx context.Context, ranges map[tp][2]int64) (map[tp]ma
 		return nil, fmt.Errorf("agent: retry topic scan: %w", err)
 	}
 	defer cl.Close()
+	// Bounded: records deleted by retention meanwhile never arrive. The
+	// group session fails and is joined again.
+	ctx, cancel := context.WithTimeout(ctx, scanTimeout)
+	defer cancel()
 	left := maps.Clone(ranges)
 	out := map[tp]map[string]int{}
 	for len(left) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("agent: retry topic scan: %d partitions not read to their end: %w", len(left), err)
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) { ferr = fmt.Errorf("agent: retry topic scan %s[%d]: %w", t, p, err) })
