@@ -168,6 +168,17 @@ type snapshotPartition struct {
 	Producers map[int64]*producer `json:"producers"`
 }
 
+// intact reports whether every producer entry is present (a JSON null is
+// damage: the partition is then rebuilt from its log alone).
+func (s snapshotPartition) intact() bool {
+	for _, pr := range s.Producers {
+		if pr == nil {
+			return false
+		}
+	}
+	return true
+}
+
 func (m *Manager) load(logs []*storage.Log) error {
 	snap := map[storage.TopicPartition]snapshotPartition{}
 	data, err := storage.ReadFile(m.cfg.FS, filepath.Join(m.cfg.Dir, snapName))
@@ -190,12 +201,14 @@ func (m *Manager) load(logs []*storage.Log) error {
 		tp := l.TopicPartition()
 		p := &partition{producers: make(map[int64]*producer)}
 		from := l.LogStartOffset()
-		if s, ok := snap[tp]; ok && s.Offset <= l.HighWatermark() && s.Offset >= from {
+		if s, ok := snap[tp]; ok && s.Offset <= l.HighWatermark() && s.Offset >= from && s.intact() {
 			for id, pr := range s.Producers {
 				pr.lastSeen = now
 				p.producers[id] = pr
 			}
 			from = s.Offset
+		} else if ok {
+			m.cfg.Logger.Warn("producers: snapshot of a partition does not fit its log; rebuilding from the log", "topic", tp.Topic, "partition", tp.Partition)
 		}
 		err := l.ScanBatches(from, func(h storage.BatchHeader) error {
 			p.replay(h, now)
