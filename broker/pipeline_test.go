@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/broker"
@@ -114,9 +115,11 @@ func TestProducePipelinedResponsesWaitForDurabilityInOrder(t *testing.T) {
 			close(hfs.release) // let the broker shut down after a failure
 		}
 	}()
+	reg := prometheus.NewRegistry()
 	srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) {
 		c.FS = hfs
 		c.Fsync = storage.FsyncAlways
+		c.Registerer = reg
 	}))
 	adm, _ := newAdmin(t, srv)
 	createTopic(t, adm, "pipe", 2, nil)
@@ -150,6 +153,15 @@ func TestProducePipelinedResponsesWaitForDurabilityInOrder(t *testing.T) {
 	}
 	if p0.LogEndOffset() != 1 || p0.HighWatermark() != 0 {
 		t.Fatalf("partition 0: end %d, HWM %d; want 1, 0 (written, fsync held)", p0.LogEndOffset(), p0.HighWatermark())
+	}
+	// The third request (the retried duplicate) is handled too, and waits
+	// for its original: all three are in flight. Close must not begin
+	// before that, or it stops reading with the third still unread.
+	for inFlight(t, reg) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v requests in flight, want 3", inFlight(t, reg))
+		}
+		time.Sleep(time.Millisecond)
 	}
 
 	// Close answers queued requests: start it now, while the fsync is held.
