@@ -207,8 +207,8 @@ func (m *Manager) load(logs []*storage.Log) error {
 				p.producers[id] = pr
 			}
 			from = s.Offset
-		} else if ok {
-			m.cfg.Logger.Warn("producers: snapshot of a partition does not fit its log; rebuilding from the log", "topic", tp.Topic, "partition", tp.Partition)
+		} else if ok && !s.intact() {
+			m.cfg.Logger.Warn("producers: damaged snapshot entry; rebuilding the partition's producer state from its log", "topic", tp.Topic, "partition", tp.Partition)
 		}
 		err := l.ScanBatches(from, func(h storage.BatchHeader) error {
 			p.replay(h, now)
