@@ -70,6 +70,7 @@ type Agent struct {
 	commitCount atomic.Int64
 	room        chan struct{} // a full partition drained or went away: poll may go on
 	pauseMu     sync.Mutex    // serialises PauseFetchPartitions/ResumeFetchPartitions; guards partition.fetchPaused
+	parkMu      sync.Mutex    // orders park decisions and publishes to retry topics (see park)
 	timeHooks   bool          // hooks are not NopHooks: measure handler durations
 	halting     atomic.Bool   // mu.stopping, for workers between events without the lock
 
@@ -704,7 +705,7 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 		return result{done: true}
 	}
 	if p.retryTopic != "" && a.owes(p, it) { // an earlier event of its key is in the retry topic
-		return a.park(m, p, it, time.Time{})
+		return a.park(m, p, it, time.Time{}, 0)
 	}
 	if it.rt != nil && !it.rt.notBefore.IsZero() { // parked in a retry topic
 		if wait := it.rt.notBefore.Sub(a.cfg.now()); wait > 0 {
@@ -764,8 +765,8 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 	}
 	a.cfg.log.Info("agent: retrying", append(a.attrs(m, err), "delay", delay)...)
 	a.outcome(m, OutcomeRetried, err)
-	if p.retryTopic != "" && delay >= a.rt.minDelay {
-		return a.park(m, p, it, a.cfg.now().Add(delay))
+	if (p.retryTopic != "" || p.sourceTopic != "") && delay >= a.rt.minDelay {
+		return a.park(m, p, it, a.cfg.now().Add(delay), delay)
 	}
 	return result{retry: delay}
 }

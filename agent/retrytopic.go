@@ -32,8 +32,10 @@ import (
 //     fetches anything (inheritAssigned): that tells it which keys were owed
 //     when the previous owner stopped.
 //   - In the retry topic an event waits until its retry_not_before time, then
-//     is handled like any other; further retries of it are held in memory
-//     (re-parking it would put it behind its key's later events).
+//     is handled like any other. A further long retry parks it again at the
+//     end of the retry partition if nothing of its key waits behind it there;
+//     otherwise it is held in memory (the new record would land behind its
+//     key's later events).
 
 // Headers of a record parked in a retry topic, besides the original ones.
 const (
@@ -124,9 +126,10 @@ func (rt *retryTopics) ensure(ctx context.Context, adm *kadm.Client) error {
 	return nil
 }
 
-// retryRecord is the record that parks r in partition r.Partition of
-// topic, to be handled at notBefore (zero: at once) after attempts calls.
-func retryRecord(topic string, r *kgo.Record, attempts int, notBefore time.Time) *kgo.Record {
+// retryRecord is the record that parks r, which is at origOffset in its
+// topic, in partition r.Partition of topic, to be handled at notBefore
+// (zero: at once) after attempts calls.
+func retryRecord(topic string, r *kgo.Record, origOffset int64, attempts int, notBefore time.Time) *kgo.Record {
 	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+3)
 	for _, h := range r.Headers {
 		if !strings.HasPrefix(h.Key, "retry_") {
@@ -140,7 +143,7 @@ func retryRecord(topic string, r *kgo.Record, attempts int, notBefore time.Time)
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderRetryNotBefore, Value: []byte(nb)},
 		kgo.RecordHeader{Key: HeaderRetryAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
-		kgo.RecordHeader{Key: HeaderRetryOriginalOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
+		kgo.RecordHeader{Key: HeaderRetryOriginalOffset, Value: strconv.AppendInt(nil, origOffset, 10)},
 	)
 	return &kgo.Record{Topic: topic, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: r.Timestamp}
 }
@@ -469,32 +472,100 @@ func (a *Agent) owes(p *partition, it *item) bool {
 	return a.mu.owed[p.tp][string(it.rec.Key)] > 0
 }
 
-// park moves it to p's retry partition, to be handled from there at
+// parking returns the partition whose keys p's parked events count
+// against (p, or the topic partition of retry partition p) and the retry
+// topic they are parked in.
+func (p *partition) parking() (owner tp, retryTopic string) {
+	if p.sourceTopic != "" {
+		return tp{p.sourceTopic, p.tp.partition}, p.tp.topic
+	}
+	return p.tp, p.retryTopic
+}
+
+// park moves it to its retry partition, to be handled from there at
 // notBefore (zero: at once, behind its key's earlier events there). From the
 // decision on, its key owes the retry partition one event, so the key's
 // later events follow it there.
-func (a *Agent) park(m *Message, p *partition, it *item, notBefore time.Time) result {
-	a.mu.Lock()
-	if p.revoked { // its new owner handles it
-		a.mu.Unlock()
-		return result{}
+//
+// An event of a retry partition is parked again (its attempts and due time
+// stay durable, and the retry partition's commit passes it) only if nothing
+// of its key waits behind it there, since the new record goes to the end;
+// otherwise it is held in memory for delay. Decisions and publishes are made
+// under parkMu, so the retry partition receives a key's events in the order
+// they were decided.
+func (a *Agent) park(m *Message, p *partition, it *item, notBefore time.Time, delay time.Duration) result {
+	owner, topic := p.parking()
+	key := string(it.rec.Key)
+	orig := it.rec.Offset
+	if it.rt != nil && p.sourceTopic != "" {
+		orig = it.rt.origOffset
 	}
-	a.owedLocked(p.tp)[string(it.rec.Key)]++
+	rec := retryRecord(topic, it.rec, orig, int(it.attempts), notBefore)
+	a.parkMu.Lock()
+	a.mu.Lock()
+	switch {
+	case p.revoked: // its new owner handles it
+		a.mu.Unlock()
+		a.parkMu.Unlock()
+		return result{}
+	case p.sourceTopic != "" && a.mu.owed[owner][key] != 1:
+		a.mu.Unlock()
+		a.parkMu.Unlock()
+		return result{retry: delay}
+	}
+	a.owedLocked(owner)[key]++
 	a.mu.Unlock()
+	done := a.produceLocked(rec)
+	a.parkMu.Unlock()
 	if it.rt == nil {
 		it.rt = new(retryItem)
 	}
 	it.rt.parking, it.rt.parkUntil = true, notBefore
-	return a.publishPark(m, p, it)
+	if p.sourceTopic != "" {
+		if err := <-done; err != nil {
+			// Publishing it again later could put it behind its key's
+			// later events: undo and hold it in memory instead.
+			a.cfg.log.Error("agent: retry topic publish failed, retrying in memory", append(a.attrs(m, err), "retry_topic", topic)...)
+			a.mu.Lock()
+			if owed := a.mu.owed[owner]; owed[key] > 1 {
+				owed[key]--
+			}
+			a.mu.Unlock()
+			it.rt.parking = false
+			return result{retry: delay}
+		}
+		it.rt.parking = false
+		return result{done: true}
+	}
+	return a.parked(m, it, <-done)
 }
 
-// publishPark publishes it to the retry topic and waits for the ack; if
-// that fails the event stays unfinished and the publish is tried again
-// after a backoff, without calling the handler again.
+// produceLocked starts publishing rec; the caller holds parkMu, which orders
+// publishes to retry partitions. The result arrives on the channel.
+func (a *Agent) produceLocked(rec *kgo.Record) <-chan error {
+	done := make(chan error, 1)
+	a.cl.Produce(a.handlerCtx, rec, func(_ *kgo.Record, err error) { done <- err })
+	return done
+}
+
+// publishPark publishes again the parking of an event of a topic partition
+// whose first publish failed, and waits for the ack; if that fails too the
+// event stays unfinished and the publish is tried again after a backoff,
+// without calling the handler again. (Its key's later events wait behind it
+// in the topic partition meanwhile, so the order holds.)
 func (a *Agent) publishPark(m *Message, p *partition, it *item) result {
-	rec := retryRecord(p.retryTopic, it.rec, int(it.attempts), it.rt.parkUntil)
-	if err := a.cl.ProduceSync(a.handlerCtx, rec).FirstErr(); err != nil {
-		a.cfg.log.Error("agent: retry topic publish failed, will retry", append(a.attrs(m, err), "retry_topic", rec.Topic)...)
+	rec := retryRecord(p.retryTopic, it.rec, it.rec.Offset, int(it.attempts), it.rt.parkUntil)
+	a.parkMu.Lock()
+	done := a.produceLocked(rec)
+	a.parkMu.Unlock()
+	return a.parked(m, it, <-done)
+}
+
+// parked finishes a park of an event of a topic partition: done once the
+// retry topic acknowledged it, else tried again after a backoff.
+func (a *Agent) parked(m *Message, it *item, err error) result {
+	if err != nil {
+		a.cfg.log.Error("agent: retry topic publish failed, will retry", append(a.attrs(m, err), "retry_topic", a.retryTopicOf(m.Record.Topic))...)
 		if a.handlerCtx.Err() != nil {
 			return result{}
 		}
@@ -506,3 +577,5 @@ func (a *Agent) publishPark(m *Message, p *partition, it *item) result {
 	it.rt.parking = false
 	return result{done: true}
 }
+
+func (a *Agent) retryTopicOf(topic string) string { return a.rt.retryOf[topic] }

@@ -524,3 +524,49 @@ func TestRetryTopicPublishFails(t *testing.T) {
 		r.shutdown(t)
 	})
 }
+
+// TestRetryTopicReparks: an event that fails again in the retry topic is
+// parked again, its attempts and due time durable, when nothing of its key
+// waits behind it there; when something does, it is retried in memory
+// (parking it again would put it behind them). Either way the key's order
+// holds.
+func TestRetryTopicReparks(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		const topic, group, delay = "rp", "rp-g", 300 * time.Millisecond
+		retry := topic + "." + group + ".retry"
+		kafkatest.CreateTopic(t, addrs, topic, 1)
+		pub := append(publish(t, addrs, topic, "t", []string{"z"}, 1), publish(t, addrs, topic, "t", []string{"w"}, 2)...)
+		h := &handled{}
+		r := startWithRetryTopic(t, addrs, topic, group, h, func(m *agent.Message) error {
+			if (string(m.Data) == "z#0" || string(m.Data) == "w#0") && m.Attempt <= 2 {
+				return agent.RetryAfter(delay, errBoom)
+			}
+			return nil
+		})
+		kafkatest.Eventually(t, 20*time.Second, "z#0, w#0 and w#1 handled", func() bool { return h.len() == 3 })
+		if got := h.succeeded("w"); !slices.Equal(got, []string{"w#0", "w#1"}) {
+			t.Fatalf("key w succeeded %v, want [w#0 w#1]", got)
+		}
+		for _, p := range []string{"z#0", "w#0"} {
+			c := h.of(p)
+			if len(c) != 3 || c[0].topic != topic || c[1].topic != retry || c[2].topic != retry || c[2].attempt != 3 {
+				t.Fatalf("%s calls %+v, want 3: from %s, then twice from %s, the last attempt 3", p, c, topic, retry)
+			}
+		}
+		// z#0 was parked twice (attempts 1 and 2); w#0 once, because w#1
+		// was waiting behind it when it failed again.
+		var got []string
+		for _, rec := range kafkatest.ReadAll(t, addrs, retry) {
+			if want := strconv.FormatInt(pub[0].rec.Offset, 10); string(rec.Value) == "z#0" && header(rec, agent.HeaderRetryOriginalOffset) != want {
+				t.Fatalf("re-parked z#0 names original offset %s, want %s", header(rec, agent.HeaderRetryOriginalOffset), want)
+			}
+			got = append(got, string(rec.Value)+"/"+header(rec, agent.HeaderRetryAttempts))
+		}
+		slices.Sort(got)
+		if want := []string{"w#0/1", "w#1/0", "z#0/1", "z#0/2"}; !slices.Equal(got, want) {
+			t.Fatalf("retry topic holds %v, want %v", got, want)
+		}
+		waitCommitted(t, addrs, group, retry, map[int32]int64{0: 4})
+		r.shutdown(t)
+	})
+}
