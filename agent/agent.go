@@ -689,9 +689,9 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 		m.Event, m.Attempt = it.ev, int(it.attempts)
 		return a.deadLetter(m, it, it.dlq.reason, it.dlq.err)
 	}
-	if it.rt != nil && it.rt.parking { // parking decided earlier; its publish failed
+	if it.rt != nil && it.rt.pending != nil { // parking decided earlier; its publish failed
 		m.Event, m.Attempt = it.ev, int(it.attempts)
-		return a.publishPark(m, p, it)
+		return a.publishPending(m, it)
 	}
 	if it.ev == nil { // malformed envelope
 		it.ev = &event.Event{Key: it.rec.Key, Data: it.rec.Value}
@@ -705,7 +705,7 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 		return result{done: true}
 	}
 	if p.retryTopic != "" && a.owes(p, it) { // an earlier event of its key is in the retry topic
-		return a.park(m, p, it, time.Time{}, 0)
+		return a.park(m, p, it, time.Time{})
 	}
 	if it.rt != nil && !it.rt.notBefore.IsZero() { // parked in a retry topic
 		if wait := it.rt.notBefore.Sub(a.cfg.now()); wait > 0 {
@@ -765,8 +765,11 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 	}
 	a.cfg.log.Info("agent: retrying", append(a.attrs(m, err), "delay", delay)...)
 	a.outcome(m, OutcomeRetried, err)
-	if (p.retryTopic != "" || p.sourceTopic != "") && delay >= a.rt.minDelay {
-		return a.park(m, p, it, a.cfg.now().Add(delay), delay)
+	switch {
+	case p.retryTopic != "" && delay >= a.rt.minDelay:
+		return a.park(m, p, it, a.cfg.now().Add(delay))
+	case p.sourceTopic != "" && delay >= a.rt.minDelay:
+		return a.repark(m, p, it, a.cfg.now().Add(delay), delay)
 	}
 	return result{retry: delay}
 }

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -132,7 +131,7 @@ func (rt *retryTopics) ensure(ctx context.Context, adm *kadm.Client) error {
 func retryRecord(topic string, r *kgo.Record, origOffset int64, attempts int, notBefore time.Time) *kgo.Record {
 	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+3)
 	for _, h := range r.Headers {
-		if !strings.HasPrefix(h.Key, "retry_") {
+		if !isRetryHeader(h.Key) {
 			hs = append(hs, h)
 		}
 	}
@@ -178,8 +177,14 @@ func parseRetryHeaders(r *kgo.Record) (attempts int, notBefore time.Time, origOf
 func originalRecord(r *kgo.Record, topic string, offset int64) *kgo.Record {
 	o := *r
 	o.Topic, o.Offset = topic, offset
-	o.Headers = slices.DeleteFunc(slices.Clone(r.Headers), func(h kgo.RecordHeader) bool { return strings.HasPrefix(h.Key, "retry_") })
+	o.Headers = slices.DeleteFunc(slices.Clone(r.Headers), func(h kgo.RecordHeader) bool { return isRetryHeader(h.Key) })
 	return &o
+}
+
+// isRetryHeader reports whether key is one of the headers retryRecord adds
+// (a header of the application's that merely starts with "retry_" is kept).
+func isRetryHeader(key string) bool {
+	return key == HeaderRetryNotBefore || key == HeaderRetryAttempts || key == HeaderRetryOriginalOffset
 }
 
 // retryPartitioner sends records for retry topics to the partition set on
@@ -267,10 +272,9 @@ func (b pairedBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int3
 // it is allocated for items read from a retry topic and for items being
 // parked, which keeps the item of the common path small.
 type retryItem struct {
-	notBefore  time.Time // read from a retry topic: not to be handled before
-	origOffset int64     // read from a retry topic: its offset in its topic
-	parking    bool      // a move to the retry topic is decided and not yet acknowledged
-	parkUntil  time.Time // that move's not-before time; zero: deferred behind its key
+	notBefore  time.Time   // read from a retry topic: not to be handled before
+	origOffset int64       // read from a retry topic: its offset in its topic
+	pending    *kgo.Record // a park decided whose publish failed: published again
 }
 
 func (a *Agent) isRetryTopic(topic string) bool { return a.sourceOf(topic) != "" }
@@ -472,72 +476,94 @@ func (a *Agent) owes(p *partition, it *item) bool {
 	return a.mu.owed[p.tp][string(it.rec.Key)] > 0
 }
 
-// parking returns the partition whose keys p's parked events count
-// against (p, or the topic partition of retry partition p) and the retry
-// topic they are parked in.
-func (p *partition) parking() (owner tp, retryTopic string) {
-	if p.sourceTopic != "" {
-		return tp{p.sourceTopic, p.tp.partition}, p.tp.topic
+// park moves it, an event of topic partition p, to p's retry partition, to
+// be handled from there at notBefore (zero: at once, behind its key's
+// earlier events there). From the decision on, its key owes the retry
+// partition one event, so the key's later events follow it there. If the
+// publish fails the event stays unfinished and pending: it is published
+// again after a backoff without calling the handler again (its key's later
+// events wait behind it in p meanwhile, so the order holds).
+func (a *Agent) park(m *Message, p *partition, it *item, notBefore time.Time) result {
+	rec := retryRecord(p.retryTopic, it.rec, it.rec.Offset, int(it.attempts), notBefore)
+	done, ok := a.decidePark(p, p.tp, string(it.rec.Key), rec, 0)
+	if !ok {
+		return result{} // revoked: its new owner handles it
 	}
-	return p.tp, p.retryTopic
-}
-
-// park moves it to its retry partition, to be handled from there at
-// notBefore (zero: at once, behind its key's earlier events there). From the
-// decision on, its key owes the retry partition one event, so the key's
-// later events follow it there.
-//
-// An event of a retry partition is parked again (its attempts and due time
-// stay durable, and the retry partition's commit passes it) only if nothing
-// of its key waits behind it there, since the new record goes to the end;
-// otherwise it is held in memory for delay. Decisions and publishes are made
-// under parkMu, so the retry partition receives a key's events in the order
-// they were decided.
-func (a *Agent) park(m *Message, p *partition, it *item, notBefore time.Time, delay time.Duration) result {
-	owner, topic := p.parking()
-	key := string(it.rec.Key)
-	orig := it.rec.Offset
-	if it.rt != nil && p.sourceTopic != "" {
-		orig = it.rt.origOffset
-	}
-	rec := retryRecord(topic, it.rec, orig, int(it.attempts), notBefore)
-	a.parkMu.Lock()
-	a.mu.Lock()
-	switch {
-	case p.revoked: // its new owner handles it
-		a.mu.Unlock()
-		a.parkMu.Unlock()
-		return result{}
-	case p.sourceTopic != "" && a.mu.owed[owner][key] != 1:
-		a.mu.Unlock()
-		a.parkMu.Unlock()
-		return result{retry: delay}
-	}
-	a.owedLocked(owner)[key]++
-	a.mu.Unlock()
-	done := a.produceLocked(rec)
-	a.parkMu.Unlock()
 	if it.rt == nil {
 		it.rt = new(retryItem)
 	}
-	it.rt.parking, it.rt.parkUntil = true, notBefore
-	if p.sourceTopic != "" {
-		if err := <-done; err != nil {
-			// Publishing it again later could put it behind its key's
-			// later events: undo and hold it in memory instead.
-			a.cfg.log.Error("agent: retry topic publish failed, retrying in memory", append(a.attrs(m, err), "retry_topic", topic)...)
-			a.mu.Lock()
-			if owed := a.mu.owed[owner]; owed[key] > 1 {
-				owed[key]--
-			}
-			a.mu.Unlock()
-			it.rt.parking = false
-			return result{retry: delay}
-		}
-		it.rt.parking = false
-		return result{done: true}
-	}
+	it.rt.pending = rec
 	return a.parked(m, it, <-done)
+}
+
+// publishPending publishes again a park whose publish failed.
+func (a *Agent) publishPending(m *Message, it *item) result {
+	a.parkMu.Lock()
+	done := a.produceLocked(it.rt.pending)
+	a.parkMu.Unlock()
+	return a.parked(m, it, <-done)
+}
+
+// parked settles a park of an event of a topic partition: done once the
+// retry topic acknowledged it, else pending and tried again after a backoff.
+func (a *Agent) parked(m *Message, it *item, err error) result {
+	rec := it.rt.pending
+	if err != nil {
+		a.cfg.log.Error("agent: retry topic publish failed, will retry", append(a.attrs(m, err), "retry_topic", rec.Topic)...)
+		if a.handlerCtx.Err() != nil {
+			return result{}
+		}
+		return result{retry: a.backoff(1)}
+	}
+	it.rt.pending = nil
+	if _, due, _ := parseRetryHeaders(rec); due.IsZero() {
+		a.outcome(m, OutcomeDeferred, nil) // moved behind its key, not retried
+	}
+	return result{done: true}
+}
+
+// repark parks again it, an event of retry partition p that failed again,
+// at the end of p, to be handled at notBefore: its attempts and due time
+// stay durable and p's commit passes it. That is only in order if nothing of
+// its key waits behind it in p (its key owes p just this event); otherwise,
+// or if the publish fails (publishing later could land behind the key's
+// later events), it is held in memory for delay instead.
+func (a *Agent) repark(m *Message, p *partition, it *item, notBefore time.Time, delay time.Duration) result {
+	owner, key := tp{p.sourceTopic, p.tp.partition}, string(it.rec.Key)
+	rec := retryRecord(p.tp.topic, it.rec, it.rt.origOffset, int(it.attempts), notBefore)
+	done, ok := a.decidePark(p, owner, key, rec, 1)
+	if !ok {
+		return result{retry: delay}
+	}
+	if err := <-done; err != nil {
+		a.cfg.log.Error("agent: retry topic publish failed, retrying in memory", append(a.attrs(m, err), "retry_topic", rec.Topic)...)
+		a.mu.Lock()
+		if owed := a.mu.owed[owner]; owed[key] > 1 {
+			owed[key]--
+		}
+		a.mu.Unlock()
+		return result{retry: delay}
+	}
+	return result{done: true}
+}
+
+// decidePark counts key as owing owner's retry partition one more event and
+// starts publishing rec, unless p was revoked or, with only > 0, key does
+// not owe exactly only events already. Decisions and publishes happen under
+// parkMu, so a retry partition receives a key's events in the order they
+// were decided, whichever worker (of the topic partition or of the retry
+// partition) decides.
+func (a *Agent) decidePark(p *partition, owner tp, key string, rec *kgo.Record, only int) (<-chan error, bool) {
+	a.parkMu.Lock()
+	defer a.parkMu.Unlock()
+	a.mu.Lock()
+	if p.revoked || (only > 0 && a.mu.owed[owner][key] != only) {
+		a.mu.Unlock()
+		return nil, false
+	}
+	a.owedLocked(owner)[key]++
+	a.mu.Unlock()
+	return a.produceLocked(rec), true
 }
 
 // produceLocked starts publishing rec; the caller holds parkMu, which orders
@@ -547,35 +573,3 @@ func (a *Agent) produceLocked(rec *kgo.Record) <-chan error {
 	a.cl.Produce(a.handlerCtx, rec, func(_ *kgo.Record, err error) { done <- err })
 	return done
 }
-
-// publishPark publishes again the parking of an event of a topic partition
-// whose first publish failed, and waits for the ack; if that fails too the
-// event stays unfinished and the publish is tried again after a backoff,
-// without calling the handler again. (Its key's later events wait behind it
-// in the topic partition meanwhile, so the order holds.)
-func (a *Agent) publishPark(m *Message, p *partition, it *item) result {
-	rec := retryRecord(p.retryTopic, it.rec, it.rec.Offset, int(it.attempts), it.rt.parkUntil)
-	a.parkMu.Lock()
-	done := a.produceLocked(rec)
-	a.parkMu.Unlock()
-	return a.parked(m, it, <-done)
-}
-
-// parked finishes a park of an event of a topic partition: done once the
-// retry topic acknowledged it, else tried again after a backoff.
-func (a *Agent) parked(m *Message, it *item, err error) result {
-	if err != nil {
-		a.cfg.log.Error("agent: retry topic publish failed, will retry", append(a.attrs(m, err), "retry_topic", a.retryTopicOf(m.Record.Topic))...)
-		if a.handlerCtx.Err() != nil {
-			return result{}
-		}
-		return result{retry: a.backoff(1)}
-	}
-	if it.rt.parkUntil.IsZero() {
-		a.outcome(m, OutcomeDeferred, nil)
-	}
-	it.rt.parking = false
-	return result{done: true}
-}
-
-func (a *Agent) retryTopicOf(topic string) string { return a.rt.retryOf[topic] }

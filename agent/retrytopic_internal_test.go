@@ -145,3 +145,34 @@ func TestNewRejectsBadRetryTopicNames(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryRecordHeaders: a retry record replaces the retry headers of an
+// earlier park and keeps every other header, including the application's
+// own that merely start with "retry_"; originalRecord drops only the retry
+// headers.
+func TestRetryRecordHeaders(t *testing.T) {
+	r := &kgo.Record{Topic: "t.g.retry", Partition: 2, Offset: 9, Key: []byte("k"), Value: []byte("v"), Headers: []kgo.RecordHeader{
+		{Key: "ce_type", Value: []byte("x")},
+		{Key: "retry_hint", Value: []byte("app")},
+		{Key: HeaderRetryAttempts, Value: []byte("1")},
+		{Key: HeaderRetryNotBefore, Value: []byte("")},
+		{Key: HeaderRetryOriginalOffset, Value: []byte("4")},
+	}}
+	due := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
+	rr := retryRecord("t.g.retry", r, 4, 2, due)
+	attempts, nb, orig := parseRetryHeaders(rr)
+	if attempts != 2 || !nb.Equal(due) || orig != 4 || rr.Partition != 2 {
+		t.Fatalf("retry record: attempts %d, not before %v, original offset %d, partition %d", attempts, nb, orig, rr.Partition)
+	}
+	var keys []string
+	for _, h := range rr.Headers {
+		keys = append(keys, h.Key)
+	}
+	if want := []string{"ce_type", "retry_hint", HeaderRetryNotBefore, HeaderRetryAttempts, HeaderRetryOriginalOffset}; fmt.Sprint(keys) != fmt.Sprint(want) {
+		t.Fatalf("headers %v, want %v", keys, want)
+	}
+	o := originalRecord(rr, "t", orig)
+	if o.Topic != "t" || o.Offset != 4 || len(o.Headers) != 2 || o.Headers[1].Key != "retry_hint" {
+		t.Fatalf("original record %s@%d headers %v", o.Topic, o.Offset, o.Headers)
+	}
+}

@@ -570,3 +570,50 @@ func TestRetryTopicReparks(t *testing.T) {
 		r.shutdown(t)
 	})
 }
+
+// TestRetryTopicReparkFails: when parking an event again from the retry
+// topic fails (here the retry topic's max.message.bytes is lowered by the
+// handler just before), the retry is held in memory instead, and the event
+// still succeeds on its next attempt, once.
+func TestRetryTopicReparkFails(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		const topic, group = "rf", "rf-g"
+		retry := topic + "." + group + ".retry"
+		kafkatest.CreateTopic(t, addrs, topic, 1)
+		publish(t, addrs, topic, "t", []string{"z"}, 1)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		adm := kadm.NewClient(cl)
+		small := "100"
+		failures := &logCount{msg: "agent: retry topic publish failed, retrying in memory"}
+		h := &handled{}
+		r := startWithRetryTopic(t, addrs, topic, group, h, func(m *agent.Message) error {
+			switch m.Attempt {
+			case 1:
+				return agent.RetryAfter(200*time.Millisecond, errBoom)
+			case 2:
+				if resps, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &small}}, retry); err != nil || resps[0].Err != nil {
+					t.Errorf("alter %s: %v %v", retry, err, resps)
+				}
+				return agent.RetryAfter(200*time.Millisecond, errBoom)
+			}
+			return nil
+		}, agent.WithLogger(slog.New(failures)))
+		kafkatest.Eventually(t, 20*time.Second, "z#0 handled", func() bool { return h.len() == 1 })
+		c := h.of("z#0")
+		if len(c) != 3 || c[2].attempt != 3 || c[2].topic != retry {
+			t.Fatalf("z#0 calls %+v, want attempts 1-3, the last from %s", c, retry)
+		}
+		if failures.n.Load() != 1 {
+			t.Fatalf("%d failed re-parks logged, want 1", failures.n.Load())
+		}
+		if parked := kafkatest.ReadAll(t, addrs, retry); len(parked) != 1 {
+			t.Fatalf("retry topic holds %d records, want only the first park", len(parked))
+		}
+		waitCommitted(t, addrs, group, retry, map[int32]int64{0: 1})
+		r.shutdown(t)
+	})
+}
