@@ -374,12 +374,9 @@ func TestRetryTopicSetup(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		// partitions returns topic's partition count, or -1 if it is missing.
 		partitions := func(topic string) int {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			tds, err := kadm.NewClient(cl).ListTopics(context.Background(), topic)
+			adm, closeAdm := newAdmin(t, addrs)
+			defer closeAdm()
+			tds, err := adm.ListTopics(context.Background(), topic)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -428,12 +425,9 @@ func TestRetryTopicSetup(t *testing.T) {
 // both a topic and its retry topic, the same partition numbers of each.
 func membersAssigned(t *testing.T, addrs []string, group string) int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	gs, err := kadm.NewClient(cl).DescribeGroups(context.Background(), group)
+	adm, closeAdm := newAdmin(t, addrs)
+	defer closeAdm()
+	gs, err := adm.DescribeGroups(context.Background(), group)
 	if err != nil {
 		return 0
 	}
@@ -483,12 +477,8 @@ func TestRetryTopicPublishFails(t *testing.T) {
 		const topic, group = "pf", "pf-g"
 		retry := topic + "." + group + ".retry"
 		kafkatest.CreateTopic(t, addrs, topic, 1)
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		adm := kadm.NewClient(cl)
+		adm, closeAdm := newAdmin(t, addrs)
+		defer closeAdm()
 		small, large := "100", "1048588"
 		if resp, err := adm.CreateTopic(context.Background(), 1, -1, map[string]*string{"max.message.bytes": &small}, retry); err != nil || resp.Err != nil {
 			t.Fatalf("create %s: %v %v", retry, err, resp.Err)
@@ -581,12 +571,8 @@ func TestRetryTopicReparkFails(t *testing.T) {
 		retry := topic + "." + group + ".retry"
 		kafkatest.CreateTopic(t, addrs, topic, 1)
 		publish(t, addrs, topic, "t", []string{"z"}, 1)
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		adm := kadm.NewClient(cl)
+		adm, closeAdm := newAdmin(t, addrs)
+		defer closeAdm()
 		small := "100"
 		failures := &logCount{msg: "agent: retry topic publish failed, retrying in memory"}
 		h := &handled{}
@@ -616,4 +602,15 @@ func TestRetryTopicReparkFails(t *testing.T) {
 		waitCommitted(t, addrs, group, retry, map[int32]int64{0: 1})
 		r.shutdown(t)
 	})
+}
+
+// newAdmin returns an admin client for the cluster at addrs and the
+// function that closes it.
+func newAdmin(t *testing.T, addrs []string) (*kadm.Client, func()) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kadm.NewClient(cl), cl.Close
 }
