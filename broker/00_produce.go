@@ -15,10 +15,14 @@ import (
 // Produce: advertised v0-11, served v3-11
 //
 // Behaviour:
-//   - Each partition's records must be exactly one RecordBatch (magic 2);
-//     it is handed to storage whole: no per-record work. Storage checks the
-//     framing and CRC: a corrupt batch is CORRUPT_MESSAGE, a malformed one
-//     INVALID_RECORD, and nothing of it is written.
+//   - Each partition's records must be exactly one RecordBatch (magic 2),
+//     stored as sent. Storage checks it as Kafka's LogValidator does
+//     (storage.RecordRules): framing and CRC (else CORRUPT_MESSAGE), every
+//     record parsed, decompressed within Config.MaxDecompressedBytes (else
+//     CORRUPT_MESSAGE), NumRecords records with offset deltas 0..n-1, no
+//     control or transactional batch (else INVALID_RECORD), CreateTime
+//     timestamps within message.timestamp.before/after.max.ms (else
+//     INVALID_TIMESTAMP). A refused batch writes nothing.
 //   - The batches of one request (one per partition) are appended
 //     concurrently, so with fsync=always they share one group-commit fsync.
 //   - Pipelined: the handler returns once every batch is written (in order:
@@ -113,7 +117,12 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 	// idempotent-producer sequence check runs atomically with the append,
 	// and every batch is written before the next request is handled.
 	write := func(j *job) {
-		opts := storage.AppendOptions{}
+		opts := storage.AppendOptions{Records: &storage.RecordRules{
+			MaxDecompressedBytes: b.cfg.MaxDecompressedBytes,
+			Now:                  now,
+			TimestampBeforeMax:   j.cfg.tsBefore,
+			TimestampAfterMax:    j.cfg.tsAfter,
+		}}
 		if j.cfg.logAppendTime {
 			opts.LogAppendTime = now
 		}

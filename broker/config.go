@@ -56,6 +56,13 @@ type Config struct {
 	// Default 1048588 (Kafka's message.max.bytes).
 	MaxMessageBytes int32
 
+	// MaxDecompressedBytes bounds what the records of one compressed batch
+	// may decompress to when a produce is validated (and for ListOffsets by
+	// time); a batch that decompresses to more is CORRUPT_MESSAGE. At most
+	// max(2, GOMAXPROCS) batches are decompressed at once, so this bounds
+	// the memory decompression takes. Default 64 MiB.
+	MaxDecompressedBytes int
+
 	// MaxFetchWait caps a Fetch request's MaxWaitMs. Default 30s.
 	MaxFetchWait time.Duration
 
@@ -111,6 +118,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = defaultMaxMessageBytes
 	}
+	if c.MaxDecompressedBytes == 0 {
+		c.MaxDecompressedBytes = storage.DefaultMaxDecompressedBytes
+	}
 	if c.MaxFetchWait == 0 {
 		c.MaxFetchWait = defaultMaxFetchWait
 	}
@@ -157,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 0 {
 		return fmt.Errorf("broker: config: MaxMessageBytes %d: must not be negative", c.MaxMessageBytes)
+	}
+	if c.MaxDecompressedBytes < 1024 {
+		return fmt.Errorf("broker: config: MaxDecompressedBytes %d: must be at least 1024", c.MaxDecompressedBytes)
 	}
 	if c.MaxFetchWait < 0 {
 		return fmt.Errorf("broker: config: MaxFetchWait %v: must not be negative", c.MaxFetchWait)

@@ -38,6 +38,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidConfig.Code
 	case errors.Is(err, storage.ErrCorruptBatch):
 		return kerr.CorruptMessage.Code
+	case errors.Is(err, storage.ErrInvalidTimestamp):
+		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, storage.ErrInvalidRecord):
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, storage.ErrOffsetOutOfRange):

@@ -22,6 +22,15 @@ const (
 	cfgMaxMessageBytes      = "max.message.bytes"
 	cfgMessageTimestampType = "message.timestamp.type"
 	cfgCleanupPolicy        = "cleanup.policy"
+	cfgTimestampBeforeMax   = "message.timestamp.before.max.ms"
+	cfgTimestampAfterMax    = "message.timestamp.after.max.ms"
+)
+
+// Defaults of the timestamp bounds, as Kafka 4.0 has them (KIP-1030): no
+// bound into the past, one hour into the future.
+const (
+	defaultTimestampBeforeMaxMs = 1<<63 - 1
+	defaultTimestampAfterMaxMs  = 3600000
 )
 
 // topicConfig is a topic's effective configuration: the explicitly set
@@ -32,6 +41,9 @@ type topicConfig struct {
 	log             storage.LogConfig
 	maxMessageBytes int32
 	logAppendTime   bool
+	// tsBefore and tsAfter bound CreateTime timestamps around the broker's
+	// clock (message.timestamp.before/after.max.ms).
+	tsBefore, tsAfter time.Duration
 }
 
 // configDef describes one topic config: its type, its broker-wide default
@@ -53,6 +65,16 @@ var topicConfigDefs = []configDef{
 	{cfgMaxMessageBytes, kmsg.ConfigTypeInt, func(b *Broker) string { return strconv.Itoa(int(b.cfg.MaxMessageBytes)) }, func(tc *topicConfig, v string) error {
 		n, err := parseInt(v, 0, 1<<31-1)
 		tc.maxMessageBytes = int32(n)
+		return err
+	}},
+	{cfgTimestampAfterMax, kmsg.ConfigTypeLong, func(*Broker) string { return strconv.Itoa(defaultTimestampAfterMaxMs) }, func(tc *topicConfig, v string) error {
+		n, err := parseInt(v, 0, 1<<63-1)
+		tc.tsAfter = msDuration(n)
+		return err
+	}},
+	{cfgTimestampBeforeMax, kmsg.ConfigTypeLong, func(*Broker) string { return strconv.FormatInt(defaultTimestampBeforeMaxMs, 10) }, func(tc *topicConfig, v string) error {
+		n, err := parseInt(v, 0, 1<<63-1)
+		tc.tsBefore = msDuration(n)
 		return err
 	}},
 	{cfgMessageTimestampType, kmsg.ConfigTypeString, func(*Broker) string { return "CreateTime" }, func(tc *topicConfig, v string) error {
@@ -106,6 +128,8 @@ func (b *Broker) buildTopicConfig(overrides map[string]string) (*topicConfig, er
 		overrides:       make(map[string]string, len(overrides)),
 		log:             defaultLogConfig(),
 		maxMessageBytes: b.cfg.MaxMessageBytes,
+		tsBefore:        msDuration(defaultTimestampBeforeMaxMs),
+		tsAfter:         msDuration(defaultTimestampAfterMaxMs),
 	}
 	// Apply in a fixed order so the first error reported is deterministic.
 	for _, name := range slices.Sorted(maps.Keys(overrides)) {

@@ -139,6 +139,10 @@ type AppendOptions struct {
 	// LogAppendTime, if non-zero, stamps the batch as Kafka does for message.timestamp.type=LogAppendTime:
 	// timestamp-type attribute bit set, MaxTimestamp = this time, CRC recomputed.
 	LogAppendTime time.Time
+	// Records, if set, has every record of the batch checked (see
+	// RecordRules) before anything is written: what Kafka's LogValidator
+	// does for a produce. Nil: only the framing and CRC are checked.
+	Records *RecordRules
 }
 
 // AppendResult describes an appended batch.
@@ -189,6 +193,9 @@ func (l *Log) AppendAsync(ctx context.Context, batch []byte, opts AppendOptions)
 		return nil, err
 	}
 	h, err := validateBatch(batch)
+	if err == nil && opts.Records != nil {
+		err = checkRecords(batch, h, opts.Records, !opts.LogAppendTime.IsZero())
+	}
 	if err != nil {
 		return nil, l.errorf("append: %w", err)
 	}

@@ -1,0 +1,89 @@
+package storage_test
+
+import (
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/spoolmq/spool/internal/abuse"
+	"github.com/spoolmq/spool/storage"
+)
+
+// No codec allocates more than the bound for a batch's records, whatever
+// the batch claims: before the bound, xerial.Decode allocated the 4 GiB a
+// snappy block header claims, and gzip, lz4 and zstd output was limited
+// only at 256 MiB.
+func TestDecompressionIsBounded(t *testing.T) {
+	const limit = 1 << 20
+	now := time.Now()
+	cases := map[string]abuse.Batch{
+		"snappy claiming 4 GiB":        abuse.SnappyLiar(now.UnixMilli(), false),
+		"xerial snappy claiming 4 GiB": abuse.SnappyLiar(now.UnixMilli(), true),
+	}
+	for name, codec := range abuse.Codecs {
+		cases[name+" bomb"] = abuse.Bomb(codec, now.UnixMilli(), 64*limit)
+	}
+	for name, b := range cases {
+		enc := b.Encode()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := storage.ValidateRecords(enc, storage.RecordRules{MaxDecompressedBytes: limit, Now: now}, false)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, storage.ErrCorruptBatch) {
+			t.Errorf("%s: %v, want ErrCorruptBatch", name, err)
+		}
+		// The bound (twice: the output buffer grows by doubling) plus the
+		// decoders' own state, which does not depend on the input's
+		// claims (lz4 blocks of up to 4 MiB, a zstd window of up to 8 MiB
+		// here).
+		if got := after.TotalAlloc - before.TotalAlloc; got > 2*limit+16<<20 {
+			t.Errorf("%s: allocated %d bytes to refuse it, bound %d", name, got, limit)
+		}
+	}
+}
+
+// ValidateRecords accepts what it should: every codec's output under the
+// bound, timestamps inside the bounds.
+func TestValidateRecordsAccepts(t *testing.T) {
+	now := time.Now()
+	rules := storage.RecordRules{MaxDecompressedBytes: 1 << 20, Now: now, TimestampBeforeMax: time.Minute, TimestampAfterMax: time.Minute}
+	for name, codec := range abuse.Codecs {
+		b := abuse.Plain(now.UnixMilli(), 100, 1000)
+		b.Attributes, b.Records = codec, abuse.Compress(codec, b.Records)
+		if _, err := storage.ValidateRecords(b.Encode(), rules, false); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := storage.ValidateRecords(abuse.Plain(now.Add(-2*time.Minute).UnixMilli(), 1, 1).Encode(), rules, false); !errors.Is(err, storage.ErrInvalidTimestamp) {
+		t.Errorf("timestamp two minutes old with a one-minute bound: %v", err)
+	}
+	if _, err := storage.ValidateRecords(abuse.Plain(now.Add(-2*time.Minute).UnixMilli(), 1, 1).Encode(), rules, true); err != nil {
+		t.Errorf("same with LogAppendTime: %v", err)
+	}
+}
+
+// BenchmarkValidateRecords is the cost of record validation per batch of
+// 100 records of 1 KiB (what a produce of a default franz-go batch pays).
+func BenchmarkValidateRecords(b *testing.B) {
+	now := time.Now()
+	rules := storage.RecordRules{Now: now, TimestampAfterMax: time.Hour}
+	for _, name := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
+		batch := abuse.Plain(now.UnixMilli(), 100, 1024)
+		raw := len(batch.Records)
+		if c := abuse.Codecs[name]; c != 0 {
+			batch.Attributes, batch.Records = c, abuse.Compress(c, batch.Records)
+		}
+		enc := batch.Encode()
+		b.Run("codec="+name, func(b *testing.B) {
+			b.SetBytes(int64(raw))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := storage.ValidateRecords(enc, rules, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
