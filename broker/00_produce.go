@@ -43,7 +43,9 @@ import (
 //     formats v0/v1, which Spool does not store: every partition gets
 //     UNSUPPORTED_FOR_MESSAGE_FORMAT.
 //   - Transactional produce (TransactionalID set) is not supported:
-//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+//     UNSUPPORTED_VERSION with the message "transactions are not supported"
+//     (v8+), which clients report as unsupported, not as an authorization
+//     failure.
 //
 // Version notes:
 //   - v3: TransactionalID, RecordBatch (magic 2); v5: LogStartOffset
@@ -60,7 +62,7 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		fixed = kerr.InvalidRequiredAcks.Code
 	case req.TransactionID != nil:
-		fixed = kerr.TransactionalIDAuthorizationFailed.Code
+		fixed = kerr.UnsupportedVersion.Code
 	}
 
 	type job struct {
@@ -92,6 +94,9 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 			switch {
 			case fixed != 0:
 				sp.ErrorCode = fixed
+				if fixed == kerr.UnsupportedVersion.Code && req.Version >= 8 {
+					sp.ErrorMessage = kmsg.StringPtr(errTransactions)
+				}
 			case l == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case len(rp.Records) > int(t.cfg.maxMessageBytes):
@@ -108,7 +113,7 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 	ctx := context.WithoutCancel(r.ctx)
 	now := b.cfg.Now()
 	fail := func(j *job, err error) {
-		j.sp.ErrorCode = errorCode(err)
+		j.sp.ErrorCode = b.errorCode(err)
 		if req.Version >= 8 {
 			j.sp.ErrorMessage = errMessage(err)
 		}

@@ -118,7 +118,7 @@ func (b *Broker) handleFetch(r *request) (kmsg.Response, error) {
 			}
 			res, err := p.log.Read(p.offset, min(int(p.max), budget))
 			if err != nil {
-				sp.ErrorCode = errorCode(err)
+				sp.ErrorCode = b.errorCode(err)
 				b.fillOffsets(sp, p.log)
 				failed = true
 				continue

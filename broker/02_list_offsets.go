@@ -55,7 +55,7 @@ func (b *Broker) handleListOffsets(r *request) (kmsg.Response, error) {
 				sp.ErrorCode = kerr.InvalidRequest.Code
 			}
 			if err != nil {
-				sp.ErrorCode = errorCode(err)
+				sp.ErrorCode = b.errorCode(err)
 				sp.Offset, sp.Timestamp = -1, -1
 			}
 			st.Partitions = append(st.Partitions, sp)

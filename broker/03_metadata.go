@@ -71,7 +71,7 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 			} else if autoCreate {
 				var err error
 				t, err = b.autoCreate(name)
-				code = errorCode(err)
+				code = b.errorCode(err)
 			}
 			if code != 0 {
 				st := kmsg.NewMetadataResponseTopic()

@@ -10,8 +10,9 @@ import (
 // Behaviour:
 //   - Spool is a single node: it is the coordinator of every group. Key type
 //     0 (group) is answered with node 0 at the advertised address; key type
-//     1 (transaction) gets COORDINATOR_NOT_AVAILABLE: transactions are not
-//     supported. An empty group ID gets INVALID_REQUEST, as Kafka answers.
+//     1 (transaction) gets UNSUPPORTED_VERSION ("transactions are not
+//     supported"): a retriable COORDINATOR_NOT_AVAILABLE would have the
+//     client retry forever. An empty group ID gets INVALID_REQUEST, as Kafka answers.
 //
 // Version notes:
 //   - v1: KeyType; v4: a batch of keys (CoordinatorKeys, KIP-699).
@@ -21,7 +22,7 @@ func (b *Broker) handleFindCoordinator(r *request) (kmsg.Response, error) {
 	answer := func(key string) (node int32, host string, port int32, code int16) {
 		switch {
 		case req.CoordinatorType != 0:
-			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
+			return -1, "", -1, kerr.UnsupportedVersion.Code
 		case key == "":
 			return -1, "", -1, kerr.InvalidRequest.Code
 		}
@@ -29,12 +30,18 @@ func (b *Broker) handleFindCoordinator(r *request) (kmsg.Response, error) {
 	}
 	if req.Version < 4 {
 		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode = answer(req.CoordinatorKey)
+		if resp.ErrorCode == kerr.UnsupportedVersion.Code {
+			resp.ErrorMessage = kmsg.StringPtr(errTransactions)
+		}
 		return resp, nil
 	}
 	for _, key := range req.CoordinatorKeys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key = key
 		c.NodeID, c.Host, c.Port, c.ErrorCode = answer(key)
+		if c.ErrorCode == kerr.UnsupportedVersion.Code {
+			c.ErrorMessage = kmsg.StringPtr(errTransactions)
+		}
 		resp.Coordinators = append(resp.Coordinators, c)
 	}
 	return resp, nil

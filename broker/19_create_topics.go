@@ -52,7 +52,7 @@ func (b *Broker) handleCreateTopics(r *request) (kmsg.Response, error) {
 		}
 		t, err := b.createTopicReq(&rt, req.ValidateOnly)
 		if err != nil {
-			st.ErrorCode = errorCode(err)
+			st.ErrorCode = b.errorCode(err)
 			st.ErrorMessage = errMessage(err)
 			resp.Topics = append(resp.Topics, st)
 			continue

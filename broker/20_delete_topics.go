@@ -53,7 +53,7 @@ func (b *Broker) handleDeleteTopics(r *request) (kmsg.Response, error) {
 			st.TopicID = t.id
 		}
 		if err := b.deleteTopic(name); err != nil {
-			st.ErrorCode = errorCode(err)
+			st.ErrorCode = b.errorCode(err)
 			st.ErrorMessage = errMessage(err)
 		} else {
 			b.cfg.Logger.Info("broker: deleted topic", "topic", name)

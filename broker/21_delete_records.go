@@ -35,7 +35,7 @@ func (b *Broker) handleDeleteRecords(r *request) (kmsg.Response, error) {
 			if l == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else if lso, err := l.DeleteRecordsBefore(rp.Offset); err != nil {
-				sp.ErrorCode = errorCode(err)
+				sp.ErrorCode = b.errorCode(err)
 			} else {
 				sp.LowWatermark = lso
 			}

@@ -33,7 +33,7 @@ func (b *Broker) handleAlterConfigs(r *request) (kmsg.Response, error) {
 			}
 			return overrides, nil
 		})
-		sr.ErrorCode = errorCode(err)
+		sr.ErrorCode = b.errorCode(err)
 		sr.ErrorMessage = errMessage(err)
 		resp.Resources = append(resp.Resources, sr)
 	}

@@ -38,7 +38,7 @@ func (b *Broker) handleCreatePartitions(r *request) (kmsg.Response, error) {
 		default:
 			err = b.addPartitions(rt.Topic, rt.Count, req.ValidateOnly)
 		}
-		st.ErrorCode = errorCode(err)
+		st.ErrorCode = b.errorCode(err)
 		st.ErrorMessage = errMessage(err)
 		resp.Topics = append(resp.Topics, st)
 	}

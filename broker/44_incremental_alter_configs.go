@@ -54,7 +54,7 @@ func (b *Broker) handleIncrementalAlterConfigs(r *request) (kmsg.Response, error
 			}
 			return overrides, nil
 		})
-		sr.ErrorCode = errorCode(err)
+		sr.ErrorCode = b.errorCode(err)
 		sr.ErrorMessage = errMessage(err)
 		resp.Resources = append(resp.Resources, sr)
 	}

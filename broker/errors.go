@@ -2,11 +2,17 @@ package broker
 
 import (
 	"errors"
+	"io/fs"
+	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/spoolmq/spool/storage"
 )
+
+// errTransactions is the message of the UNSUPPORTED_VERSION answer to a
+// transactional request.
+const errTransactions = "transactions are not supported by Spool"
 
 var (
 	errTopicExists       = errors.New("broker: topic already exists")
@@ -15,9 +21,21 @@ var (
 	errInvalidConfig     = errors.New("broker: invalid config")
 )
 
+// errorCode is the package's errorCode, knowing whether the broker is
+// closing: a log closed while the broker is not closing was deleted with
+// its topic, which a request in flight learns as UNKNOWN_TOPIC_OR_PARTITION
+// (the client refreshes its metadata), not as NOT_LEADER_FOR_PARTITION.
+func (b *Broker) errorCode(err error) int16 {
+	if errors.Is(err, storage.ErrClosed) && !b.isClosed() {
+		return kerr.UnknownTopicOrPartition.Code
+	}
+	return errorCode(err)
+}
+
 // errorCode maps an error from a broker or storage operation to the Kafka
-// error code a response carries for it. Errors that are not classified are
-// disk or file-system failures: KAFKA_STORAGE_ERROR, which clients retry.
+// error code a response carries for it. Only a failed disk or file-system
+// operation is KAFKA_STORAGE_ERROR (which clients retry); an error nothing
+// classifies is UNKNOWN_SERVER_ERROR.
 func errorCode(err error) int16 {
 	var ke *kerr.Error
 	var ce *codeError
@@ -48,9 +66,19 @@ func errorCode(err error) int16 {
 		// The broker is shutting down: a retriable error sends the client
 		// back to metadata and, after the restart, to us.
 		return kerr.NotLeaderForPartition.Code
-	default:
+	case isDiskError(err):
 		return kerr.KafkaStorageError.Code
+	default:
+		return kerr.UnknownServerError.Code
 	}
+}
+
+// isDiskError reports whether err comes from the disk: a log that failed
+// a write or fsync, or a file-system call's error.
+func isDiskError(err error) bool {
+	var pe *fs.PathError
+	var errno syscall.Errno
+	return errors.Is(err, storage.ErrLogFailed) || errors.As(err, &pe) || errors.As(err, &errno)
 }
 
 // errMessage returns err's text for a response's ErrorMessage field.

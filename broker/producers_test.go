@@ -103,7 +103,7 @@ func TestIdempotentProduce(t *testing.T) {
 	// A transactional ID is refused: Spool has no transactions.
 	req := kmsg.NewPtrInitProducerIDRequest()
 	req.Version, req.TransactionalID = 4, kmsg.StringPtr("tx")
-	if resp := rc.roundTrip(req).(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.InvalidRequest.Code {
+	if resp := rc.roundTrip(req).(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.UnsupportedVersion.Code {
 		t.Fatalf("transactional InitProducerId: %s", errName(resp.ErrorCode))
 	}
 }

@@ -427,12 +427,12 @@ func (p *Pending) Wait(ctx context.Context) (storage.AppendResult, error) {
 // never reused producer ID with epoch 0 (Kafka also hands a non-transactional
 // producer a fresh ID, even when it sends its current one to bump the
 // epoch). Transactions are not supported: a transactional ID gets
-// INVALID_REQUEST.
+// UNSUPPORTED_VERSION, which clients report as unsupported.
 func (m *Manager) InitProducerID(req *kmsg.InitProducerIDRequest) *kmsg.InitProducerIDResponse {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.InvalidRequest.Code
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
 		return resp
 	}
 	id, err := m.allocate()
