@@ -60,6 +60,7 @@ type MemFS struct {
 	crashAt  int64 // mutating ops left before a scheduled crash; <0 = none
 	crashOpt CrashOptions
 	crashed  *MemFS // the state captured by a scheduled crash
+	locks    map[string]*memLock // held by Lock; a crash drops them
 }
 
 type memNode struct {
@@ -121,6 +122,7 @@ func (m *MemFS) Crash() {
 	defer m.mu.Unlock()
 	m.root = cloneDurable(m.root, CrashOptions{})
 	m.gen++
+	m.locks = nil // the process holding them is gone
 }
 
 // CrashClone returns a new MemFS holding what would survive a crash now; the

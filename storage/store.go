@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -26,6 +27,7 @@ type Store struct {
 	opts   Options
 	fs     FS
 	syncer *syncer
+	lock   io.Closer // the data directory's lock, released by Close
 
 	mu struct {
 		sync.Mutex
@@ -43,16 +45,33 @@ type Store struct {
 // (with DefaultLogConfig; the broker then calls SetConfig). After a clean shutdown no log data is
 // scanned; after a crash, each log's active segment is scanned and truncated at the first torn or
 // corrupt batch.
+//
+// The data directory is locked (a file named .lock in it) until Close: while one Store has it open,
+// Open of the same directory, from this process or another, fails with ErrLocked.
 func Open(opts Options) (*Store, error) {
 	opts = opts.WithDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, fs: opts.FS, stop: make(chan struct{})}
-	s.mu.logs = map[TopicPartition]*Log{}
-	if err := s.fs.MkdirAll(opts.Dir); err != nil {
+	if err := opts.FS.MkdirAll(opts.Dir); err != nil {
 		return nil, fmt.Errorf("storage: create data dir: %w", err)
 	}
+	lock, err := lockDir(opts.FS, opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(opts)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+func open(opts Options) (*Store, error) {
+	s := &Store{opts: opts, fs: opts.FS, stop: make(chan struct{})}
+	s.mu.logs = map[TopicPartition]*Log{}
 	if err := s.fs.SyncDir(filepath.Dir(filepath.Clean(opts.Dir))); err != nil {
 		return nil, fmt.Errorf("storage: sync parent of data dir: %w", err)
 	}
@@ -266,6 +285,10 @@ func (s *Store) DeleteLog(tp TopicPartition) error {
 // the active segments and then the clean-shutdown checkpoint. It is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.lock != nil {
+			// Last, whatever the outcome: the next Open may take over.
+			defer s.lock.Close()
+		}
 		s.mu.Lock()
 		s.mu.closed = true
 		s.mu.Unlock()

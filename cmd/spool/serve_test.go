@@ -212,3 +212,29 @@ func metricValue(body, name string) float64 {
 	}
 	return -1
 }
+
+// A second `spool serve` on a data directory that one is already serving
+// exits with an error that says so, and leaves the first one running.
+func TestServeRefusesLockedDataDir(t *testing.T) {
+	dir := t.TempDir()
+	addr, first := runServeCmd(t, dir)
+	defer first.stop()
+	root := newRootCmd()
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--http", "", "--log-level", "error"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	if err == nil || !strings.Contains(err.Error(), "another spool serve is running on this data directory") {
+		t.Fatalf("second serve on %s: %v, want the data-directory lock error", dir, err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "still-served", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("first serve after the refused second one: %v", err)
+	}
+}
