@@ -59,7 +59,7 @@ type MemFS struct {
 	inject   Injector
 	crashAt  int64 // mutating ops left before a scheduled crash; <0 = none
 	crashOpt CrashOptions
-	crashed  *MemFS // the state captured by a scheduled crash
+	crashed  *MemFS              // the state captured by a scheduled crash
 	locks    map[string]*memLock // held by Lock; a crash drops them
 }
 
