@@ -47,6 +47,9 @@ type Broker struct {
 	// configs) and the metadata file writes that make them durable. The
 	// produce and fetch paths never take it.
 	metaMu sync.Mutex
+	// tombstones are the deleted topics whose logs are not all removed
+	// yet, written into the metadata file with it. Guarded by metaMu.
+	tombstones []metaTombstone
 
 	// groups is the group coordinator and producers the idempotent-producer
 	// state (groups.go); set by Start.

@@ -77,6 +77,17 @@ type Config struct {
 	// the minimum to use short sessions (spooltest does).
 	GroupMinSessionTimeout, GroupMaxSessionTimeout time.Duration
 
+	// RecoverMetadata rebuilds the metadata file (broker-meta.json) at
+	// start from the one there is, if readable, and the partition
+	// directories (each keeps its topic's ID and configs): every topic
+	// either names comes back, partitions missing from disk are created
+	// empty. Without it (the default), a data directory with partition
+	// logs but no metadata, a log with records the metadata does not name,
+	// or a partition directory the metadata names but that is missing stops
+	// the start with an error saying what was found (spool serve
+	// --recover-metadata).
+	RecoverMetadata bool
+
 	// FS is the file system storage uses. Default: the OS file system.
 	// Tests pass storage's in-memory FS to inject faults.
 	FS storage.FS

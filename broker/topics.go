@@ -1,13 +1,9 @@
 package broker
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -15,28 +11,6 @@ import (
 
 	"github.com/spoolmq/spool/storage"
 )
-
-// metaFileName is the broker's metadata file in the data directory: the
-// cluster ID and every topic's name, ID, partition count and config
-// overrides, as JSON. It is the source of truth for which topics exist:
-// partition logs on disk that it does not name are leftovers of an
-// interrupted create or delete and are removed at start (except "__"
-// internal topics, which belong to other components).
-const metaFileName = "broker-meta.json"
-
-// metaFile is the on-disk form of the metadata file.
-type metaFile struct {
-	Version   int         `json:"version"` // format version, 1
-	ClusterID string      `json:"cluster_id"`
-	Topics    []metaTopic `json:"topics"`
-}
-
-type metaTopic struct {
-	Name       string            `json:"name"`
-	ID         string            `json:"id"` // UUID
-	Partitions int32             `json:"partitions"`
-	Configs    map[string]string `json:"configs,omitempty"`
-}
 
 // topic is one topic's state. It is immutable: a change builds a new topic
 // and publishes a new topicSet, so the produce and fetch paths read topics
@@ -124,91 +98,6 @@ func (s *topicSet) collides(name string) string {
 	return ""
 }
 
-// loadTopics reads the metadata file (creating it on first start), opens or
-// creates every partition log it names and removes leftover logs.
-func (b *Broker) loadTopics() error {
-	path := filepath.Join(b.store.Dir(), metaFileName)
-	data, err := storage.ReadFile(b.store.FS(), path)
-	var mf metaFile
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		id := uuid.New()
-		mf = metaFile{Version: 1, ClusterID: base64.RawURLEncoding.EncodeToString(id[:])}
-		if err := b.writeMeta(mf.ClusterID, newTopicSet(nil)); err != nil {
-			return err
-		}
-	case err != nil:
-		return fmt.Errorf("broker: read metadata: %w", err)
-	default:
-		if err := json.Unmarshal(data, &mf); err != nil {
-			return fmt.Errorf("broker: parse metadata %s: %w", path, err)
-		}
-		if mf.Version != 1 {
-			return fmt.Errorf("broker: metadata %s: unknown format version %d", path, mf.Version)
-		}
-	}
-	b.clusterID = mf.ClusterID
-
-	var ts []*topic
-	for _, mt := range mf.Topics {
-		id, err := uuid.Parse(mt.ID)
-		if err != nil {
-			return fmt.Errorf("broker: metadata: topic %s: bad id: %w", mt.Name, err)
-		}
-		cfg, err := b.buildTopicConfig(mt.Configs)
-		if err != nil {
-			return fmt.Errorf("broker: metadata: topic %s: %w", mt.Name, err)
-		}
-		t := &topic{name: mt.Name, id: id, cfg: cfg}
-		for p := range mt.Partitions {
-			tp := storage.TopicPartition{Topic: mt.Name, Partition: p}
-			l, ok := b.store.Log(tp)
-			if !ok {
-				b.cfg.Logger.Warn("broker: partition log missing at start, creating it empty", "topic", mt.Name, "partition", p)
-				if l, err = b.store.CreateLog(tp, cfg.log); err != nil {
-					return fmt.Errorf("broker: recreate %s-%d: %w", mt.Name, p, err)
-				}
-			}
-			l.SetConfig(cfg.log)
-			t.parts = append(t.parts, l)
-		}
-		ts = append(ts, t)
-	}
-	set := newTopicSet(ts)
-	for _, l := range b.store.Logs() {
-		tp := l.TopicPartition()
-		if strings.HasPrefix(tp.Topic, "__") || set.byName[tp.Topic].partition(tp.Partition) != nil {
-			continue
-		}
-		b.cfg.Logger.Info("broker: removing partition log of a deleted or never-completed topic", "topic", tp.Topic, "partition", tp.Partition)
-		if err := b.store.DeleteLog(tp); err != nil {
-			return fmt.Errorf("broker: remove leftover log %s-%d: %w", tp.Topic, tp.Partition, err)
-		}
-	}
-	b.topicSet.Store(set)
-	return nil
-}
-
-// writeMeta durably writes the metadata file for set. Callers hold b.metaMu.
-func (b *Broker) writeMeta(clusterID string, set *topicSet) error {
-	mf := metaFile{Version: 1, ClusterID: clusterID, Topics: []metaTopic{}}
-	for _, t := range set.sorted() {
-		mt := metaTopic{Name: t.name, ID: uuid.UUID(t.id).String(), Partitions: int32(len(t.parts))}
-		if len(t.cfg.overrides) > 0 {
-			mt.Configs = t.cfg.overrides
-		}
-		mf.Topics = append(mf.Topics, mt)
-	}
-	data, err := json.MarshalIndent(mf, "", "  ")
-	if err != nil {
-		return fmt.Errorf("broker: encode metadata: %w", err)
-	}
-	if err := storage.WriteFileAtomic(b.store.FS(), filepath.Join(b.store.Dir(), metaFileName), data); err != nil {
-		return fmt.Errorf("broker: write metadata: %w", err)
-	}
-	return nil
-}
-
 // createTopic creates a topic with n partitions and the given (validated)
 // config: logs first, then the metadata file, then the in-memory snapshot,
 // so a crash in between leaves only leftover logs that the next start
@@ -248,26 +137,35 @@ func (b *Broker) addLogsLocked(t *topic, n int32) error {
 				l, err = b.store.CreateLog(tp, t.cfg.log)
 			}
 		}
+		if err == nil {
+			parts = append(parts, l)
+			err = b.writePartMeta(t, l)
+		}
 		if err != nil {
 			b.dropLogs(t.name, start, len(parts))
 			return fmt.Errorf("broker: create %s-%d: %w", t.name, p, err)
 		}
-		parts = append(parts, l)
 	}
 	t.parts = parts
 	return nil
 }
 
-func (b *Broker) dropLogs(name string, from, to int) {
+// dropLogs removes partitions [from, to) of a topic and reports whether
+// all of them are gone.
+func (b *Broker) dropLogs(name string, from, to int) bool {
+	ok := true
 	for p := from; p < to; p++ {
 		if err := b.store.DeleteLog(storage.TopicPartition{Topic: name, Partition: int32(p)}); err != nil {
 			b.cfg.Logger.Warn("broker: remove partition log", "topic", name, "partition", p, "err", err)
+			ok = false
 		}
 	}
+	return ok
 }
 
-// deleteTopic removes a topic: metadata first, then the logs (a crash in
-// between leaves logs that the next start removes).
+// deleteTopic removes a topic: first the metadata, without the topic and
+// with its tombstone, then the logs, then the tombstone. A crash in between
+// leaves logs that the tombstone names, which the next start removes.
 func (b *Broker) deleteTopic(name string) error {
 	b.metaMu.Lock()
 	defer b.metaMu.Unlock()
@@ -277,11 +175,21 @@ func (b *Broker) deleteTopic(name string) error {
 		return errUnknownTopic
 	}
 	next := set.without(name)
+	tomb := metaTombstone{Name: t.name, ID: uuid.UUID(t.id).String(), Partitions: int32(len(t.parts))}
+	b.tombstones = append(slices.Clone(b.tombstones), tomb)
 	if err := b.writeMeta(b.clusterID, next); err != nil {
+		b.tombstones = b.tombstones[:len(b.tombstones)-1]
 		return err
 	}
 	b.topicSet.Store(next)
-	b.dropLogs(name, 0, len(t.parts))
+	if b.dropLogs(name, 0, len(t.parts)) {
+		b.tombstones = slices.DeleteFunc(slices.Clone(b.tombstones), func(o metaTombstone) bool { return o == tomb })
+		if err := b.writeMeta(b.clusterID, next); err != nil {
+			// The topic is deleted; the tombstone stays until the next
+			// metadata write or start.
+			b.cfg.Logger.Warn("broker: clear the tombstone of a deleted topic", "topic", name, "err", err)
+		}
+	}
 	return nil
 }
 
@@ -346,6 +254,11 @@ func (b *Broker) setTopicConfig(name string, update func(old map[string]string) 
 	b.topicSet.Store(next)
 	for _, l := range t.parts {
 		l.SetConfig(cfg.log)
+		if err := b.writePartMeta(&t, l); err != nil {
+			// The metadata file has the change; the next start rewrites
+			// the partition's copy.
+			b.cfg.Logger.Warn("broker: write topic config into the partition directory", "dir", l.Dir(), "err", err)
+		}
 	}
 	return nil
 }

@@ -9,12 +9,14 @@
 //
 //	<Dir>/
 //	  .clean-shutdown                 (format) present only after a clean Close; removed by Open
+//	  .lock                           (format) flock(2)ed by the Store that has Dir open; holds its pid
 //	  <topic>-<partition>/            (format) one directory per log
 //	    00000000000000000000.log        (format) segment; name = base offset, 20 zero-padded digits
 //	    00000000000000000000.index      (format) sparse offset index of that segment
 //	    00000000000000000000.timeindex  (format) time index of that segment
 //	    00000000000000004711.log        ...the last segment is the active one
 //	    log-start-offset                (format) decimal log start offset, written by DeleteRecords
+//	    (other files)                   the caller's (the broker keeps topic-meta.json); left alone
 //	  <topic>-<partition>.deleted/    a log being deleted; removed by Open
 //
 // A .log file is a sequence of record batches, back to back, exactly as a Kafka

@@ -72,6 +72,11 @@ func (l *Log) SetConfig(cfg LogConfig) {
 // LogStartOffset returns the first offset that may be read.
 func (l *Log) LogStartOffset() int64 { return l.start.Load() }
 
+// Dir returns the log's directory. Files in it other than the ones storage
+// writes (segments, indexes, log-start-offset, *.tmp) are left alone, so a
+// caller may keep its own there: the broker keeps topic-meta.json.
+func (l *Log) Dir() string { return l.dir }
+
 // LogEndOffset returns the next offset to assign.
 func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
 

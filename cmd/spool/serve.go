@@ -40,6 +40,7 @@ type serveFlags struct {
 	groupMinSession   time.Duration
 	groupMaxSession   time.Duration
 	logLevel          string
+	recoverMetadata   bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -87,6 +88,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.DurationVar(&f.groupMinSession, "group-min-session-timeout", 6*time.Second, "smallest session timeout a consumer group member may ask for (group.min.session.timeout.ms)")
 	fl.DurationVar(&f.groupMaxSession, "group-max-session-timeout", 30*time.Minute, "largest session timeout a consumer group member may ask for (group.max.session.timeout.ms)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.BoolVar(&f.recoverMetadata, "recover-metadata", false, "rebuild broker-meta.json from the partition directories (after it was lost); partitions missing from disk are recreated empty")
 	return f
 }
 
@@ -144,6 +146,7 @@ func (f *serveFlags) config() (broker.Config, error) {
 		MaxFrameBytes:           f.maxFrameBytes,
 		GroupMinSessionTimeout:  f.groupMinSession,
 		GroupMaxSessionTimeout:  f.groupMaxSession,
+		RecoverMetadata:         f.recoverMetadata,
 		Logger:                  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {

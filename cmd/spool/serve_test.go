@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -163,7 +165,7 @@ func (r *runningServe) stop() error {
 
 // runServeCmd runs `spool serve` on free ports and returns the Kafka address
 // it printed.
-func runServeCmd(t *testing.T, dir string) (string, *runningServe) {
+func runServeCmd(t *testing.T, dir string, extra ...string) (string, *runningServe) {
 	t.Helper()
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -171,7 +173,7 @@ func runServeCmd(t *testing.T, dir string) (string, *runningServe) {
 	root := newRootCmd()
 	root.SetOut(pw)
 	root.SetErr(io.Discard)
-	root.SetArgs([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "error"})
+	root.SetArgs(append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "error"}, extra...))
 	go func() {
 		err := root.ExecuteContext(ctx)
 		pw.Close()
@@ -236,5 +238,46 @@ func TestServeRefusesLockedDataDir(t *testing.T) {
 	defer cl.Close()
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "still-served", Value: []byte("x")}).FirstErr(); err != nil {
 		t.Fatalf("first serve after the refused second one: %v", err)
+	}
+}
+
+// `spool serve` on a data directory whose metadata was lost exits with the
+// remedy; `--recover-metadata` brings the topic back with its records.
+func TestServeRecoverMetadata(t *testing.T) {
+	dir := t.TempDir()
+	addr, out := runServeCmd(t, dir)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "precious", Value: []byte("kept")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	cl.Close()
+	if err := out.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "broker-meta.json")); err != nil {
+		t.Fatal(err)
+	}
+	root := newRootCmd()
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--http", "", "--log-level", "error"})
+	if err := root.ExecuteContext(ctx); err == nil || !strings.Contains(err.Error(), "start once with --recover-metadata") {
+		t.Fatalf("serve without metadata: %v, want the --recover-metadata remedy", err)
+	}
+	addr, out = runServeCmd(t, dir, "--recover-metadata")
+	defer out.stop()
+	cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("precious"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	fs := cl.PollFetches(ctx)
+	if err := ctx.Err(); err != nil || len(fs.Records()) != 1 || string(fs.Records()[0].Value) != "kept" {
+		t.Fatalf("after --recover-metadata: %v %v", err, fs.Records())
 	}
 }
