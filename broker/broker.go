@@ -116,7 +116,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		store.Close()
 		return err
 	}
-	if err := b.startGroups(); err != nil {
+	if err := b.startGroups(ctx); err != nil {
 		store.Close()
 		return err
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -15,18 +16,26 @@ import (
 // storage does not take it for a partition log.
 const stateDir = "__state"
 
-// startGroups starts the group coordinator (loading committed offsets in the
-// background: requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS) and
-// rebuilds the idempotent-producer state from the logs. Called by Start
-// after the topics are loaded.
-func (b *Broker) startGroups() error {
-	dir := filepath.Join(b.cfg.DataDir, stateDir)
-	pm, err := producers.Open(producers.Config{Dir: filepath.Join(dir, "producers"), FS: b.store.FS(), Logger: b.cfg.Logger}, b.store.Logs())
+// startGroups rebuilds the idempotent-producer state from the logs and
+// starts the group coordinator, waiting until it has loaded the committed
+// offsets: a journal or snapshot it cannot read stops the start with the
+// file, the offset and a remedy, rather than leaving the coordinator
+// answering COORDINATOR_LOAD_IN_PROGRESS forever. Called by Start after the
+// topics are loaded.
+func (b *Broker) startGroups(ctx context.Context) error {
+	dir := filepath.Join(b.store.Dir(), stateDir)
+	pm, err := producers.Open(producers.Config{
+		Dir:    filepath.Join(dir, "producers"),
+		FS:     b.store.FS(),
+		Logs:   b.store.Logs,
+		Logger: b.cfg.Logger,
+	}, b.store.Logs())
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
 	gc, err := group.New(group.Config{
 		Dir:    filepath.Join(dir, "groups"),
+		FS:     b.store.FS(),
 		NoSync: b.cfg.Fsync == storage.FsyncNever,
 		// Both set by Config.WithDefaults.
 		MinSessionTimeout: b.cfg.GroupMinSessionTimeout,
@@ -40,7 +49,17 @@ func (b *Broker) startGroups() error {
 		pm.Close(nil)
 		return fmt.Errorf("broker: %w", err)
 	}
-	gc.Start()
+	var loadErr error
+	select {
+	case loadErr = <-gc.Start():
+	case <-ctx.Done():
+		loadErr = fmt.Errorf("group coordinator still loading: %w", ctx.Err())
+	}
+	if loadErr != nil {
+		gc.Close()
+		pm.Close(nil)
+		return fmt.Errorf("broker: %w", loadErr)
+	}
 	b.producers, b.groups = pm, gc
 	return nil
 }

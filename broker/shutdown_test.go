@@ -16,8 +16,12 @@ import (
 func TestCloseAnswersInFlightLongPoll(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) { c.Registerer = reg }))
-	adm, _ := newAdmin(t, srv)
+	adm, admCl := newAdmin(t, srv)
 	createTopic(t, adm, "sd", 1, nil)
+	// No other client may have a request in flight: the wait below must
+	// see this fetch, not another connection's request (with the fetch
+	// still unread, Close would reset the connection).
+	admCl.Close()
 	rc := dialRaw(t, srv.Addr())
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = 12
@@ -29,11 +33,13 @@ func TestCloseAnswersInFlightLongPoll(t *testing.T) {
 	fp.PartitionMaxBytes = 1 << 20
 	ft.Partitions = append(ft.Partitions, fp)
 	req.Topics = append(req.Topics, ft)
+	before := metricSum(t, reg, "spool_broker_request_bytes_total")
+	frame := len(rc.f.AppendRequest(nil, req, rc.corr+1)) // counted with its size prefix
 	corr := rc.send(req)
-	// Wait until the fetch is being handled (a condition polled with a
-	// deadline, not a sleep of a guessed length).
+	// Wait until the fetch was read and is being handled (a condition
+	// polled with a deadline, not a sleep of a guessed length).
 	deadline := time.Now().Add(testTimeout)
-	for inFlight(t, reg) < 1 {
+	for metricSum(t, reg, "spool_broker_request_bytes_total") < before+float64(frame) || inFlight(t, reg) < 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("the fetch never became in flight")
 		}
@@ -56,6 +62,24 @@ func TestCloseAnswersInFlightLongPoll(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("Close did not return")
 	}
+}
+
+// metricSum returns the sum of the counter or gauge samples of name.
+func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
 }
 
 func inFlight(t *testing.T, reg *prometheus.Registry) float64 {

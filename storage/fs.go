@@ -190,3 +190,33 @@ func ReadFile(fsys FS, path string) ([]byte, error) {
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// MkdirAllDurable creates dir and any missing parents, like MkdirAll, and
+// syncs the parent of every directory it created, so that the new entries
+// survive a crash. Files created in dir afterwards need their own SyncDir.
+func MkdirAllDurable(fsys FS, dir string) error {
+	dir = filepath.Clean(dir)
+	var created []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := fsys.ReadDir(d); err == nil {
+			break
+		} else if !isNotExist(err) {
+			return fmt.Errorf("storage: mkdir %s: %w", dir, err)
+		}
+		created = append(created, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := fsys.MkdirAll(dir); err != nil {
+		return fmt.Errorf("storage: mkdir %s: %w", dir, err)
+	}
+	for _, d := range created {
+		if p := filepath.Dir(d); p != d {
+			if err := fsys.SyncDir(p); err != nil {
+				return fmt.Errorf("storage: mkdir %s: %w", dir, err)
+			}
+		}
+	}
+	return nil
+}

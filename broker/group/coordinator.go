@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/spoolmq/spool/storage"
 )
 
 // Config configures a Coordinator. Zero fields take the default in their
@@ -32,6 +34,9 @@ import (
 type Config struct {
 	// Dir holds the journal and snapshot. Required.
 	Dir string
+
+	// FS is the file system of Dir. Default storage.OSFS.
+	FS storage.FS
 
 	// NoSync skips fsync of journal writes (for fsync=never brokers).
 	// Default false: a commit is acknowledged after it is fsynced.
@@ -87,6 +92,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.FS == nil {
+		c.FS = storage.OSFS{}
 	}
 	return c
 }
@@ -173,7 +181,7 @@ func (c *Coordinator) Close() error {
 
 func (c *Coordinator) run(res chan<- error) {
 	defer close(c.done)
-	j, entries, err := openJournal(c.cfg.Dir, c.cfg.NoSync, c.cfg.CompactBytes)
+	j, entries, err := openJournal(c.cfg.FS, c.cfg.Dir, c.cfg.NoSync, c.cfg.CompactBytes)
 	if err != nil {
 		c.cfg.Logger.Error("group: load", "err", err)
 		res <- err

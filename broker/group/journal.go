@@ -6,17 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"sync"
+
+	"github.com/spoolmq/spool/storage"
 )
 
 // On-disk format. The coordinator's durable state is a key-value image kept
 // in two files in Config.Dir:
 //
 //	snapshot   every live entry of the image, written atomically
-//	           (snapshot.tmp, fsync, rename, fsync dir) when the journal grows
+//	           (storage.WriteFileAtomic: snapshot.tmp, fsync, rename, fsync
+//	           dir) when the journal grows
 //	journal    entries appended since the snapshot, with group commit: one
 //	           write + one fsync for all entries queued while the previous
 //	           fsync ran
@@ -36,6 +38,10 @@ import (
 // extra bookkeeping. Start-up reads at most one snapshot plus
 // Config.CompactBytes of journal (or twice the snapshot size, whichever is
 // larger): it stays bounded however long the broker runs.
+//
+// All I/O goes through storage.FS, with the directory syncs that make a new
+// journal file, the directories and the snapshot's rename durable, so the
+// in-memory crash tests cover the coordinator's files as they do the logs.
 const (
 	snapshotName = "snapshot"
 	journalName  = "journal"
@@ -113,11 +119,12 @@ type journalWrite struct {
 // journal appends entries durably with group commit and compacts itself into
 // a snapshot. write never blocks the caller (the coordinator loop).
 type journal struct {
+	fs           storage.FS
 	dir          string
 	noSync       bool
 	compactBytes int64
 
-	f        *os.File
+	f        storage.File
 	size     int64
 	snapSize int64
 	img      image
@@ -132,44 +139,71 @@ type journal struct {
 	err  error // first write error; every later write fails with it
 }
 
+// LoadError is a failure to load the coordinator's durable state at start:
+// the file, the byte offset where reading stopped and what went wrong. The
+// broker refuses to start with it rather than forget committed offsets.
+type LoadError struct {
+	Path   string
+	Offset int64
+	Err    error
+}
+
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("group: load %s at byte %d: %v; committed offsets would be lost, so the coordinator does not start. "+
+		"Restore the file from a backup, or move it away to start without the offsets it holds", e.Path, e.Offset, e.Err)
+}
+
+func (e *LoadError) Unwrap() error { return e.Err }
+
 // openJournal loads the durable image from dir and returns a journal ready to
 // append, with the loaded entries.
-func openJournal(dir string, noSync bool, compactBytes int64) (*journal, []*entry, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func openJournal(fsys storage.FS, dir string, noSync bool, compactBytes int64) (*journal, []*entry, error) {
+	if err := storage.MkdirAllDurable(fsys, dir); err != nil {
 		return nil, nil, fmt.Errorf("group: %w", err)
 	}
-	j := &journal{dir: dir, noSync: noSync, compactBytes: compactBytes, img: image{},
+	j := &journal{fs: fsys, dir: dir, noSync: noSync, compactBytes: compactBytes, img: image{},
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
-	snap, err := os.ReadFile(filepath.Join(dir, snapshotName))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("group: read snapshot: %w", err)
+	snapPath := filepath.Join(dir, snapshotName)
+	snap, err := storage.ReadFile(fsys, snapPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, &LoadError{Path: snapPath, Err: err}
 	}
-	if _, err := readFrames(snap, j.img.apply); err != nil {
+	if off, err := readFrames(snap, j.img.apply); err != nil {
 		// A snapshot is renamed into place only once complete and synced:
 		// a bad one is damage, not a crash artefact. Refuse to start rather
 		// than silently forget committed offsets.
-		return nil, nil, fmt.Errorf("group: snapshot: %w", err)
+		return nil, nil, &LoadError{Path: snapPath, Offset: off, Err: err}
 	}
 	j.snapSize = int64(len(snap))
-	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("group: open journal: %w", err)
+	path := filepath.Join(dir, journalName)
+	f, err := fsys.OpenReadWrite(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if f, err = fsys.Create(path); err == nil {
+			// The new file's directory entry must outlive a crash, or so
+			// would every commit fsynced into it.
+			if err = fsys.SyncDir(dir); err != nil {
+				f.Close()
+			}
+		}
 	}
-	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, nil, &LoadError{Path: path, Err: err}
+	}
+	data, err := readAll(f)
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("group: read journal: %w", err)
+		return nil, nil, &LoadError{Path: path, Err: err}
 	}
 	good, _ := readFrames(data, j.img.apply) // a bad tail is a torn write: cut it
 	if good < int64(len(data)) {
-		if err := f.Truncate(good); err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("group: truncate journal tail: %w", err)
+		err := f.Truncate(good)
+		if err == nil {
+			err = f.Sync()
 		}
-	}
-	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("group: %w", err)
+		if err != nil {
+			f.Close()
+			return nil, nil, &LoadError{Path: path, Offset: good, Err: fmt.Errorf("truncate the torn tail: %w", err)}
+		}
 	}
 	j.f, j.size = f, good
 	entries := make([]*entry, 0, len(j.img))
@@ -178,6 +212,21 @@ func openJournal(dir string, noSync bool, compactBytes int64) (*journal, []*entr
 	}
 	go j.run()
 	return j, entries, nil
+}
+
+func readAll(f storage.File) ([]byte, error) {
+	n, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, n)
+	if n == 0 {
+		return b, nil
+	}
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // readFrames applies each good frame and returns the length of the good
@@ -256,7 +305,7 @@ func (j *journal) flush(q []journalWrite) {
 				buf = appendFrame(buf, e)
 			}
 		}
-		if _, err = j.f.Write(buf); err == nil && !j.noSync {
+		if _, err = j.f.WriteAt(buf, j.size); err == nil && !j.noSync {
 			err = j.f.Sync()
 		}
 		if err != nil {
@@ -289,21 +338,11 @@ func (j *journal) compact() error {
 	for _, e := range j.img {
 		buf = appendFrame(buf, e)
 	}
-	tmp := filepath.Join(j.dir, snapshotName+".tmp")
-	if err := writeSynced(tmp, buf); err != nil {
-		return fmt.Errorf("group: snapshot: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(j.dir, snapshotName)); err != nil {
-		return fmt.Errorf("group: snapshot: %w", err)
-	}
-	if err := syncDir(j.dir); err != nil {
+	if err := storage.WriteFileAtomic(j.fs, filepath.Join(j.dir, snapshotName), buf); err != nil {
 		return fmt.Errorf("group: snapshot: %w", err)
 	}
 	if err := j.f.Truncate(0); err != nil {
 		return fmt.Errorf("group: truncate journal: %w", err)
-	}
-	if _, err := j.f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("group: %w", err)
 	}
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("group: truncate journal: %w", err)
@@ -332,29 +371,4 @@ func (j *journal) close() error {
 		err = fmt.Errorf("group: close journal: %w", cerr)
 	}
 	return err
-}
-
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -5,7 +5,8 @@
 //
 // The sequence check runs inside storage's append lock (AppendOptions.Check),
 // atomically with the append. State is rebuilt on start-up from a snapshot
-// written at shutdown (and every ExpirationCheckInterval) plus a scan of the
+// written at shutdown (and every ExpirationCheckInterval when Config.Logs is
+// set) plus a scan of the
 // batch headers after it (storage.Log.ScanBatches), so dedup holds across a
 // crash and a restart.
 //
@@ -62,6 +63,11 @@ type Config struct {
 	// ExpirationCheckInterval is producer.id.expiration.check.interval.ms,
 	// also the period of snapshots. Default 10 minutes.
 	ExpirationCheckInterval time.Duration
+	// Logs, if set, returns the logs whose state the periodic snapshot
+	// writes (every ExpirationCheckInterval), so that a start after a crash
+	// scans only what was appended since the last one, not whole logs.
+	// Default nil: snapshots only at Close.
+	Logs func() []*storage.Log
 	// Logger gets snapshot failures. Default: discard.
 	Logger *slog.Logger
 }
@@ -131,7 +137,7 @@ func Open(cfg Config, logs []*storage.Log) (*Manager, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("producers: config: Dir is required")
 	}
-	if err := cfg.FS.MkdirAll(cfg.Dir); err != nil {
+	if err := storage.MkdirAllDurable(cfg.FS, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("producers: %w", err)
 	}
 	m := &Manager{cfg: cfg, parts: make(map[storage.TopicPartition]*partition),
@@ -468,6 +474,11 @@ func (m *Manager) loop() {
 		select {
 		case <-t.C:
 			m.Expire(time.Now())
+			if m.cfg.Logs != nil {
+				if err := m.Snapshot(m.cfg.Logs()); err != nil {
+					m.cfg.Logger.Warn("producers: periodic snapshot", "err", err)
+				}
+			}
 		case <-m.stop:
 			return
 		}
@@ -532,13 +543,16 @@ func (m *Manager) Snapshot(logs []*storage.Log) error {
 }
 
 // Close stops the expiry loop and writes a final snapshot of logs (call it
-// after the last append, before the store closes). Idempotent.
+// after the last append, before the store closes); with nil logs (a failed
+// start) it writes none, keeping the snapshot there is. Idempotent.
 func (m *Manager) Close(logs []*storage.Log) error {
 	var err error
 	m.once.Do(func() {
 		close(m.stop)
 		<-m.done
-		err = m.Snapshot(logs)
+		if logs != nil {
+			err = m.Snapshot(logs)
+		}
 	})
 	return err
 }
