@@ -231,7 +231,6 @@ func stateOf(m *Manager) map[int64]producer {
 	return out
 }
 
-
 // TestPeriodicSnapshot: with Config.Logs set, the state is snapshotted every
 // ExpirationCheckInterval, not only at Close, so a start after a crash scans
 // only the log written since. Before periodic snapshots existed, the file
