@@ -50,6 +50,8 @@ type Message struct {
 	Record       *kgo.Record // the record as fetched
 	Group        string      // the consumer group
 	Attempt      int         // 1 on the first call, 2 on the first retry, ...
+
+	cl *kgo.Client // the agent's client, for Reply
 }
 
 // Agent consumes topics as a member of a consumer group and hands each event
@@ -684,7 +686,7 @@ type callState struct {
 // process handles one attempt of it and decides what happens next.
 func (a *Agent) process(cs *callState, p *partition, it *item) result {
 	m := &cs.m
-	*m = Message{Record: it.rec, Group: a.group, Attempt: int(it.attempts) + 1}
+	*m = Message{Record: it.rec, Group: a.group, Attempt: int(it.attempts) + 1, cl: a.cl}
 	if it.dlq != nil { // dead-lettering decided earlier; its publish failed
 		m.Event, m.Attempt = it.ev, int(it.attempts)
 		return a.deadLetter(m, it, it.dlq.reason, it.dlq.err)

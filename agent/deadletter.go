@@ -87,7 +87,14 @@ func (a *Agent) deadLetter(m *Message, it *item, reason string, cause error) res
 		orig = originalRecord(orig, src, it.rt.origOffset) // parked: name where it came from
 	}
 	rec := DeadLetterRecord(a.cfg.dlqTopic(orig.Topic), orig, a.group, reason, int(it.attempts), cause, time.Now())
-	err := a.cl.ProduceSync(a.handlerCtx, rec).FirstErr()
+	// A command someone waits for (a gateway request) is answered with the
+	// failure before it is dead-lettered; if the dead letter then fails,
+	// the retry replies again, which the requester ignores (a request
+	// finishes once).
+	err := a.replyDeadLetter(m, orig, reason, cause)
+	if err == nil {
+		err = a.cl.ProduceSync(a.handlerCtx, rec).FirstErr()
+	}
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		// Create the dead-letter topic with the broker's defaults (another
 		// member may race us: "already exists" is fine), then publish again.

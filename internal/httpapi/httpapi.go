@@ -118,6 +118,8 @@ func jsonError(err error, maxBytes int64) error {
 		return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes", maxBytes)
 	case errors.Is(err, io.EOF):
 		return Errorf(http.StatusBadRequest, "request body is empty; send a JSON value")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Errorf(http.StatusBadRequest, "request body is not valid JSON: it ends before the value is complete")
 	case errors.As(err, &syntax):
 		return Errorf(http.StatusBadRequest, "request body is not valid JSON at byte %d: %v", syntax.Offset, err)
 	case errors.As(err, &typ):

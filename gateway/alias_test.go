@@ -1,0 +1,5 @@
+package gateway_test
+
+import "github.com/spoolmq/spool/gateway"
+
+type gatewayConfig = gateway.Config

@@ -1,0 +1,456 @@
+package gateway
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+)
+
+// Dialect is the SQL flavour of a SQLStore.
+type Dialect int
+
+// The supported dialects.
+const (
+	SQLite   Dialect = iota // embedded, one file; several instances on one machine may share it
+	Postgres                // several instances on several machines
+)
+
+// SQLStore is the Store on SQLite or PostgreSQL. Its tables:
+//
+//	spool_gateway_requests     one row per request (id primary key, idem_key unique)
+//	spool_gateway_idempotency  produce answers by Idempotency-Key
+//	spool_gateway_positions    (topic, partition) -> next reply offset applied
+type SQLStore struct {
+	db  *sql.DB
+	d   Dialect
+	own bool
+}
+
+// OpenStore opens the store named by dsn: "postgres://..." or
+// "postgresql://..." for PostgreSQL, otherwise a SQLite file path (created
+// with its directory if missing). It creates the tables if needed.
+func OpenStore(ctx context.Context, dsn string) (*SQLStore, error) {
+	var (
+		db  *sql.DB
+		d   Dialect
+		err error
+	)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		d = Postgres
+		db, err = sql.Open("pgx", dsn)
+	} else {
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("gateway: store directory: %w", err)
+		}
+		db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gateway: open store: %w", err)
+	}
+	s, err := NewSQLStore(ctx, db, d)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.own = true
+	return s, nil
+}
+
+// NewSQLStore returns a store in db (which the caller keeps owning) and
+// creates its tables if needed.
+func NewSQLStore(ctx context.Context, db *sql.DB, d Dialect) (*SQLStore, error) {
+	s := &SQLStore{db: db, d: d}
+	blob := "BLOB"
+	if d == Postgres {
+		blob = "BYTEA"
+	}
+	stmts := []string{
+		`CREATE TABLE IF NOT EXISTS spool_gateway_requests (
+			id TEXT PRIMARY KEY,
+			topic TEXT NOT NULL,
+			principal TEXT NOT NULL,
+			idem_key TEXT UNIQUE,
+			state TEXT NOT NULL,
+			content_type TEXT NOT NULL,
+			result ` + blob + `,
+			error TEXT NOT NULL,
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			expires_at BIGINT NOT NULL,
+			cmd_partition INTEGER NOT NULL,
+			cmd_offset BIGINT NOT NULL,
+			callback_url TEXT NOT NULL,
+			callback_state TEXT NOT NULL,
+			callback_attempts TEXT NOT NULL,
+			callback_next_at BIGINT NOT NULL,
+			callback_lease BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS spool_gateway_requests_open ON spool_gateway_requests (state, expires_at)`,
+		`CREATE INDEX IF NOT EXISTS spool_gateway_requests_callback ON spool_gateway_requests (callback_state, callback_next_at)`,
+		`CREATE TABLE IF NOT EXISTS spool_gateway_idempotency (
+			idem_key TEXT PRIMARY KEY,
+			done INTEGER NOT NULL,
+			status INTEGER NOT NULL,
+			body ` + blob + `,
+			created_at BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS spool_gateway_positions (
+			topic TEXT NOT NULL,
+			part INTEGER NOT NULL,
+			next_offset BIGINT NOT NULL,
+			PRIMARY KEY (topic, part))`,
+	}
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("gateway: create store tables: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// q rewrites ? placeholders to $n for PostgreSQL.
+func (s *SQLStore) q(query string) string {
+	if s.d != Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+const requestCols = `id, topic, principal, idem_key, state, content_type, result, error, created_at, updated_at,
+	expires_at, cmd_partition, cmd_offset, callback_url, callback_state, callback_attempts, callback_next_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanRequest(sc scanner) (*Request, error) {
+	var (
+		r                              Request
+		idem                           sql.NullString
+		state, attempts                string
+		created, updated, exp, cbNext  int64
+	)
+	err := sc.Scan(&r.ID, &r.Topic, &r.Principal, &idem, &state, &r.ContentType, &r.Result, &r.Error,
+		&created, &updated, &exp, &r.Partition, &r.Offset, &r.CallbackURL, &r.CallbackState, &attempts, &cbNext)
+	if err != nil {
+		return nil, err
+	}
+	r.IdempotencyKey = idem.String
+	r.State = State(state)
+	r.CreatedAt, r.UpdatedAt, r.ExpiresAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC(), time.UnixMilli(exp).UTC()
+	if cbNext > 0 {
+		r.CallbackNextAt = time.UnixMilli(cbNext).UTC()
+	}
+	if attempts != "" && attempts != "null" {
+		if err := json.Unmarshal([]byte(attempts), &r.CallbackAttempts); err != nil {
+			return nil, fmt.Errorf("gateway: request %s: callback attempts: %w", r.ID, err)
+		}
+	}
+	return &r, nil
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// Create implements Store.
+func (s *SQLStore) Create(ctx context.Context, r *Request) (*Request, bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_requests (`+requestCols+`, callback_lease)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', 0, 0) ON CONFLICT DO NOTHING`),
+		r.ID, r.Topic, r.Principal, nullIfEmpty(r.IdempotencyKey), string(r.State), r.ContentType, r.Result, r.Error,
+		ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.ExpiresAt), r.Partition, r.Offset, r.CallbackURL, r.CallbackState)
+	if err != nil {
+		return nil, false, fmt.Errorf("gateway: store request: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, false, fmt.Errorf("gateway: store request: %w", err)
+	} else if n == 1 {
+		return r, true, nil
+	}
+	if r.IdempotencyKey == "" {
+		return nil, false, fmt.Errorf("gateway: store request: id %s exists", r.ID)
+	}
+	row := s.db.QueryRowContext(ctx, s.q(`SELECT `+requestCols+` FROM spool_gateway_requests WHERE idem_key = ?`), r.IdempotencyKey)
+	old, err := scanRequest(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The holder of the key was purged between the insert and the
+		// select; the caller may retry.
+		return nil, false, fmt.Errorf("gateway: store request: idempotency key %q raced with a purge; retry", r.IdempotencyKey)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("gateway: read request by idempotency key: %w", err)
+	}
+	return old, false, nil
+}
+
+// Get implements Store.
+func (s *SQLStore) Get(ctx context.Context, id string) (*Request, error) {
+	r, err := scanRequest(s.db.QueryRowContext(ctx, s.q(`SELECT `+requestCols+` FROM spool_gateway_requests WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gateway: read request %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Transition implements Store.
+func (s *SQLStore) Transition(ctx context.Context, id string, t Transition) (*Request, bool, error) {
+	if len(t.From) == 0 {
+		return nil, false, errors.New("gateway: transition without a from state")
+	}
+	in := strings.TrimSuffix(strings.Repeat("?, ", len(t.From)), ", ")
+	args := []any{string(t.To), t.ContentType, t.Result, t.Error, ms(t.At), t.Partition, t.Offset,
+		t.To.Final(), CallbackPending, ms(t.At), id}
+	for _, f := range t.From {
+		args = append(args, string(f))
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET state = ?, content_type = ?, result = ?,
+		error = ?, updated_at = ?,
+		cmd_partition = CASE WHEN ? >= 0 THEN ? ELSE cmd_partition END,
+		cmd_offset = CASE WHEN ? >= 0 THEN ? ELSE cmd_offset END,
+		callback_state = CASE WHEN callback_url <> '' AND ? THEN ? ELSE callback_state END,
+		callback_next_at = CASE WHEN callback_url <> '' THEN ? ELSE callback_next_at END
+		WHERE id = ? AND state IN (`+in+`)`), expandPos(args)...)
+	if err != nil {
+		return nil, false, fmt.Errorf("gateway: update request %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, false, fmt.Errorf("gateway: update request %s: %w", id, err)
+	}
+	r, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	return r, n == 1, nil
+}
+
+// expandPos duplicates the partition and offset arguments of Transition's
+// update (each appears twice in the CASE expressions).
+func expandPos(a []any) []any {
+	// a: to, ct, result, err, at, part, off, final, pending, at2, id, from...
+	out := append([]any{}, a[:5]...)
+	out = append(out, a[5], a[5], a[6], a[6])
+	return append(out, a[7:]...)
+}
+
+// Delete implements Store.
+func (s *SQLStore) Delete(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_requests WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("gateway: delete request %s: %w", id, err)
+	}
+	return nil
+}
+
+// Expire implements Store.
+func (s *SQLStore) Expire(ctx context.Context, now time.Time) ([]*Request, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`UPDATE spool_gateway_requests SET state = ?, error = ?, updated_at = ?,
+		callback_state = CASE WHEN callback_url <> '' THEN ? ELSE callback_state END,
+		callback_next_at = CASE WHEN callback_url <> '' THEN ? ELSE callback_next_at END
+		WHERE state IN (?, ?) AND expires_at <= ? RETURNING `+requestCols),
+		string(Expired), "no reply before the request expired", ms(now), CallbackPending, ms(now),
+		string(Accepted), string(Pending), ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: expire requests: %w", err)
+	}
+	return collect(rows)
+}
+
+func collect(rows *sql.Rows) ([]*Request, error) {
+	defer rows.Close()
+	var out []*Request
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: read requests: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("gateway: read requests: %w", err)
+	}
+	return out, nil
+}
+
+// Purge implements Store.
+func (s *SQLStore) Purge(ctx context.Context, t time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_requests WHERE state NOT IN (?, ?)
+		AND updated_at < ? AND callback_state <> ?`), string(Accepted), string(Pending), ms(t), CallbackPending)
+	if err != nil {
+		return 0, fmt.Errorf("gateway: purge requests: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_idempotency WHERE created_at < ?`), ms(t)); err != nil {
+		return n, fmt.Errorf("gateway: purge idempotency keys: %w", err)
+	}
+	return n, nil
+}
+
+// ClaimCallbacks implements Store.
+func (s *SQLStore) ClaimCallbacks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Request, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id FROM spool_gateway_requests
+		WHERE callback_state = ? AND callback_next_at <= ? AND callback_lease <= ? ORDER BY callback_next_at LIMIT ?`),
+		CallbackPending, ms(now), ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: due callbacks: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("gateway: due callbacks: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("gateway: due callbacks: %w", err)
+	}
+	var out []*Request
+	for _, id := range ids {
+		res, err := s.db.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET callback_lease = ?
+			WHERE id = ? AND callback_state = ? AND callback_lease <= ?`), ms(now.Add(lease)), id, CallbackPending, ms(now))
+		if err != nil {
+			return out, fmt.Errorf("gateway: lease callback %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			continue // another instance leased it first
+		}
+		r, err := s.Get(ctx, id)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// SaveCallback implements Store.
+func (s *SQLStore) SaveCallback(ctx context.Context, id, state string, attempts []Attempt, next time.Time) error {
+	a, err := json.Marshal(attempts)
+	if err != nil {
+		return fmt.Errorf("gateway: callback attempts: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET callback_state = ?, callback_attempts = ?,
+		callback_next_at = ?, callback_lease = 0 WHERE id = ?`), state, string(a), ms(next), id); err != nil {
+		return fmt.Errorf("gateway: save callback %s: %w", id, err)
+	}
+	return nil
+}
+
+// BeginIdem implements Store.
+func (s *SQLStore) BeginIdem(ctx context.Context, key string, now time.Time) (*IdemEntry, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_idempotency (idem_key, done, status, body, created_at)
+		VALUES (?, 0, 0, NULL, ?) ON CONFLICT DO NOTHING`), key, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: idempotency key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil, nil
+	}
+	var (
+		e    IdemEntry
+		done int
+	)
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT done, status, body FROM spool_gateway_idempotency WHERE idem_key = ?`), key).
+		Scan(&done, &e.Status, &e.Body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return &IdemEntry{}, nil // aborted in between: in flight as far as the caller knows
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gateway: idempotency key: %w", err)
+	}
+	e.Done = done == 1
+	return &e, nil
+}
+
+// FinishIdem implements Store.
+func (s *SQLStore) FinishIdem(ctx context.Context, key string, status int, body []byte) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE spool_gateway_idempotency SET done = 1, status = ?, body = ? WHERE idem_key = ?`),
+		status, body, key); err != nil {
+		return fmt.Errorf("gateway: idempotency key: %w", err)
+	}
+	return nil
+}
+
+// AbortIdem implements Store.
+func (s *SQLStore) AbortIdem(ctx context.Context, key string) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_idempotency WHERE idem_key = ? AND done = 0`), key); err != nil {
+		return fmt.Errorf("gateway: idempotency key: %w", err)
+	}
+	return nil
+}
+
+// Positions implements Store.
+func (s *SQLStore) Positions(ctx context.Context, topic string) (map[int32]int64, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT part, next_offset FROM spool_gateway_positions WHERE topic = ?`), topic)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: reply positions: %w", err)
+	}
+	defer rows.Close()
+	out := map[int32]int64{}
+	for rows.Next() {
+		var (
+			p int32
+			o int64
+		)
+		if err := rows.Scan(&p, &o); err != nil {
+			return nil, fmt.Errorf("gateway: reply positions: %w", err)
+		}
+		out[p] = o
+	}
+	return out, rows.Err()
+}
+
+// SavePositions implements Store.
+func (s *SQLStore) SavePositions(ctx context.Context, topic string, next map[int32]int64) error {
+	greatest := "MAX"
+	if s.d == Postgres {
+		greatest = "GREATEST"
+	}
+	for p, o := range next {
+		if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_positions (topic, part, next_offset) VALUES (?, ?, ?)
+			ON CONFLICT (topic, part) DO UPDATE SET next_offset = `+greatest+`(spool_gateway_positions.next_offset, excluded.next_offset)`),
+			topic, p, o); err != nil {
+			return fmt.Errorf("gateway: save reply positions: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close closes the database if OpenStore opened it.
+func (s *SQLStore) Close() error {
+	if s.own {
+		return s.db.Close()
+	}
+	return nil
+}
