@@ -199,19 +199,19 @@ func setHeader(r *kgo.Record, k, v string) {
 
 // statusOut is the status document of a request (GET, callbacks, push).
 type statusOut struct {
-	ID           string          `json:"id"`
-	Topic        string          `json:"topic"`
-	State        State           `json:"state"`
-	CreatedAt    time.Time       `json:"created_at"`
-	UpdatedAt    time.Time       `json:"updated_at"`
-	ExpiresAt    time.Time       `json:"expires_at"`
-	Partition    *int32          `json:"partition,omitempty"`
-	Offset       *int64          `json:"offset,omitempty"`
-	ContentType  string          `json:"content_type,omitempty"`
-	Result       json.RawMessage `json:"result,omitempty"`
-	ResultBase64 []byte          `json:"result_base64,omitempty"`
-	Error        string          `json:"error,omitempty"`
-	Callback     *callbackOut    `json:"callback,omitempty"`
+	ID           string            `json:"id"`
+	Topic        string            `json:"topic"`
+	State        State             `json:"state"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+	ExpiresAt    time.Time         `json:"expires_at"`
+	Partition    *int32            `json:"partition,omitempty"`
+	Offset       *int64            `json:"offset,omitempty"`
+	ContentType  string            `json:"content_type,omitempty"`
+	Result       json.RawMessage   `json:"result,omitempty"`
+	ResultBase64 []byte            `json:"result_base64,omitempty"`
+	Error        string            `json:"error,omitempty"`
+	Callback     *callbackOut      `json:"callback,omitempty"`
 	Links        map[string]string `json:"links"`
 }
 
@@ -331,7 +331,7 @@ func (g *Gateway) waitFinal(ctx context.Context, req *Request, d time.Duration) 
 			return cur, nil
 		case <-ctx.Done():
 			return cur, nil
-		case <-g.ctx.Done():
+		case <-g.streams.Done():
 			return cur, nil
 		}
 	}

@@ -180,6 +180,9 @@ type Gateway struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// streams ends open SSE and WebSocket streams (EndStreams, Close).
+	streams    context.Context
+	endStreams context.CancelFunc
 
 	startOnce, closeOnce sync.Once
 	started              bool
@@ -195,6 +198,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger, store: cfg.Store}
 	g.hub.init()
+	g.streams, g.endStreams = context.WithCancel(context.Background())
 	g.limits = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	g.mux = http.NewServeMux()
 	for _, rt := range routes(g) {
@@ -275,11 +279,17 @@ func Prefixes() []string {
 	return []string{"/api/topics/", "/api/commands/", "/api/requests/", "/api/openapi.json"}
 }
 
+// EndStreams ends the open SSE and WebSocket streams (clients reconnect,
+// to another instance if this one is going away). Register it with
+// http.Server.RegisterOnShutdown, so Shutdown does not wait for them.
+func (g *Gateway) EndStreams() { g.endStreams() }
+
 // Close stops the background work, waits for it, closes the Kafka clients
 // and (if New opened it) the store. Open SSE and WebSocket streams end. It
 // is idempotent.
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
+		g.endStreams()
 		if !g.started {
 			return
 		}

@@ -129,9 +129,9 @@ type status struct {
 	Partition    *int32          `json:"partition"`
 	Offset       *int64          `json:"offset"`
 	Callback     *struct {
-		URL      string              `json:"url"`
-		State    string              `json:"state"`
-		Attempts []gateway.Attempt   `json:"attempts"`
+		URL      string            `json:"url"`
+		State    string            `json:"state"`
+		Attempts []gateway.Attempt `json:"attempts"`
 	} `json:"callback"`
 }
 

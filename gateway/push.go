@@ -90,7 +90,7 @@ func (g *Gateway) watchRequest(ctx context.Context, req *Request, send func(stat
 			}
 		case <-ctx.Done():
 			return nil
-		case <-g.ctx.Done():
+		case <-g.streams.Done():
 			return nil
 		}
 	}
@@ -310,7 +310,7 @@ func (g *Gateway) streamTopic(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	go func() {
 		select {
-		case <-g.ctx.Done():
+		case <-g.streams.Done():
 			cancel()
 		case <-ctx.Done():
 		}

@@ -141,10 +141,10 @@ type scanner interface{ Scan(...any) error }
 
 func scanRequest(sc scanner) (*Request, error) {
 	var (
-		r                              Request
-		idem                           sql.NullString
-		state, attempts                string
-		created, updated, exp, cbNext  int64
+		r                             Request
+		idem                          sql.NullString
+		state, attempts               string
+		created, updated, exp, cbNext int64
 	)
 	err := sc.Scan(&r.ID, &r.Topic, &r.Principal, &idem, &state, &r.ContentType, &r.Result, &r.Error,
 		&created, &updated, &exp, &r.Partition, &r.Offset, &r.CallbackURL, &r.CallbackState, &attempts, &cbNext)

@@ -33,6 +33,7 @@ func newRootCmd() *cobra.Command {
 		newConsumeCmd(),
 		newGroupCmd(),
 		newBenchCmd(),
+		newGatewayCmd(),
 	)
 	return root
 }

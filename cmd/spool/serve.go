@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/spoolmq/spool/broker"
+	"github.com/spoolmq/spool/gateway"
 	"github.com/spoolmq/spool/storage"
 )
 
@@ -41,6 +43,7 @@ type serveFlags struct {
 	groupMaxSession   time.Duration
 	logLevel          string
 	recoverMetadata   bool
+	gateway           *gatewayFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -67,7 +70,7 @@ logs, and exits 0.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runServe(ctx, cfg, f.http, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runServe(ctx, cfg, f.http, f.gateway, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f = bindServeFlags(cmd.Flags())
@@ -89,6 +92,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.DurationVar(&f.groupMaxSession, "group-max-session-timeout", 30*time.Minute, "largest session timeout a consumer group member may ask for (group.max.session.timeout.ms)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.BoolVar(&f.recoverMetadata, "recover-metadata", false, "rebuild broker-meta.json from the partition directories (after it was lost); partitions missing from disk are recreated empty")
+	f.gateway = bindGatewayFlags(fl, "gateway-", true)
 	return f
 }
 
@@ -157,7 +161,7 @@ func (f *serveFlags) config() (broker.Config, error) {
 
 // runServe runs the broker and the HTTP listener until ctx is done, then
 // shuts both down cleanly. It prints the addresses it listens on to out.
-func runServe(ctx context.Context, cfg broker.Config, httpAddr string, out, errOut io.Writer) error {
+func runServe(ctx context.Context, cfg broker.Config, httpAddr string, gwf *gatewayFlags, out, errOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Registerer = reg
@@ -170,7 +174,10 @@ func runServe(ctx context.Context, cfg broker.Config, httpAddr string, out, errO
 	}
 	fmt.Fprintf(out, "spool: kafka listener on %s (advertised as %s), data in %s, fsync=%s\n", b.Addr(), b.AdvertisedAddr(), cfg.DataDir, cfg.Fsync)
 
-	var srv *http.Server
+	var (
+		srv *http.Server
+		gw  *gateway.Gateway
+	)
 	httpErr := make(chan error, 1)
 	if httpAddr != "" {
 		ln, err := net.Listen("tcp", httpAddr)
@@ -181,7 +188,20 @@ func runServe(ctx context.Context, cfg broker.Config, httpAddr string, out, errO
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		fmt.Fprintf(out, "spool: http listener on %s (/metrics)\n", ln.Addr())
+		if gwf != nil && gwf.enabled {
+			if gw, err = startServeGateway(ctx, cfg, b.AdvertisedAddr(), ln.Addr().String(), gwf); err != nil {
+				ln.Close()
+				b.Close()
+				return fmt.Errorf("serve: %w", err)
+			}
+			mountGateway(mux, gw)
+			srv.RegisterOnShutdown(gw.EndStreams)
+		}
+		served := "/metrics"
+		if gw != nil {
+			served += ", /api gateway"
+		}
+		fmt.Fprintf(out, "spool: http listener on %s (%s)\n", ln.Addr(), served)
 		go func() { httpErr <- srv.Serve(ln) }()
 	}
 
@@ -199,6 +219,11 @@ func runServe(ctx context.Context, cfg broker.Config, httpAddr string, out, errO
 		}
 		cancel()
 	}
+	if gw != nil {
+		if err := gw.Close(); err != nil {
+			fmt.Fprintln(errOut, "spool: gateway close:", err)
+		}
+	}
 	if err := b.Close(); err != nil {
 		return errors.Join(runErr, fmt.Errorf("serve: close: %w", err))
 	}
@@ -206,4 +231,27 @@ func runServe(ctx context.Context, cfg broker.Config, httpAddr string, out, errO
 		fmt.Fprintln(errOut, "spool: stopped cleanly")
 	}
 	return runErr
+}
+
+// startServeGateway starts the gateway of `spool serve`: a Kafka client of
+// the embedded broker over loopback (its advertised address), its store in
+// the data directory unless --gateway-store names another.
+func startServeGateway(ctx context.Context, cfg broker.Config, brokerAddr, httpAddr string, gwf *gatewayFlags) (*gateway.Gateway, error) {
+	gcfg, err := gwf.config([]string{brokerAddr}, httpAddr, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if gcfg.StorePath == "" {
+		gcfg.StorePath = filepath.Join(cfg.DataDir, "__gateway", "gateway.db")
+	}
+	gw, err := gateway.New(gcfg)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := gw.Start(sctx); err != nil {
+		return nil, err
+	}
+	return gw, nil
 }
