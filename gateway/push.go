@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spoolmq/spool/event"
@@ -285,10 +286,27 @@ func (g *Gateway) streamTopic(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// "latest" is the end now, when the stream is answered, not when the
+	// client gets round to fetching: a record produced after the response
+	// started is always sent.
+	ends := map[int32]int64{}
+	if q.Get("from") == "" || q.Get("from") == "latest" || q.Get("from") == "end" {
+		lo, err := g.adm.ListEndOffsets(r.Context(), topic)
+		if err == nil {
+			err = lo.Error()
+		}
+		if err != nil {
+			return &httpapi.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second,
+				Detail: "the broker did not answer the end offsets request: " + err.Error(), Err: err}
+		}
+		lo.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
+	}
 	offsets := map[int32]kgo.Offset{}
 	for _, p := range parts {
 		if o, ok := next[p]; ok {
 			offsets[p] = kgo.NewOffset().At(o)
+		} else if e, ok := ends[p]; ok {
+			offsets[p] = kgo.NewOffset().At(e)
 		} else {
 			offsets[p] = from
 		}
