@@ -34,10 +34,17 @@ import (
 //     response is sent when every batch is durable per the fsync mode. Any
 //     other value is INVALID_REQUIRED_ACKS for every partition.
 //   - A batch larger than the topic's max.message.bytes is MESSAGE_TOO_LARGE.
+//   - compression.type (topic or broker default) other than "producer":
+//     a batch in another codec is recompressed into that one before it is
+//     appended (Kafka's LogValidator does the same); the default keeps
+//     batches as produced, with no per-record work.
+//   - min.insync.replicas above 1: acks=-1 is NOT_ENOUGH_REPLICAS (one
+//     replica is all there is), as Kafka answers it; acks=0/1 are served.
 //   - message.timestamp.type=LogAppendTime stamps the batch with the
 //     broker's time, which the response carries in LogAppendTime.
 //   - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (Produce never
-//     auto-creates; Metadata does).
+//     auto-creates; Metadata does). An internal topic (__consumer_offsets):
+//     INVALID_TOPIC_EXCEPTION, as Kafka answers clients.
 //   - v0-2 are advertised because old librdkafka turns compression off
 //     when Produce's minimum version is above 0, but they carry message
 //     formats v0/v1, which Spool does not store: every partition gets
@@ -99,6 +106,12 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 				}
 			case l == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case isInternalTopic(rt.Topic):
+				sp.ErrorCode = kerr.InvalidTopicException.Code
+				sp.ErrorMessage = kmsg.StringPtr("cannot produce to internal topic " + rt.Topic)
+			case req.Acks == -1 && t.cfg.minInsync > 1:
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("acks=all needs min.insync.replicas=%d in-sync replicas; Spool is one node", t.cfg.minInsync))
 			case len(rp.Records) > int(t.cfg.maxMessageBytes):
 				sp.ErrorCode = kerr.MessageTooLarge.Code
 				sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("batch of %d bytes is larger than max.message.bytes %d", len(rp.Records), t.cfg.maxMessageBytes))
@@ -122,6 +135,19 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 	// idempotent-producer sequence check runs atomically with the append,
 	// and every batch is written before the next request is handled.
 	write := func(j *job) {
+		if j.cfg.codec != codecProducer {
+			// compression.type names a codec: store the batch in it.
+			rec, err := storage.Recompress(j.records, j.cfg.codec, b.cfg.MaxDecompressedBytes)
+			if err != nil {
+				fail(j, err)
+				return
+			}
+			if len(rec) > int(j.cfg.maxMessageBytes) {
+				fail(j, withMessage(kerr.MessageTooLarge, fmt.Sprintf("batch of %d bytes after recompression is larger than max.message.bytes %d", len(rec), j.cfg.maxMessageBytes)))
+				return
+			}
+			j.records = rec
+		}
 		opts := storage.AppendOptions{Records: &storage.RecordRules{
 			MaxDecompressedBytes: b.cfg.MaxDecompressedBytes,
 			Now:                  now,

@@ -19,16 +19,16 @@ import (
 //     an invalid name. Created topics are answered ready, never with
 //     LEADER_NOT_AVAILABLE.
 //   - v10+: topics may be named by ID; an unknown ID is UNKNOWN_TOPIC_ID.
+//   - __consumer_offsets is IsInternal (internal_topics.go); asked for by
+//     name it is created, whatever auto-creation says, as Kafka does.
 //
 // Version notes:
 //   - v1: ControllerID, IsInternal, Rack; v2: ClusterID
 //   - v4: AllowAutoTopicCreation; v5: OfflineReplicas; v7: LeaderEpoch
-//   - v8-10: authorized operations (reported as not requested); v9 flexible
+//   - v8-10: cluster and topic authorized operations when asked (all:
+//     there is no authorizer, see authorized_ops.go); v9 flexible
 //   - v10: TopicID; v11 drops cluster authorized operations
 //   - v13 (REBOOTSTRAP_REQUIRED) is not served
-
-// unknownAuthorizedOps is Kafka's "authorized operations not requested".
-const unknownAuthorizedOps = -2147483648
 
 func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.MetadataRequest)
@@ -39,12 +39,13 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 	resp.Brokers = append(resp.Brokers, br)
 	resp.ClusterID = &b.clusterID
 	resp.ControllerID = nodeID
-	resp.AuthorizedOperations = unknownAuthorizedOps
+	resp.AuthorizedOperations = authorizedOps(req.IncludeClusterAuthorizedOperations, clusterOps)
+	tops := authorizedOps(req.IncludeTopicAuthorizedOperations, topicOps)
 
 	set := b.topics()
 	if req.Topics == nil || req.Version == 0 && len(req.Topics) == 0 {
 		for _, t := range set.sorted() {
-			resp.Topics = append(resp.Topics, metadataTopic(t))
+			resp.Topics = append(resp.Topics, metadataTopic(t, tops))
 		}
 		return resp, nil
 	}
@@ -59,7 +60,7 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 				resp.Topics = append(resp.Topics, st)
 				continue
 			}
-			resp.Topics = append(resp.Topics, metadataTopic(t))
+			resp.Topics = append(resp.Topics, metadataTopic(t, tops))
 			continue
 		}
 		name := *rt.Topic
@@ -68,6 +69,14 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 			code := kerr.UnknownTopicOrPartition.Code
 			if validTopicName(name) != "" {
 				code = kerr.InvalidTopicException.Code
+			} else if name == offsetsTopic {
+				// Created whatever auto-creation says, as Kafka does.
+				b.ensureOffsetsTopic()
+				if t, ok = b.topics().byName[name]; ok {
+					code = 0
+				} else {
+					code = kerr.LeaderNotAvailable.Code // retriable
+				}
 			} else if autoCreate {
 				var err error
 				t, err = b.autoCreate(name)
@@ -81,7 +90,7 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 				continue
 			}
 		}
-		resp.Topics = append(resp.Topics, metadataTopic(t))
+		resp.Topics = append(resp.Topics, metadataTopic(t, tops))
 	}
 	return resp, nil
 }
@@ -110,11 +119,12 @@ func (b *Broker) autoCreate(name string) (*topic, error) {
 	return t, err
 }
 
-func metadataTopic(t *topic) kmsg.MetadataResponseTopic {
+func metadataTopic(t *topic, ops int32) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	st.Topic = kmsg.StringPtr(t.name)
 	st.TopicID = t.id
-	st.AuthorizedOperations = unknownAuthorizedOps
+	st.IsInternal = isInternalTopic(t.name)
+	st.AuthorizedOperations = ops
 	for p := range t.parts {
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = int32(p)

@@ -26,6 +26,7 @@ func (b *Broker) handleFindCoordinator(r *request) (kmsg.Response, error) {
 		case key == "":
 			return -1, "", -1, kerr.InvalidRequest.Code
 		}
+		b.ensureOffsetsTopic() // as Kafka creates it for the first group
 		return nodeID, b.advHost, b.advPort, 0
 	}
 	if req.Version < 4 {

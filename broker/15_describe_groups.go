@@ -9,8 +9,16 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // unknown group is reported as Dead with no error.
 //
 // Version notes:
-//   - v3: authorized operations (not reported); v4: group.instance.id.
+//   - v3: authorized operations when asked (all: there is no authorizer,
+//     see authorized_ops.go); v4: group.instance.id.
 //     v6 (GROUP_ID_NOT_FOUND for unknown groups) is not served.
 func (b *Broker) handleDescribeGroups(r *request) (kmsg.Response, error) {
-	return b.groups.DescribeGroups(r.ctx, r.kreq.(*kmsg.DescribeGroupsRequest)), nil
+	req := r.kreq.(*kmsg.DescribeGroupsRequest)
+	resp := b.groups.DescribeGroups(r.ctx, req)
+	for i := range resp.Groups {
+		if resp.Groups[i].ErrorCode == 0 {
+			resp.Groups[i].AuthorizedOperations = authorizedOps(req.IncludeAuthorizedOperations, groupOps)
+		}
+	}
+	return resp, nil
 }

@@ -61,12 +61,9 @@ func (b *Broker) handleCreateTopics(r *request) (kmsg.Response, error) {
 		st.NumPartitions = int32(len(t.parts))
 		st.ReplicationFactor = 1
 		for _, d := range topicConfigDefs {
-			v, set := b.configValue(t.cfg, d)
+			chain := b.topicChain(t.cfg, d)
 			c := kmsg.NewCreateTopicsResponseTopicConfig()
-			c.Name, c.Value, c.Source = d.name, kmsg.StringPtr(v), int8(kmsg.ConfigSourceDefaultConfig)
-			if set {
-				c.Source = int8(kmsg.ConfigSourceDynamicTopicConfig)
-			}
+			c.Name, c.Value, c.Source = d.name, kmsg.StringPtr(chain[0].value), int8(chain[0].src)
 			st.Configs = append(st.Configs, c)
 		}
 		resp.Topics = append(resp.Topics, st)

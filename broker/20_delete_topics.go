@@ -15,6 +15,7 @@ import (
 //     partition logs. In-flight produces and fetches on it end with
 //     UNKNOWN_TOPIC_OR_PARTITION. A topic of the same name can be created
 //     again at once and starts empty.
+//   - An internal topic (__consumer_offsets): INVALID_TOPIC_EXCEPTION.
 //   - Unknown name: UNKNOWN_TOPIC_OR_PARTITION; unknown ID (v6):
 //     UNKNOWN_TOPIC_ID.
 //
@@ -51,6 +52,12 @@ func (b *Broker) handleDeleteTopics(r *request) (kmsg.Response, error) {
 		}
 		if t, ok := b.topics().byName[name]; ok {
 			st.TopicID = t.id
+		}
+		if isInternalTopic(name) {
+			st.ErrorCode = kerr.InvalidTopicException.Code
+			st.ErrorMessage = kmsg.StringPtr("cannot delete internal topic " + name)
+			resp.Topics = append(resp.Topics, st)
+			continue
 		}
 		if err := b.deleteTopic(name); err != nil {
 			st.ErrorCode = b.errorCode(err)

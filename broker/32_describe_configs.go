@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -12,14 +13,21 @@ import (
 // DescribeConfigs: v0-4
 //
 // Behaviour:
-//   - Topic resources: every topic config Spool supports (topicconfig.go),
-//     each with its value, IsDefault/Source (DYNAMIC_TOPIC_CONFIG when set
-//     on the topic, DEFAULT_CONFIG otherwise) and type. Unknown topic:
+//   - Topic resources: every topic config Spool applies (topicconfig.go),
+//     each with the value in effect and where it comes from: the topic's
+//     override (DYNAMIC_TOPIC_CONFIG), a dynamic broker config
+//     (DYNAMIC_BROKER_CONFIG for node 0, DYNAMIC_DEFAULT_BROKER_CONFIG for
+//     the cluster-wide default), a `spool serve` flag
+//     (STATIC_BROKER_CONFIG) or Kafka's default (DEFAULT_CONFIG). With
+//     IncludeSynonyms the whole chain, as Kafka reports it. Unknown topic:
 //     UNKNOWN_TOPIC_OR_PARTITION.
-//   - Broker resources (name "0", or "" for the cluster default): the
-//     broker's settings, all read-only (STATIC_BROKER_CONFIG): they come
-//     from `spool serve` flags. Another broker name: INVALID_REQUEST.
-//   - ConfigNames filters (null: all); no synonyms or documentation.
+//   - Broker resource "0": the broker's settings with Kafka's names; the
+//     topic defaults (log.retention.ms, message.max.bytes, ...) are
+//     alterable (ReadOnly false), the rest come from flags (read-only).
+//     Broker resource "" (the cluster-wide default): only the dynamic
+//     cluster-wide configs that are set, as Kafka. Another broker name:
+//     INVALID_REQUEST.
+//   - ConfigNames filters (null: all). No documentation.
 //   - Other resource types: INVALID_REQUEST.
 //
 // Version notes:
@@ -29,43 +37,62 @@ import (
 func (b *Broker) handleDescribeConfigs(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	set := b.topics()
+	dyn := set.dyn
+	if dyn == nil {
+		dyn = &dynamicConfigs{}
+	}
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		want := func(name string) bool { return rr.ConfigNames == nil || slices.Contains(rr.ConfigNames, name) }
-		add := func(name, value string, typ kmsg.ConfigType, src kmsg.ConfigSource, readOnly bool) {
+		add := func(name string, typ kmsg.ConfigType, readOnly bool, chain []synonym) {
 			if !want(name) {
 				return
 			}
 			c := kmsg.NewDescribeConfigsResponseResourceConfig()
-			c.Name, c.Value, c.ConfigType, c.Source, c.ReadOnly = name, kmsg.StringPtr(value), typ, src, readOnly
-			c.IsDefault = src == kmsg.ConfigSourceDefaultConfig
+			c.Name, c.Value, c.ConfigType, c.Source, c.ReadOnly = name, kmsg.StringPtr(chain[0].value), typ, chain[0].src, readOnly
+			c.IsDefault = chain[0].src == kmsg.ConfigSourceDefaultConfig
+			if req.IncludeSynonyms {
+				for _, s := range chain {
+					cs := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+					cs.Name, cs.Value, cs.Source = s.name, kmsg.StringPtr(s.value), s.src
+					c.ConfigSynonyms = append(c.ConfigSynonyms, cs)
+				}
+			}
 			sr.Configs = append(sr.Configs, c)
 		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			t, ok := b.topics().byName[rr.ResourceName]
+			t, ok := set.byName[rr.ResourceName]
 			if !ok {
 				sr.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				sr.ErrorMessage = kmsg.StringPtr("unknown topic " + strconv.Quote(rr.ResourceName))
 				break
 			}
 			for _, d := range topicConfigDefs {
-				v, set := b.configValue(t.cfg, d)
-				src := kmsg.ConfigSourceDefaultConfig
-				if set {
-					src = kmsg.ConfigSourceDynamicTopicConfig
-				}
-				add(d.name, v, d.typ, src, false)
+				add(d.name, d.typ, false, b.topicChain(t.cfg, d))
 			}
 		case kmsg.ConfigResourceTypeBroker:
-			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(nodeID)) {
+			switch rr.ResourceName {
+			case "":
+				for _, d := range topicConfigDefs {
+					if v, ok := dyn.cluster[d.broker]; ok && d.broker != "" {
+						add(d.broker, d.typ, false, []synonym{{d.broker, v, kmsg.ConfigSourceDynamicDefaultBrokerConfig}})
+					}
+				}
+			case strconv.Itoa(int(nodeID)):
+				for _, c := range b.brokerConfigs() {
+					add(c.name, c.typ, true, []synonym{{c.name, c.value, kmsg.ConfigSourceStaticBrokerConfig}})
+				}
+				for _, d := range topicConfigDefs {
+					if d.broker != "" {
+						add(d.broker, d.typ, !d.dynamic, b.brokerChain(d, dyn))
+					}
+				}
+			default:
 				sr.ErrorCode = kerr.InvalidRequest.Code
 				sr.ErrorMessage = kmsg.StringPtr("unknown broker " + strconv.Quote(rr.ResourceName) + ": Spool is node 0")
-				break
-			}
-			for _, c := range b.brokerConfigs() {
-				add(c.name, c.value, c.typ, kmsg.ConfigSourceStaticBrokerConfig, true)
 			}
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code
@@ -82,25 +109,22 @@ type brokerConfig struct {
 }
 
 // brokerConfigs are the read-only broker configs DescribeConfigs reports,
-// named as Kafka names them.
+// named as Kafka names them; they come from `spool serve` flags. (The
+// alterable ones are the topic defaults in topicConfigDefs.)
 func (b *Broker) brokerConfigs() []brokerConfig {
-	def := defaultLogConfig()
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	delay := max(b.cfg.GroupInitialRebalanceDelay, 0)
 	return []brokerConfig{
 		{"advertised.listeners", "PLAINTEXT://" + b.advertised(), kmsg.ConfigTypeList},
 		{"auto.create.topics.enable", strconv.FormatBool(!b.cfg.DisableAutoCreateTopics), kmsg.ConfigTypeBoolean},
 		{"broker.id", strconv.Itoa(int(nodeID)), kmsg.ConfigTypeInt},
 		{"default.replication.factor", "1", kmsg.ConfigTypeInt},
+		{"group.initial.rebalance.delay.ms", ms(delay), kmsg.ConfigTypeInt},
+		{"group.max.session.timeout.ms", ms(b.cfg.GroupMaxSessionTimeout), kmsg.ConfigTypeInt},
+		{"group.min.session.timeout.ms", ms(b.cfg.GroupMinSessionTimeout), kmsg.ConfigTypeInt},
 		{"listeners", "PLAINTEXT://" + b.Addr(), kmsg.ConfigTypeList},
-		{"log.cleanup.policy", "delete", kmsg.ConfigTypeList},
 		{"log.dirs", b.cfg.DataDir, kmsg.ConfigTypeString},
 		{"log.flush.policy", strings.ToLower(b.cfg.Fsync.String()), kmsg.ConfigTypeString},
-		{"log.message.timestamp.type", "CreateTime", kmsg.ConfigTypeString},
-		{"log.retention.bytes", strconv.FormatInt(def.RetentionBytes, 10), kmsg.ConfigTypeLong},
-		{"log.retention.ms", durationMs(def.RetentionMs), kmsg.ConfigTypeLong},
-		{"log.roll.ms", durationMs(def.SegmentMs), kmsg.ConfigTypeLong},
-		{"log.segment.bytes", strconv.FormatInt(def.SegmentBytes, 10), kmsg.ConfigTypeInt},
-		{"message.max.bytes", strconv.Itoa(int(b.cfg.MaxMessageBytes)), kmsg.ConfigTypeInt},
-		{"min.insync.replicas", "1", kmsg.ConfigTypeInt},
 		{"node.id", strconv.Itoa(int(nodeID)), kmsg.ConfigTypeInt},
 		{"num.partitions", strconv.Itoa(int(b.cfg.DefaultPartitions)), kmsg.ConfigTypeInt},
 		{"socket.request.max.bytes", strconv.Itoa(int(b.cfg.MaxFrameBytes)), kmsg.ConfigTypeInt},

@@ -15,6 +15,7 @@ import (
 //
 // Version notes:
 //   - v1: EndpointType (KIP-919); v2 (IncludeFencedBrokers) not served
+//   - cluster authorized operations when asked: all (authorized_ops.go)
 
 func (b *Broker) handleDescribeCluster(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeClusterRequest)
@@ -22,7 +23,7 @@ func (b *Broker) handleDescribeCluster(r *request) (kmsg.Response, error) {
 	resp.ClusterID = b.clusterID
 	resp.ControllerID = nodeID
 	resp.EndpointType = req.EndpointType
-	resp.ClusterAuthorizedOperations = unknownAuthorizedOps
+	resp.ClusterAuthorizedOperations = authorizedOps(req.IncludeClusterAuthorizedOperations, clusterOps)
 	br := kmsg.NewDescribeClusterResponseBroker()
 	br.NodeID, br.Host, br.Port = nodeID, b.advHost, b.advPort
 	resp.Brokers = append(resp.Brokers, br)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"time"
 
@@ -35,8 +36,22 @@ type Config struct {
 	Fsync storage.FsyncMode
 
 	// FsyncInterval is the sync period in storage.FsyncInterval mode.
-	// Default: the storage default (50ms).
+	// Default 50ms.
 	FsyncInterval time.Duration
+
+	// LogRetention is the broker-wide default of the topic config
+	// retention.ms (Kafka's log.retention.ms). Default 7 days; negative:
+	// keep forever.
+	LogRetention time.Duration
+
+	// LogRetentionBytes is the broker-wide default of retention.bytes
+	// (log.retention.bytes): a partition's closed segments are deleted,
+	// oldest first, while it is larger. Default -1 (0 too): no limit.
+	LogRetentionBytes int64
+
+	// LogSegmentBytes is the broker-wide default of segment.bytes
+	// (log.segment.bytes). Default 1 GiB; at least 1024.
+	LogSegmentBytes int64
 
 	// DisableAutoCreateTopics turns off topic creation by Metadata requests
 	// for unknown topics. Default false: topics are auto-created, with
@@ -88,6 +103,13 @@ type Config struct {
 	// --recover-metadata).
 	RecoverMetadata bool
 
+	// GroupInitialRebalanceDelay is how long the first rebalance of an
+	// empty consumer group waits for more members to join, each new member
+	// extending it by as much up to the rebalance timeout (Kafka's
+	// group.initial.rebalance.delay.ms), so members that start together
+	// share the first generation. Default 3s; negative: no delay.
+	GroupInitialRebalanceDelay time.Duration
+
 	// FS is the file system storage uses. Default: the OS file system.
 	// Tests pass storage's in-memory FS to inject faults.
 	FS storage.FS
@@ -110,6 +132,11 @@ const (
 	defaultMaxFetchWait    = 30 * time.Second
 	defaultGroupMinSession = 6 * time.Second
 	defaultGroupMaxSession = 30 * time.Minute
+
+	defaultFsyncInterval         = 50 * time.Millisecond
+	defaultLogRetention          = 7 * 24 * time.Hour
+	defaultLogSegmentBytes       = 1 << 30
+	defaultInitialRebalanceDelay = 3 * time.Second
 	// maxPartitions bounds the partition count of one topic so that one
 	// request cannot make the broker create millions of directories.
 	maxPartitions = 10000
@@ -119,6 +146,21 @@ const (
 func (c Config) WithDefaults() Config {
 	if c.Listen == "" {
 		c.Listen = defaultListen
+	}
+	if c.FsyncInterval == 0 {
+		c.FsyncInterval = defaultFsyncInterval
+	}
+	if c.LogRetention == 0 {
+		c.LogRetention = defaultLogRetention
+	}
+	if c.LogRetentionBytes <= 0 {
+		c.LogRetentionBytes = -1
+	}
+	if c.LogSegmentBytes == 0 {
+		c.LogSegmentBytes = defaultLogSegmentBytes
+	}
+	if c.GroupInitialRebalanceDelay == 0 {
+		c.GroupInitialRebalanceDelay = defaultInitialRebalanceDelay
 	}
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
@@ -169,6 +211,12 @@ func (c Config) Validate() error {
 	}
 	if c.Fsync < storage.FsyncAlways || c.Fsync > storage.FsyncNever {
 		return fmt.Errorf("broker: config: unknown Fsync mode %d", c.Fsync)
+	}
+	if c.FsyncInterval < time.Millisecond {
+		return fmt.Errorf("broker: config: FsyncInterval %v: must be at least 1ms", c.FsyncInterval)
+	}
+	if c.LogSegmentBytes < minSegmentBytes || c.LogSegmentBytes > math.MaxInt32 {
+		return fmt.Errorf("broker: config: LogSegmentBytes %d: must be in [%d, %d]", c.LogSegmentBytes, minSegmentBytes, math.MaxInt32)
 	}
 	if c.DefaultPartitions < 1 || c.DefaultPartitions > maxPartitions {
 		return fmt.Errorf("broker: config: DefaultPartitions %d: must be in [1, %d]", c.DefaultPartitions, maxPartitions)

@@ -40,6 +40,8 @@ func (b *Broker) startGroups(ctx context.Context) error {
 		// Both set by Config.WithDefaults.
 		MinSessionTimeout: b.cfg.GroupMinSessionTimeout,
 		MaxSessionTimeout: b.cfg.GroupMaxSessionTimeout,
+		// Negative (none) becomes 0 here.
+		InitialRebalanceDelay: max(b.cfg.GroupInitialRebalanceDelay, 0),
 		PartitionExists: func(topic string, partition int32) bool {
 			return b.topics().byName[topic].partition(partition) != nil
 		},

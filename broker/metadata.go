@@ -45,6 +45,10 @@ type metaFile struct {
 	ClusterID string          `json:"cluster_id"`
 	Topics    []metaTopic     `json:"topics"`
 	Deleted   []metaTombstone `json:"deleted,omitempty"`
+	// Dynamic broker configs (IncrementalAlterConfigs on a broker
+	// resource): set on node 0, and cluster-wide defaults.
+	BrokerConfigs  map[string]string `json:"broker_configs,omitempty"`
+	ClusterConfigs map[string]string `json:"cluster_configs,omitempty"`
 }
 
 type metaTopic struct {
@@ -95,6 +99,11 @@ func (b *Broker) loadTopics() error {
 	}
 	b.clusterID = mf.ClusterID
 	b.tombstones = mf.Deleted
+	// The dynamic broker configs first: the topics' configs default to them.
+	dyn := &dynamicConfigs{node: mf.BrokerConfigs, cluster: mf.ClusterConfigs}
+	empty := newTopicSet(nil)
+	empty.dyn = dyn
+	b.topicSet.Store(empty)
 	if err := b.removeDeleted(mf, logs); err != nil {
 		return err
 	}
@@ -108,6 +117,7 @@ func (b *Broker) loadTopics() error {
 		ts = append(ts, t)
 	}
 	set := newTopicSet(ts)
+	set.dyn = dyn
 	for _, l := range b.store.Logs() {
 		tp := l.TopicPartition()
 		if strings.HasPrefix(tp.Topic, "__") || set.byName[tp.Topic].partition(tp.Partition) != nil {
@@ -263,7 +273,7 @@ func (b *Broker) openTopic(mt metaTopic) (*topic, error) {
 // its ID and configs from old where it has them, else from the partition
 // directories' topic-meta.json. Logs that a tombstone claims stay out.
 func (b *Broker) recoverMeta(old metaFile, have bool, logs []*storage.Log) (metaFile, error) {
-	mf := metaFile{Version: 1, ClusterID: old.ClusterID, Deleted: old.Deleted}
+	mf := metaFile{Version: 1, ClusterID: old.ClusterID, Deleted: old.Deleted, BrokerConfigs: old.BrokerConfigs, ClusterConfigs: old.ClusterConfigs}
 	byName := map[string]*metaTopic{}
 	for _, mt := range old.Topics {
 		byName[mt.Name] = &mt
@@ -376,6 +386,9 @@ func (b *Broker) writePartMeta(t *topic, l *storage.Log) error {
 // Callers hold b.metaMu (or are loadTopics, before the listener exists).
 func (b *Broker) writeMeta(clusterID string, set *topicSet) error {
 	mf := metaFile{Version: 1, ClusterID: clusterID, Topics: []metaTopic{}, Deleted: b.tombstones}
+	if set.dyn != nil {
+		mf.BrokerConfigs, mf.ClusterConfigs = set.dyn.node, set.dyn.cluster
+	}
 	for _, t := range set.sorted() {
 		mt := metaTopic{Name: t.name, ID: uuid.UUID(t.id).String(), Partitions: int32(len(t.parts))}
 		if len(t.cfg.overrides) > 0 {

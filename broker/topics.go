@@ -22,10 +22,12 @@ type topic struct {
 	parts []*storage.Log
 }
 
-// topicSet is an immutable snapshot of every topic.
+// topicSet is an immutable snapshot of every topic, and of the dynamic
+// broker configs their defaults come from (nil: none).
 type topicSet struct {
 	byName map[string]*topic
 	byID   map[[16]byte]*topic
+	dyn    *dynamicConfigs
 }
 
 func newTopicSet(ts []*topic) *topicSet {
@@ -41,13 +43,17 @@ func newTopicSet(ts []*topic) *topicSet {
 func (s *topicSet) with(t *topic) *topicSet {
 	ts := slices.Collect(maps.Values(s.byName))
 	ts = slices.DeleteFunc(ts, func(o *topic) bool { return o.name == t.name })
-	return newTopicSet(append(ts, t))
+	next := newTopicSet(append(ts, t))
+	next.dyn = s.dyn
+	return next
 }
 
 // without returns a copy of s without the named topic.
 func (s *topicSet) without(name string) *topicSet {
 	ts := slices.Collect(maps.Values(s.byName))
-	return newTopicSet(slices.DeleteFunc(ts, func(o *topic) bool { return o.name == name }))
+	next := newTopicSet(slices.DeleteFunc(ts, func(o *topic) bool { return o.name == name }))
+	next.dyn = s.dyn
+	return next
 }
 
 // sorted returns the topics sorted by name.
@@ -226,7 +232,7 @@ func (b *Broker) addPartitions(name string, n int32, validateOnly bool) error {
 
 // setTopicConfig replaces a topic's config overrides with overrides (already
 // validated into cfg), persists them and applies them to every partition.
-func (b *Broker) setTopicConfig(name string, update func(old map[string]string) (map[string]string, error), validateOnly bool) error {
+func (b *Broker) setTopicConfig(name string, update func(old map[string]string, lookup configLookup) (map[string]string, error), validateOnly bool) error {
 	b.metaMu.Lock()
 	defer b.metaMu.Unlock()
 	set := b.topics()
@@ -234,7 +240,14 @@ func (b *Broker) setTopicConfig(name string, update func(old map[string]string) 
 	if !ok {
 		return errUnknownTopic
 	}
-	overrides, err := update(maps.Clone(old.cfg.overrides))
+	lookup := func(name string) (configDef, string, error) {
+		d, ok := findConfigDef(name)
+		if !ok {
+			return d, "", unknownConfig(name)
+		}
+		return d, b.topicChain(old.cfg, d)[0].value, nil
+	}
+	overrides, err := update(maps.Clone(old.cfg.overrides), lookup)
 	if err != nil {
 		return err
 	}

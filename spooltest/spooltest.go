@@ -1,7 +1,8 @@
 // Package spooltest starts in-process Spool brokers for tests: on
 // 127.0.0.1 with a free port, data in t.TempDir(), closed by t.Cleanup.
 // Consumer groups accept session timeouts from 100ms (Kafka's and the
-// broker's default minimum is 6s), so tests can use short sessions.
+// broker's default minimum is 6s), so tests can use short sessions, and
+// have no initial rebalance delay (the broker's default is Kafka's 3s).
 //
 //	srv := spooltest.Start(t)
 //	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.Addr()))
@@ -23,7 +24,8 @@ type Option func(*broker.Config)
 
 // WithConfig calls fn on the broker.Config, overriding any default set by
 // spooltest (Listen "127.0.0.1:0", DataDir t.TempDir(),
-// GroupMinSessionTimeout TestMinSessionTimeout).
+// GroupMinSessionTimeout TestMinSessionTimeout, GroupInitialRebalanceDelay
+// -1: none).
 func WithConfig(fn func(*broker.Config)) Option { return Option(fn) }
 
 // WithoutAutoCreate turns off topic auto-creation, overriding the default
@@ -66,7 +68,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 		Listen:  "127.0.0.1:0",
 		// Short sessions for tests; the maximum stays the broker default.
 		GroupMinSessionTimeout: TestMinSessionTimeout,
-		Logger:                 slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// No initial rebalance delay (Kafka's and the broker's default is
+		// 3s): a test group's first generation completes as soon as its
+		// members have joined. Tests of the delay set it with WithConfig.
+		GroupInitialRebalanceDelay: -1,
+		Logger:                     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -104,10 +104,24 @@ func (o Options) Validate() error {
 type LogConfig struct {
 	SegmentBytes       int64         // segment.bytes: roll the active segment at this size; default 1 GiB
 	SegmentMs          time.Duration // segment.ms: roll when the active segment's first batch is older; default 7 days
-	RetentionMs        time.Duration // retention.ms: delete closed segments whose newest timestamp is older; <0 = forever; default 7 days
-	RetentionBytes     int64         // retention.bytes: delete oldest closed segments while the log is bigger; <0 = no limit (default)
+	RetentionMs        time.Duration // retention.ms: delete closed segments whose newest timestamp is older; <0 = forever; RetentionZero = 0 ms; default 7 days
+	RetentionBytes     int64         // retention.bytes: delete oldest closed segments while the log is bigger; <0 = no limit (default); RetentionZero = 0 bytes
 	IndexIntervalBytes int           // index.interval.bytes: bytes between sparse index entries; default 4096
+
+	// FlushMessages (flush.messages) and FlushAfter (flush.ms) make the
+	// FsyncInterval and FsyncNever modes fsync this log more often: the
+	// append that brings the unsynced records to FlushMessages waits for an
+	// fsync (as in FsyncAlways), and a write is fsynced at most FlushAfter
+	// after it was made. Zero (the default) adds no fsync. FsyncAlways
+	// already fsyncs every append before it returns and ignores both.
+	FlushMessages int64
+	FlushAfter    time.Duration
 }
+
+// RetentionZero, as LogConfig.RetentionMs or LogConfig.RetentionBytes, is
+// Kafka's retention.ms=0 or retention.bytes=0: every closed segment may be
+// deleted. (The fields' zero value means the default.)
+const RetentionZero = math.MinInt64
 
 // Limits that keep positions within the uint32 fields of the index format.
 const (
@@ -124,6 +138,22 @@ func DefaultLogConfig() LogConfig {
 		RetentionBytes:     -1,
 		IndexIntervalBytes: 4096,
 	}
+}
+
+// retention returns the retention limits to enforce (RetentionZero as 0):
+// a negative value is no limit.
+func (c LogConfig) retention() (ms, bytes int64) {
+	ms, bytes = c.RetentionMs.Milliseconds(), c.RetentionBytes
+	switch {
+	case c.RetentionMs == RetentionZero:
+		ms = 0
+	case c.RetentionMs < 0:
+		ms = -1 // (-1ns).Milliseconds() would be 0
+	}
+	if c.RetentionBytes == RetentionZero {
+		bytes = 0
+	}
+	return ms, bytes
 }
 
 // normalized fills zero fields with defaults and clamps to what the format allows.
@@ -145,5 +175,7 @@ func (c LogConfig) normalized() LogConfig {
 	if c.IndexIntervalBytes <= 0 {
 		c.IndexIntervalBytes = d.IndexIntervalBytes
 	}
+	c.FlushMessages = max(c.FlushMessages, 0)
+	c.FlushAfter = max(c.FlushAfter, 0)
 	return c
 }

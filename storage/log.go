@@ -53,6 +53,9 @@ type Log struct {
 		next    int64        // == leo, guarded
 		pending *pendingSync // FsyncAlways: the next fsync, joined by appends since the last one began
 		syncing bool         // FsyncAlways: the log's sync loop is running
+
+		unflushed  int64       // FsyncInterval/Never: records appended since the last flush.messages fsync
+		flushTimer *time.Timer // FsyncInterval/Never: the pending flush.ms fsync, nil if none
 	}
 }
 
@@ -262,8 +265,10 @@ func (l *Log) AppendAsync(ctx context.Context, batch []byte, opts AppendOptions)
 	case FsyncInterval:
 		l.dirty.Store(true)
 		l.advanceHWM(end)
+		p.sync = l.flushPolicyLocked(cfg, h.NumRecords)
 	default:
 		l.advanceHWM(end)
+		p.sync = l.flushPolicyLocked(cfg, h.NumRecords)
 	}
 	l.mu.Unlock()
 

@@ -22,6 +22,7 @@ func (l *Log) EnforceRetention(now time.Time) (deletedSegments int, err error) {
 	segs := l.segments()
 	start := l.start.Load()
 	size := l.size.Load()
+	retMs, retBytes := cfg.retention()
 	n := 0
 	for ; n < len(segs)-1; n++ {
 		seg, next := segs[n], segs[n+1]
@@ -29,15 +30,15 @@ func (l *Log) EnforceRetention(now time.Time) (deletedSegments int, err error) {
 			size -= seg.size.Load()
 			continue
 		}
-		if cfg.RetentionBytes >= 0 && size-seg.size.Load() >= cfg.RetentionBytes {
+		if retBytes >= 0 && size-seg.size.Load() >= retBytes {
 			size -= seg.size.Load()
 			continue
 		}
-		if cfg.RetentionMs >= 0 {
+		if retMs >= 0 {
 			if err := seg.loadIndexes(l.fs, cfg.IndexIntervalBytes); err != nil {
 				return 0, err
 			}
-			if ts, _ := seg.maxTimestamp(); ts >= 0 && now.UnixMilli()-ts > cfg.RetentionMs.Milliseconds() {
+			if ts, _ := seg.maxTimestamp(); ts >= 0 && now.UnixMilli()-ts > retMs {
 				size -= seg.size.Load()
 				continue
 			}

@@ -344,6 +344,10 @@ func (l *Log) close() error {
 func (l *Log) closeActive() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.mu.flushTimer != nil {
+		l.mu.flushTimer.Stop()
+		l.mu.flushTimer = nil
+	}
 	var err error
 	if l.err.Load() == nil {
 		err = l.mu.active.flushIndexesLocked(l.fs)

@@ -46,6 +46,15 @@ type Config struct {
 	// timeout (group.min/max.session.timeout.ms). Defaults 6s and 30m.
 	MinSessionTimeout, MaxSessionTimeout time.Duration
 
+	// InitialRebalanceDelay is group.initial.rebalance.delay.ms: the first
+	// rebalance of an empty group waits this long for more members, and
+	// each member that joins meanwhile extends the wait by as much again,
+	// up to the group's rebalance timeout, so that members starting
+	// together share the first generation instead of the first one taking
+	// every partition and a second rebalance following. Default 0: none
+	// (the broker passes Kafka's 3s unless configured otherwise).
+	InitialRebalanceDelay time.Duration
+
 	// OffsetsRetention is offsets.retention.minutes: the offsets of a group
 	// expire this long after the group became empty (a group that never used
 	// group management: this long after each commit). Default 7 days.
@@ -108,6 +117,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("group: config: session timeouts [%v, %v] are not a valid range", c.MinSessionTimeout, c.MaxSessionTimeout)
 	case c.OffsetsRetention < 0 || c.RetentionCheckInterval < 0:
 		return errors.New("group: config: OffsetsRetention and RetentionCheckInterval must not be negative")
+	case c.InitialRebalanceDelay < 0:
+		return errors.New("group: config: InitialRebalanceDelay must not be negative")
 	case c.MaxMetadataBytes < 0:
 		return errors.New("group: config: MaxMetadataBytes must not be negative")
 	}

@@ -50,9 +50,16 @@ type group struct {
 
 	rebalanceTimer *time.Timer
 	rebalanceSeq   int
-	joinOrder      int
-	version        int  // bumped on every change: expiry checks it
-	deleting       bool // expiry tombstones in flight
+	// The initial rebalance delay of an empty group (initialdelay.go):
+	// delaying while it runs, newMember when a member joined since the
+	// last extension; delaySeq invalidates a timer that fired late.
+	delaying   bool
+	newMember  bool
+	delayTimer *time.Timer
+	delaySeq   int
+	joinOrder  int
+	version    int  // bumped on every change: expiry checks it
+	deleting   bool // expiry tombstones in flight
 }
 
 func newGroup(name string) *group {

@@ -129,6 +129,7 @@ func (c *Coordinator) addMember(g *group, m *member, version int16, reply func(*
 	}
 	g.version++
 	if g.state == statePreparing {
+		g.newMember = g.newMember || g.delaying
 		c.maybeCompleteJoin(g)
 		return
 	}
@@ -215,6 +216,7 @@ func (c *Coordinator) rejoin(g *group, m *member, cl Client, req *kmsg.JoinGroup
 // prepareRebalance starts a rebalance: every member must rejoin within the
 // largest rebalance timeout, or is removed.
 func (c *Coordinator) prepareRebalance(g *group) {
+	wasEmpty := g.state == stateEmpty
 	if g.state == stateCompleting {
 		for _, m := range g.members {
 			if m.sync != nil {
@@ -237,11 +239,14 @@ func (c *Coordinator) prepareRebalance(g *group) {
 			}
 		})
 	})
+	if wasEmpty {
+		c.startInitialDelay(g, timeout)
+	}
 	c.maybeCompleteJoin(g)
 }
 
 func (c *Coordinator) maybeCompleteJoin(g *group) {
-	if g.state != statePreparing || len(g.pending) > 0 {
+	if g.state != statePreparing || len(g.pending) > 0 || g.delaying {
 		return
 	}
 	for _, m := range g.members {
@@ -274,6 +279,7 @@ func (c *Coordinator) rebalanceExpired(g *group) {
 // the leader gets the members and their metadata to compute an assignment.
 func (c *Coordinator) completeJoin(g *group) {
 	g.stopRebalanceTimer()
+	g.stopInitialDelay()
 	g.generation++
 	g.version++
 	if len(g.members) == 0 {

@@ -44,6 +44,13 @@ type serveFlags struct {
 	logLevel          string
 	recoverMetadata   bool
 	gateway           *gatewayFlags
+
+	fsyncInterval     time.Duration
+	logRetentionMs    int64
+	logRetentionBytes int64
+	logSegmentBytes   int64
+	messageMaxBytes   int32
+	groupInitialDelay time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -93,6 +100,12 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.BoolVar(&f.recoverMetadata, "recover-metadata", false, "rebuild broker-meta.json from the partition directories (after it was lost); partitions missing from disk are recreated empty")
 	f.gateway = bindGatewayFlags(fl, "gateway-", true)
+	fl.DurationVar(&f.fsyncInterval, "fsync-interval", 50*time.Millisecond, "how often --fsync interval syncs the logs")
+	fl.Int64Var(&f.logRetentionMs, "log-retention-ms", 7*24*3600*1000, "default retention.ms of topics (log.retention.ms); -1 keeps forever")
+	fl.Int64Var(&f.logRetentionBytes, "log-retention-bytes", -1, "default retention.bytes of topics (log.retention.bytes), per partition; -1 is no limit")
+	fl.Int64Var(&f.logSegmentBytes, "log-segment-bytes", 1<<30, "default segment.bytes of topics (log.segment.bytes)")
+	fl.Int32Var(&f.messageMaxBytes, "message-max-bytes", 1048588, "default max.message.bytes of topics (message.max.bytes): the largest record batch accepted")
+	fl.DurationVar(&f.groupInitialDelay, "group-initial-rebalance-delay", 3*time.Second, "how long an empty consumer group's first rebalance waits for more members (group.initial.rebalance.delay.ms); 0 disables it")
 	return f
 }
 
@@ -135,23 +148,52 @@ func (f *serveFlags) config() (broker.Config, error) {
 	if f.groupMinSession <= 0 || f.groupMaxSession <= 0 {
 		return broker.Config{}, fmt.Errorf("serve: --group-min-session-timeout %v, --group-max-session-timeout %v: must be positive", f.groupMinSession, f.groupMaxSession)
 	}
+	switch {
+	case f.fsyncInterval < time.Millisecond:
+		return broker.Config{}, fmt.Errorf("serve: --fsync-interval %v: must be at least 1ms", f.fsyncInterval)
+	case f.logRetentionMs < 1 && f.logRetentionMs != -1:
+		// As Kafka refuses log.retention.ms=0.
+		return broker.Config{}, fmt.Errorf("serve: --log-retention-ms %d: must be -1 (forever) or at least 1", f.logRetentionMs)
+	case f.logRetentionBytes < 1 && f.logRetentionBytes != -1:
+		return broker.Config{}, fmt.Errorf("serve: --log-retention-bytes %d: must be -1 (no limit) or at least 1; for a topic that keeps only its active segment set retention.bytes=0 on it", f.logRetentionBytes)
+	case f.logSegmentBytes < 1024 || f.logSegmentBytes > 1<<31-1:
+		return broker.Config{}, fmt.Errorf("serve: --log-segment-bytes %d: must be in [1024, 2147483647]", f.logSegmentBytes)
+	case f.messageMaxBytes < 1:
+		return broker.Config{}, fmt.Errorf("serve: --message-max-bytes %d: must be positive", f.messageMaxBytes)
+	case f.groupInitialDelay < 0:
+		return broker.Config{}, fmt.Errorf("serve: --group-initial-rebalance-delay %v: must not be negative", f.groupInitialDelay)
+	}
+	retention := time.Duration(f.logRetentionMs) * time.Millisecond
+	if f.logRetentionMs == -1 || f.logRetentionMs > int64(1<<63-1)/int64(time.Millisecond) {
+		retention = -1
+	}
+	initialDelay := f.groupInitialDelay
+	if initialDelay == 0 {
+		initialDelay = -1 // none; 0 would mean the default in broker.Config
+	}
 	if f.http != "" {
 		if _, _, err := net.SplitHostPort(f.http); err != nil {
 			return broker.Config{}, fmt.Errorf("serve: --http %q: %w", f.http, err)
 		}
 	}
 	cfg := broker.Config{
-		DataDir:                 f.data,
-		Listen:                  f.listen,
-		Advertise:               f.advertise,
-		Fsync:                   mode,
-		DisableAutoCreateTopics: !f.autoCreateTopics,
-		DefaultPartitions:       f.defaultPartitions,
-		MaxFrameBytes:           f.maxFrameBytes,
-		GroupMinSessionTimeout:  f.groupMinSession,
-		GroupMaxSessionTimeout:  f.groupMaxSession,
-		RecoverMetadata:         f.recoverMetadata,
-		Logger:                  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		DataDir:                    f.data,
+		Listen:                     f.listen,
+		Advertise:                  f.advertise,
+		Fsync:                      mode,
+		DisableAutoCreateTopics:    !f.autoCreateTopics,
+		DefaultPartitions:          f.defaultPartitions,
+		MaxFrameBytes:              f.maxFrameBytes,
+		GroupMinSessionTimeout:     f.groupMinSession,
+		GroupMaxSessionTimeout:     f.groupMaxSession,
+		FsyncInterval:              f.fsyncInterval,
+		LogRetention:               retention,
+		LogRetentionBytes:          f.logRetentionBytes,
+		LogSegmentBytes:            f.logSegmentBytes,
+		MaxMessageBytes:            f.messageMaxBytes,
+		GroupInitialRebalanceDelay: initialDelay,
+		RecoverMetadata:            f.recoverMetadata,
+		Logger:                     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return broker.Config{}, fmt.Errorf("serve: %w", err)
