@@ -234,7 +234,10 @@ func TestConfigs(t *testing.T) {
 		{Op: kadm.SetConfig, Name: "segment.bytes", Value: kmsg.StringPtr("-3")},
 		{Op: kadm.SetConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("compact")},
 		{Op: kadm.SetConfig, Name: "unknown.thing", Value: kmsg.StringPtr("1")},
-		{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("delete")},
+		{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("compact")},
+		{Op: kadm.AppendConfig, Name: "retention.ms", Value: kmsg.StringPtr("1")},
+		{Op: kadm.SubtractConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("delete")},
+		{Op: kadm.SetConfig, Name: "segment.bytes", Value: kmsg.StringPtr("14")},
 	} {
 		r, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{bad}, "cfg")
 		if err != nil {
@@ -263,7 +266,7 @@ func TestConfigs(t *testing.T) {
 		t.Fatalf("after AlterConfigs: segment.ms %q, max.message.bytes source %v", val(got["segment.ms"]), got["max.message.bytes"].Source)
 	}
 
-	// Broker configs: readable, read-only.
+	// Broker configs: the flags are read-only, the topic defaults alterable.
 	bcs, err := adm.DescribeBrokerConfigs(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -273,11 +276,15 @@ func TestConfigs(t *testing.T) {
 		t.Fatalf("broker configs: %v %v %d", err, bc.Err, len(bc.Configs))
 	}
 	for _, c := range bc.Configs {
-		if c.Source != kmsg.ConfigSourceStaticBrokerConfig {
+		_, dynamic := map[string]bool{"log.retention.ms": true, "message.max.bytes": true, "log.segment.bytes": true}[c.Key]
+		switch {
+		case c.Key == "num.partitions" && c.Source != kmsg.ConfigSourceStaticBrokerConfig:
+			t.Errorf("broker config %s: source %v", c.Key, c.Source)
+		case dynamic && c.Source != kmsg.ConfigSourceDefaultConfig:
 			t.Errorf("broker config %s: source %v", c.Key, c.Source)
 		}
 	}
-	if r, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "num.partitions", Value: kmsg.StringPtr("3")}}, 0); err != nil || r[0].Err != kerr.InvalidRequest {
+	if r, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "num.partitions", Value: kmsg.StringPtr("3")}}, 0); err != nil || r[0].Err != kerr.InvalidConfig {
 		t.Errorf("alter broker config: %v %v", err, r)
 	}
 	if rcs, err := adm.DescribeTopicConfigs(ctx, "nope"); err != nil || rcs[0].Err != kerr.UnknownTopicOrPartition {

@@ -41,7 +41,11 @@ func (b *Broker) setBrokerConfig(cluster bool, update func(map[string]string, co
 		}
 		return d, "", fmt.Errorf("unknown or unsupported broker config %q", name)
 	}
-	values, err := update(maps.Clone(cur), lookup)
+	values := maps.Clone(cur)
+	if values == nil {
+		values = map[string]string{}
+	}
+	values, err := update(values, lookup)
 	if err != nil {
 		return err
 	}
