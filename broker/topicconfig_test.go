@@ -407,3 +407,27 @@ func TestIncrementalAlterListOps(t *testing.T) {
 		t.Errorf("cleanup.policy after APPEND delete: %q source %v", cfgVal(c), c.Source)
 	}
 }
+
+// The broker-wide defaults from the flags (broker.Config) are the topics'
+// defaults, reported as STATIC_BROKER_CONFIG, and applied.
+func TestStaticBrokerDefaults(t *testing.T) {
+	srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) {
+		c.LogRetention = time.Hour
+		c.LogSegmentBytes = 4096
+		c.MaxMessageBytes = 2000
+	}))
+	adm, _ := newAdmin(t, srv)
+	createTopic(t, adm, "static", 1, nil)
+	got := describeRaw(t, srv.Addr(), kmsg.ConfigResourceTypeTopic, "static")
+	for k, v := range map[string]string{"retention.ms": "3600000", "segment.bytes": "4096", "max.message.bytes": "2000"} {
+		if c := got[k]; cfgVal(c) != v || c.Source != kmsg.ConfigSourceStaticBrokerConfig {
+			t.Errorf("%s: %q source %v, want %q from the broker's flags", k, cfgVal(c), c.Source, v)
+		}
+	}
+	if c := got["retention.bytes"]; cfgVal(c) != "-1" || c.Source != kmsg.ConfigSourceDefaultConfig {
+		t.Errorf("retention.bytes: %q source %v", cfgVal(c), c.Source)
+	}
+	if sp := produceRaw(t, dialRaw(t, srv.Addr()), "static", 0, makeBatch(1, strings.Repeat("x", 2500))); sp.ErrorCode != kerr.MessageTooLarge.Code {
+		t.Errorf("2500-byte batch with message.max.bytes 2000: %s", errName(sp.ErrorCode))
+	}
+}

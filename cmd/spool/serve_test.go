@@ -43,8 +43,24 @@ func TestServeFlagsAndEnv(t *testing.T) {
 	}
 	if cfg.DataDir != "./spool-data" || cfg.Listen != "127.0.0.1:9092" || cfg.Fsync != storage.FsyncAlways ||
 		cfg.DisableAutoCreateTopics || cfg.DefaultPartitions != 1 || cfg.MaxFrameBytes != 100<<20 || f.http != "127.0.0.1:8080" ||
-		cfg.GroupMinSessionTimeout != 6*time.Second || cfg.GroupMaxSessionTimeout != 30*time.Minute {
+		cfg.GroupMinSessionTimeout != 6*time.Second || cfg.GroupMaxSessionTimeout != 30*time.Minute ||
+		cfg.FsyncInterval != 50*time.Millisecond || cfg.LogRetention != 7*24*time.Hour || cfg.LogRetentionBytes != -1 ||
+		cfg.LogSegmentBytes != 1<<30 || cfg.MaxMessageBytes != 1048588 || cfg.GroupInitialRebalanceDelay != 3*time.Second {
 		t.Fatalf("defaults: %+v http %q", cfg, f.http)
+	}
+
+	// The broker-wide topic defaults and the group delay, as flags.
+	f, err = parseServe(t, []string{"--log-retention-ms", "-1", "--log-retention-bytes", "5000", "--log-segment-bytes", "4096",
+		"--message-max-bytes", "777", "--fsync-interval", "5ms", "--group-initial-rebalance-delay", "0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = f.config(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LogRetention >= 0 || cfg.LogRetentionBytes != 5000 || cfg.LogSegmentBytes != 4096 || cfg.MaxMessageBytes != 777 ||
+		cfg.FsyncInterval != 5*time.Millisecond || cfg.GroupInitialRebalanceDelay >= 0 {
+		t.Fatalf("topic default flags: %+v", cfg)
 	}
 
 	// Environment sets what flags do not; flags win.
@@ -89,6 +105,12 @@ func TestServeFlagsAndEnv(t *testing.T) {
 		{[]string{"--group-min-session-timeout", "0s"}, nil, "--group-min-session-timeout"},
 		{nil, map[string]string{"SPOOL_GROUP_MAX_SESSION_TIMEOUT": "soon"}, "SPOOL_GROUP_MAX_SESSION_TIMEOUT"},
 		{[]string{"--group-min-session-timeout", "1m", "--group-max-session-timeout", "10s"}, nil, "group session timeouts"},
+		{[]string{"--log-retention-ms", "0"}, nil, "--log-retention-ms"},
+		{[]string{"--log-retention-bytes", "0"}, nil, "--log-retention-bytes"},
+		{[]string{"--log-segment-bytes", "14"}, nil, "--log-segment-bytes"},
+		{[]string{"--message-max-bytes", "0"}, nil, "--message-max-bytes"},
+		{[]string{"--fsync-interval", "0s"}, nil, "--fsync-interval"},
+		{nil, map[string]string{"SPOOL_GROUP_INITIAL_REBALANCE_DELAY": "-1s"}, "--group-initial-rebalance-delay"},
 	} {
 		f, err := parseServe(t, c.args, c.env)
 		if err == nil {
