@@ -3,8 +3,6 @@ package agent
 import (
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Outcome is what became of one handler attempt or one event.
@@ -83,54 +81,4 @@ func (c *counters) stats() Stats {
 		Deferred:     c.outcomes[OutcomeDeferred].Load(),
 		InFlight:     c.inFlight.Load(),
 	}
-}
-
-// PrometheusHooks are Hooks that maintain Prometheus collectors:
-//
-//	spool_agent_events_total{group,topic,outcome}      counter
-//	spool_agent_handler_seconds{group,topic,type}      histogram
-//	spool_agent_in_flight{group}                       gauge
-type PrometheusHooks struct {
-	outcomes *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	inFlight *prometheus.GaugeVec
-}
-
-// NewPrometheusHooks creates the collectors and registers them with reg.
-func NewPrometheusHooks(reg prometheus.Registerer) (*PrometheusHooks, error) {
-	h := &PrometheusHooks{
-		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "spool_agent_events_total",
-			Help: "Events by outcome: succeeded, warned, retried (per retry), dead_lettered, skipped, killed, halted, deferred (moved behind its key to the retry topic).",
-		}, []string{"group", "topic", "outcome"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "spool_agent_handler_seconds",
-			Help:    "Handler call duration.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
-		}, []string{"group", "topic", "type"}),
-		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "spool_agent_in_flight",
-			Help: "Handlers running now.",
-		}, []string{"group"}),
-	}
-	for _, c := range []prometheus.Collector{h.outcomes, h.latency, h.inFlight} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return h, nil
-}
-
-// HandlerStarted implements Hooks.
-func (h *PrometheusHooks) HandlerStarted(m *Message) { h.inFlight.WithLabelValues(m.Group).Inc() }
-
-// HandlerDone implements Hooks.
-func (h *PrometheusHooks) HandlerDone(m *Message, d time.Duration, _ error) {
-	h.inFlight.WithLabelValues(m.Group).Dec()
-	h.latency.WithLabelValues(m.Group, m.Record.Topic, m.Type).Observe(d.Seconds())
-}
-
-// Outcome implements Hooks.
-func (h *PrometheusHooks) Outcome(m *Message, o Outcome, _ error) {
-	h.outcomes.WithLabelValues(m.Group, m.Record.Topic, o.String()).Inc()
 }
