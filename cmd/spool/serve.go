@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -51,6 +50,9 @@ type serveFlags struct {
 	logSegmentBytes   int64
 	messageMaxBytes   int32
 	groupInitialDelay time.Duration
+	logFormat         string
+	configFile        string
+	pprof             bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -71,13 +73,18 @@ logs, and exits 0.`,
 			if err := applyEnv(cmd.Flags(), os.LookupEnv); err != nil {
 				return err
 			}
+			if f.configFile != "" {
+				if err := applyConfigFile(cmd.Flags(), f.configFile); err != nil {
+					return err
+				}
+			}
 			cfg, err := f.config()
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runServe(ctx, cfg, f.http, f.gateway, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runServe(ctx, cfg, f.httpOptions(), f.gateway, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f = bindServeFlags(cmd.Flags())
@@ -106,6 +113,9 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.Int64Var(&f.logSegmentBytes, "log-segment-bytes", 1<<30, "default segment.bytes of topics (log.segment.bytes)")
 	fl.Int32Var(&f.messageMaxBytes, "message-max-bytes", 1048588, "default max.message.bytes of topics (message.max.bytes): the largest record batch accepted")
 	fl.DurationVar(&f.groupInitialDelay, "group-initial-rebalance-delay", 3*time.Second, "how long an empty consumer group's first rebalance waits for more members (group.initial.rebalance.delay.ms); 0 disables it")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text (logfmt) or json (one JSON object per line)")
+	fl.StringVar(&f.configFile, "config", "", "YAML file of flag values (keys are flag names); flags and SPOOL_* environment variables override it")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler on the HTTP listener under /debug/pprof/ (do not expose it)")
 	return f
 }
 
@@ -136,6 +146,10 @@ func (f *serveFlags) config() (broker.Config, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return broker.Config{}, fmt.Errorf("serve: --log-level %q: %w", f.logLevel, err)
+	}
+	logger, err := newLogger(os.Stderr, f.logFormat, level)
+	if err != nil {
+		return broker.Config{}, err
 	}
 	// 0 means "the default" in broker.Config; on the command line it is
 	// a mistake.
@@ -193,7 +207,7 @@ func (f *serveFlags) config() (broker.Config, error) {
 		MaxMessageBytes:            f.messageMaxBytes,
 		GroupInitialRebalanceDelay: initialDelay,
 		RecoverMetadata:            f.recoverMetadata,
-		Logger:                     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Logger:                     logger,
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return broker.Config{}, fmt.Errorf("serve: %w", err)
@@ -203,7 +217,7 @@ func (f *serveFlags) config() (broker.Config, error) {
 
 // runServe runs the broker and the HTTP listener until ctx is done, then
 // shuts both down cleanly. It prints the addresses it listens on to out.
-func runServe(ctx context.Context, cfg broker.Config, httpAddr string, gwf *gatewayFlags, out, errOut io.Writer) error {
+func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *gatewayFlags, out, errOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Registerer = reg
@@ -211,41 +225,51 @@ func runServe(ctx context.Context, cfg broker.Config, httpAddr string, gwf *gate
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	var (
+		ready    readiness
+		srv      *http.Server
+		mux      *http.ServeMux
+		httpAddr string
+		gw       *gateway.Gateway
+	)
+	httpErr := make(chan error, 1)
+	if hopts.addr != "" {
+		// The HTTP listener comes up first, so /healthz answers and /readyz
+		// says "starting" while storage recovers.
+		ln, err := net.Listen("tcp", hopts.addr)
+		if err != nil {
+			return fmt.Errorf("serve: http listener: %w", err)
+		}
+		mux = newServeMux(reg, &ready, hopts)
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		httpAddr = ln.Addr().String()
+		go func() { httpErr <- srv.Serve(ln) }()
+	}
 	if err := b.Start(ctx); err != nil {
+		if srv != nil {
+			srv.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	}
 	fmt.Fprintf(out, "spool: kafka listener on %s (advertised as %s), data in %s, fsync=%s\n", b.Addr(), b.AdvertisedAddr(), cfg.DataDir, cfg.Fsync)
-
-	var (
-		srv *http.Server
-		gw  *gateway.Gateway
-	)
-	httpErr := make(chan error, 1)
-	if httpAddr != "" {
-		ln, err := net.Listen("tcp", httpAddr)
-		if err != nil {
-			b.Close()
-			return fmt.Errorf("serve: http listener: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if srv != nil {
+		// The services are Kafka clients of the broker over loopback,
+		// mounted on the running mux (ServeMux registration is safe while
+		// it serves).
+		served := "/metrics, /healthz, /readyz"
 		if gwf != nil && gwf.enabled {
-			if gw, err = startServeGateway(ctx, cfg, b.AdvertisedAddr(), ln.Addr().String(), gwf); err != nil {
-				ln.Close()
+			if gw, err = startServeGateway(ctx, cfg, b.AdvertisedAddr(), httpAddr, gwf); err != nil {
+				srv.Close()
 				b.Close()
 				return fmt.Errorf("serve: %w", err)
 			}
 			mountGateway(mux, gw)
 			srv.RegisterOnShutdown(gw.EndStreams)
-		}
-		served := "/metrics"
-		if gw != nil {
 			served += ", /api gateway"
 		}
-		fmt.Fprintf(out, "spool: http listener on %s (%s)\n", ln.Addr(), served)
-		go func() { httpErr <- srv.Serve(ln) }()
+		fmt.Fprintf(out, "spool: http listener on %s (%s)\n", httpAddr, served)
 	}
+	ready.setReady()
 
 	var runErr error
 	select {
@@ -254,6 +278,7 @@ func runServe(ctx context.Context, cfg broker.Config, httpAddr string, gwf *gate
 	case err := <-httpErr:
 		runErr = fmt.Errorf("serve: http: %w", err)
 	}
+	ready.setStopping()
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {

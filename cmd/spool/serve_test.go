@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -148,6 +152,16 @@ func TestServeStartStop(t *testing.T) {
 	// The acknowledged produce waited for at least one fsync (--fsync always).
 	if n := metricValue(string(body), "spool_storage_fsync_seconds_count"); n < 1 {
 		t.Fatalf("spool_storage_fsync_seconds_count = %v after an acknowledged produce, want >= 1", n)
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/debug/pprof/": 404} {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 	if err := out.stop(); err != nil {
 		t.Fatalf("serve after cancel: %v, want a clean exit", err)
@@ -301,5 +315,100 @@ func TestServeRecoverMetadata(t *testing.T) {
 	fs := cl.PollFetches(ctx)
 	if err := ctx.Err(); err != nil || len(fs.Records()) != 1 || string(fs.Records()[0].Value) != "kept" {
 		t.Fatalf("after --recover-metadata: %v %v", err, fs.Records())
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	var r readiness
+	for _, c := range []struct {
+		set  func()
+		want int
+	}{{func() {}, 503}, {r.setReady, 200}, {r.setStopping, 503}} {
+		c.set()
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
+		if w.Code != c.want {
+			t.Fatalf("readyz = %d, want %d (%s)", w.Code, c.want, w.Body)
+		}
+	}
+}
+
+func TestServeConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "spool.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parse := func(args []string, env map[string]string) (*serveFlags, error) {
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		f := bindServeFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if err := applyEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+			return nil, err
+		}
+		return f, applyConfigFile(fs, path)
+	}
+
+	write("data: /file/data\nfsync: interval\ndefault-partitions: 3\nhttp: null\nlog-format: json\n")
+	f, err := parse([]string{"--fsync", "never"}, map[string]string{"SPOOL_DEFAULT_PARTITIONS": "5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file sets what nothing else does; env and flags win over it.
+	if cfg.DataDir != "/file/data" || f.http != "" || f.logFormat != "json" {
+		t.Errorf("file not applied: data %q http %q log-format %q", cfg.DataDir, f.http, f.logFormat)
+	}
+	if cfg.Fsync != storage.FsyncNever || cfg.DefaultPartitions != 5 {
+		t.Errorf("flag/env did not win over the file: fsync %v partitions %d", cfg.Fsync, cfg.DefaultPartitions)
+	}
+
+	for _, c := range []struct{ file, want string }{
+		{"dta: /typo\n", `unknown key "dta"`},
+		{"default-partitions: many\n", "default-partitions"},
+		{"- a list\n", "not a YAML mapping"},
+	} {
+		write(c.file)
+		if _, err := parse(nil, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("file %q: error %v, want one mentioning %q", c.file, err, c.want)
+		}
+	}
+	if err := applyConfigFile(pflag.NewFlagSet("x", pflag.ContinueOnError), filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("a missing config file was accepted")
+	}
+}
+
+func TestServeLogFormat(t *testing.T) {
+	var buf strings.Builder
+	l, err := newLogger(&buf, "json", slog.LevelInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Info("hello", "topic", "orders")
+	var line map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &line); err != nil || line["msg"] != "hello" || line["topic"] != "orders" {
+		t.Fatalf("json log line %q: %v", buf.String(), err)
+	}
+	if _, err := newLogger(&buf, "xml", slog.LevelInfo); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Fatalf("--log-format xml: %v", err)
+	}
+}
+
+func TestServeMuxPprof(t *testing.T) {
+	var r readiness
+	for _, on := range []bool{false, true} {
+		mux := newServeMux(prometheus.NewRegistry(), &r, httpOptions{pprof: on})
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest("GET", "/debug/pprof/", nil))
+		if got := w.Code == 200; got != on {
+			t.Errorf("--pprof=%v: GET /debug/pprof/ = %d", on, w.Code)
+		}
 	}
 }
