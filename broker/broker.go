@@ -42,6 +42,11 @@ type Broker struct {
 	advPort   int32
 	clusterID string
 
+	// started is set once Start has succeeded: what Start set is then
+	// visible to whoever loads it (the metrics collector, scraped from
+	// another goroutine).
+	started atomic.Bool
+
 	topicSet atomic.Pointer[topicSet]
 	// metaMu serialises topic changes (create, delete, partitions,
 	// configs) and the metadata file writes that make them durable. The
@@ -79,6 +84,11 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(newStateCollector(b)); err != nil {
+			return nil, fmt.Errorf("broker: metrics: %w", err)
+		}
+	}
 	b.apis = buildAPIs(apiTable())
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.mu.conns = make(map[*conn]struct{})
@@ -137,6 +147,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.wg.Add(1)
 	go b.acceptLoop()
 	b.cfg.Logger.Info("broker: listening", "addr", ln.Addr().String(), "advertised", b.advertised())
+	b.started.Store(true)
 	return nil
 }
 
