@@ -22,6 +22,7 @@ import (
 //	spool_group_lag_records{group,topic,partition}          end offset - committed offset
 //	spool_group_lag_seconds{group,topic,partition}          age of the oldest unconsumed record
 //	spool_group_coordinator_loaded                          1 once the coordinator has loaded
+//	spool_storage_disk_free_bytes, ..._total_bytes          the data directory's file system
 //
 // Lag in seconds is now minus the first timestamp of the batch holding the
 // committed offset (0 when the group is caught up): the age of the oldest
@@ -33,6 +34,7 @@ type stateCollector struct {
 	logBytes, startOffset, endOffset *prometheus.Desc
 	members, lagRecords, lagSeconds  *prometheus.Desc
 	loaded                           *prometheus.Desc
+	diskFree, diskTotal              *prometheus.Desc
 }
 
 func newStateCollector(b *Broker) *stateCollector {
@@ -47,12 +49,14 @@ func newStateCollector(b *Broker) *stateCollector {
 		lagRecords:  prometheus.NewDesc("spool_group_lag_records", "Records between a group's committed offset and the partition's end.", gtp, nil),
 		lagSeconds:  prometheus.NewDesc("spool_group_lag_seconds", "Age of the oldest record a group has not consumed (0 when caught up), to within one producer batch.", gtp, nil),
 		loaded:      prometheus.NewDesc("spool_group_coordinator_loaded", "1 once the group coordinator has loaded its offsets, 0 before.", nil, nil),
+		diskFree:    prometheus.NewDesc("spool_storage_disk_free_bytes", "Bytes available to Spool on the data directory's file system.", nil, nil),
+		diskTotal:   prometheus.NewDesc("spool_storage_disk_total_bytes", "Size of the data directory's file system.", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.logBytes, c.startOffset, c.endOffset, c.members, c.lagRecords, c.lagSeconds, c.loaded} {
+	for _, d := range []*prometheus.Desc{c.logBytes, c.startOffset, c.endOffset, c.members, c.lagRecords, c.lagSeconds, c.loaded, c.diskFree, c.diskTotal} {
 		ch <- d
 	}
 }
@@ -62,6 +66,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if !c.b.started.Load() {
 		ch <- prometheus.MustNewConstMetric(c.loaded, prometheus.GaugeValue, 0)
 		return
+	}
+	if free, total, ok := diskUsage(c.b.cfg.DataDir); ok {
+		ch <- prometheus.MustNewConstMetric(c.diskFree, prometheus.GaugeValue, float64(free))
+		ch <- prometheus.MustNewConstMetric(c.diskTotal, prometheus.GaugeValue, float64(total))
 	}
 	ts := c.b.topics()
 	for _, t := range ts.sorted() {

@@ -66,6 +66,9 @@ spool_group_coordinator_loaded 1
 		"spool_group_lag_records", "spool_group_lag_seconds", "spool_partition_end_offset", "spool_group_members", "spool_group_coordinator_loaded"); err != nil {
 		t.Fatal(err)
 	}
+	if n := testutil.CollectAndCount(reg, "spool_storage_disk_free_bytes", "spool_storage_disk_total_bytes"); n != 2 {
+		t.Fatalf("%d disk series, want 2", n)
+	}
 	if n := testutil.CollectAndCount(reg, "spool_partition_log_bytes"); n != 3 {
 		t.Fatalf("%d spool_partition_log_bytes series, want 3 (orders 0 and 1, __consumer_offsets 0)", n)
 	}
