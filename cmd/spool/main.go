@@ -12,7 +12,7 @@ import (
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "spool:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
 	root.AddCommand(
 		newVersionCmd(),
 		newServeCmd(),
@@ -34,6 +35,7 @@ func newRootCmd() *cobra.Command {
 		newGroupCmd(),
 		newBenchCmd(),
 		newGatewayCmd(),
+		newLookbackCmd(),
 	)
 	return root
 }
