@@ -1,7 +1,6 @@
 package lookback
 
 import (
-	_ "embed"
 	"errors"
 	"net/http"
 	"strconv"
@@ -10,17 +9,10 @@ import (
 	"github.com/spoolmq/spool/internal/httpapi"
 )
 
-//go:embed openapi.json
-var openAPI []byte
-
 // handler serves the HTTP API under /api/lookback/ (docs/lookback.md and
 // openapi.json describe it).
 func (s *Service) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/lookback/openapi.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(openAPI)
-	})
 	mux.HandleFunc("GET /api/lookback/events", s.apiSearch)
 	mux.HandleFunc("GET /api/lookback/events/{topic}/{partition}/{offset}", s.apiShow)
 	mux.HandleFunc("POST /api/lookback/erasures", s.apiErase)
@@ -33,7 +25,7 @@ func (s *Service) handler() http.Handler {
 	mux.HandleFunc("GET /api/lookback/rules", s.apiRules)
 	mux.HandleFunc("POST /api/lookback/verify", s.apiVerify)
 	mux.HandleFunc("/api/lookback/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteProblem(w, http.StatusNotFound, "no such lookback endpoint: "+r.Method+" "+r.URL.Path+"; see /api/lookback/openapi.json")
+		httpapi.WriteProblem(w, http.StatusNotFound, "no such lookback endpoint: "+r.Method+" "+r.URL.Path+"; see docs/lookback.md")
 	})
 	return mux
 }

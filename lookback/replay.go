@@ -9,7 +9,7 @@ import (
 
 type replayer struct{}
 
-func newReplayer(*Service) *replayer      { return &replayer{} }
+func newReplayer(*Service) *replayer     { return &replayer{} }
 func (*replayer) resume(context.Context) {}
 func (*replayer) wait()                  {}
 

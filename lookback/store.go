@@ -113,16 +113,16 @@ type Stats struct {
 
 // ReplayState is a replay's durable checkpoint (see Replayer).
 type ReplayState struct {
-	ID       string      `json:"id"`
-	Spec     ReplaySpec  `json:"spec"`
-	Status   string      `json:"status"` // running, done, failed, cancelled
-	Error    string      `json:"error,omitempty"`
-	Total    int64       `json:"total"`
-	Done     int64       `json:"done"`
-	Cursor   string      `json:"cursor,omitempty"` // where the next page starts
-	Created  time.Time   `json:"created"`
-	Updated  time.Time   `json:"updated"`
-	Finished time.Time   `json:"finished,omitzero"`
+	ID       string           `json:"id"`
+	Spec     ReplaySpec       `json:"spec"`
+	Status   string           `json:"status"` // running, done, failed, cancelled
+	Error    string           `json:"error,omitempty"`
+	Total    int64            `json:"total"`
+	Done     int64            `json:"done"`
+	Cursor   string           `json:"cursor,omitempty"` // where the next page starts
+	Created  time.Time        `json:"created"`
+	Updated  time.Time        `json:"updated"`
+	Finished time.Time        `json:"finished,omitzero"`
 	ByTopic  map[string]int64 `json:"by_topic,omitempty"`
 }
 
@@ -172,11 +172,21 @@ type cursor struct {
 	seq int64
 }
 
+// Cursor layout: version byte 1, varint ts, varint seq, a check byte (the
+// sum of the others), so a mistyped cursor is refused rather than read.
 func (c cursor) String() string {
-	var b [2 * binary.MaxVarintLen64]byte
-	n := binary.PutVarint(b[:], c.ts)
-	n += binary.PutVarint(b[n:], c.seq)
-	return base64.RawURLEncoding.EncodeToString(b[:n])
+	b := []byte{1}
+	b = binary.AppendVarint(b, c.ts)
+	b = binary.AppendVarint(b, c.seq)
+	return base64.RawURLEncoding.EncodeToString(append(b, checkByte(b)))
+}
+
+func checkByte(b []byte) byte {
+	var s byte
+	for _, c := range b {
+		s += c
+	}
+	return s ^ 0x5a
 }
 
 // ErrBadQuery is wrapped by errors about a malformed query or cursor.
@@ -184,9 +194,10 @@ var ErrBadQuery = errors.New("lookback: bad query")
 
 func parseCursor(s string) (cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
+	if err != nil || len(b) < 4 || b[0] != 1 || checkByte(b[:len(b)-1]) != b[len(b)-1] {
 		return cursor{}, fmt.Errorf("%w: cursor %q is not one this server returned", ErrBadQuery, s)
 	}
+	b = b[1 : len(b)-1]
 	ts, n := binary.Varint(b)
 	if n <= 0 {
 		return cursor{}, fmt.Errorf("%w: cursor %q is not one this server returned", ErrBadQuery, s)

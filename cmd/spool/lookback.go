@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,7 +19,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/spoolmq/spool/broker"
 	"github.com/spoolmq/spool/lookback"
 )
 
@@ -50,9 +53,8 @@ type lookbackFlags struct {
 	exclude  []string
 }
 
-func bindLookbackFlags(cmd *cobra.Command, prefix, storeDefault string) *lookbackFlags {
+func bindLookbackFlags(fl *pflag.FlagSet, prefix, storeDefault string) *lookbackFlags {
 	f := &lookbackFlags{}
-	fl := cmd.Flags()
 	fl.StringVar(&f.store, prefix+"store", storeDefault, "archive store: a directory (embedded SQLite store) or a postgres:// URL")
 	fl.StringVar(&f.rules, prefix+"rules", "", "verification rules file (YAML or JSON)")
 	fl.DurationVar(&f.maxAge, prefix+"max-age", 0, "remove archived events older than this (0: keep forever)")
@@ -139,7 +141,7 @@ func newLookbackServeCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&brokers, "brokers", "b", def, "comma-separated seed brokers (host:port); also SPOOL_BROKERS")
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "HTTP listener for /api/lookback/")
 	cmd.Flags().StringVar(&group, "group", "spool-lookback", "the archiver's consumer group")
-	f = bindLookbackFlags(cmd, "", "./lookback-data")
+	f = bindLookbackFlags(cmd.Flags(), "", "./lookback-data")
 	return cmd
 }
 
@@ -374,4 +376,33 @@ func printFlow(w io.Writer, f *lookback.Flow) {
 	if f.Truncated {
 		fmt.Fprintf(w, "(truncated at %d events)\n", lookback.MaxFlowEvents)
 	}
+}
+
+// startServeLookback starts the lookback service of `spool serve`: a Kafka
+// client of the embedded broker over loopback (its advertised address), its
+// store in <data>/__lookback unless --lookback-store names another.
+func startServeLookback(ctx context.Context, cfg broker.Config, brokerAddr string, f *lookbackFlags) (*lookback.Service, lookback.Store, error) {
+	lcfg, err := f.config([]string{brokerAddr}, cfg.Logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec := f.store
+	if spec == "" {
+		spec = filepath.Join(cfg.DataDir, "__lookback")
+	}
+	st, err := openLookbackStore(ctx, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	lcfg.Store = st
+	svc, err := lookback.New(lcfg)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	if err := svc.Start(ctx); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return svc, st, nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/spoolmq/spool/broker"
 	"github.com/spoolmq/spool/gateway"
+	"github.com/spoolmq/spool/lookback"
 	"github.com/spoolmq/spool/storage"
 )
 
@@ -53,6 +54,8 @@ type serveFlags struct {
 	logFormat         string
 	configFile        string
 	pprof             bool
+	lookback          bool
+	lookbackFlags     *lookbackFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -84,7 +87,11 @@ logs, and exits 0.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runServe(ctx, cfg, f.httpOptions(), f.gateway, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			var lbf *lookbackFlags
+			if f.lookback {
+				lbf = f.lookbackFlags
+			}
+			return runServe(ctx, cfg, f.httpOptions(), f.gateway, lbf, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f = bindServeFlags(cmd.Flags())
@@ -116,6 +123,9 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text (logfmt) or json (one JSON object per line)")
 	fl.StringVar(&f.configFile, "config", "", "YAML file of flag values (keys are flag names); flags and SPOOL_* environment variables override it")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler on the HTTP listener under /debug/pprof/ (do not expose it)")
+	fl.BoolVar(&f.lookback, "lookback", true, "run the lookback archive (every event of every topic, searchable, replayable) on /api/lookback/")
+	f.lookbackFlags = bindLookbackFlags(fl, "lookback-", "")
+	fl.Lookup("lookback-store").Usage = "lookback archive store: a directory (embedded) or a postgres:// URL (default <data>/__lookback)"
 	return f
 }
 
@@ -217,7 +227,7 @@ func (f *serveFlags) config() (broker.Config, error) {
 
 // runServe runs the broker and the HTTP listener until ctx is done, then
 // shuts both down cleanly. It prints the addresses it listens on to out.
-func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *gatewayFlags, out, errOut io.Writer) error {
+func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *gatewayFlags, lbf *lookbackFlags, out, errOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Registerer = reg
@@ -231,6 +241,7 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 		mux      *http.ServeMux
 		httpAddr string
 		gw       *gateway.Gateway
+		lb       *lookback.Service
 	)
 	httpErr := make(chan error, 1)
 	if hopts.addr != "" {
@@ -252,6 +263,19 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 		return fmt.Errorf("serve: %w", err)
 	}
 	fmt.Fprintf(out, "spool: kafka listener on %s (advertised as %s), data in %s, fsync=%s\n", b.Addr(), b.AdvertisedAddr(), cfg.DataDir, cfg.Fsync)
+	if lbf != nil {
+		// The archive runs without the HTTP listener too.
+		var lbStore lookback.Store
+		if lb, lbStore, err = startServeLookback(ctx, cfg, b.AdvertisedAddr(), lbf); err != nil {
+			if srv != nil {
+				srv.Close()
+			}
+			b.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer lbStore.Close()
+		defer lb.Close()
+	}
 	if srv != nil {
 		// The services are Kafka clients of the broker over loopback,
 		// mounted on the running mux (ServeMux registration is safe while
@@ -266,6 +290,10 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 			mountGateway(mux, gw)
 			srv.RegisterOnShutdown(gw.EndStreams)
 			served += ", /api gateway"
+		}
+		if lb != nil {
+			mux.Handle("/api/lookback/", lb.Handler())
+			served += ", /api/lookback"
 		}
 		fmt.Fprintf(out, "spool: http listener on %s (%s)\n", httpAddr, served)
 	}
@@ -290,6 +318,10 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 		if err := gw.Close(); err != nil {
 			fmt.Fprintln(errOut, "spool: gateway close:", err)
 		}
+	}
+	if lb != nil {
+		// Before the broker: the archiver commits what it has archived.
+		lb.Close()
 	}
 	if err := b.Close(); err != nil {
 		return errors.Join(runErr, fmt.Errorf("serve: close: %w", err))
