@@ -1,0 +1,165 @@
+package lookback_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spoolmq/spool/internal/kafkatest"
+	"github.com/spoolmq/spool/lookback"
+	"github.com/spoolmq/spool/spooltest"
+)
+
+// TestMain runs the archiver child of TestCrashArchiver when asked to.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("LOOKBACK_CRASH_STORE"); dir != "" {
+		crashChild(dir, os.Getenv("LOOKBACK_CRASH_BROKERS"))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// crashChild archives until it is killed.
+func crashChild(dir, brokers string) {
+	ctx := context.Background()
+	st, err := lookback.OpenSQLite(ctx, dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	svc, err := lookback.New(lookback.Config{Brokers: strings.Split(brokers, ","), Store: st,
+		ClientOptions: []kgo.Opt{kgo.SessionTimeout(time.Second), kgo.HeartbeatInterval(200 * time.Millisecond)}})
+	if err == nil {
+		err = svc.Start(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	select {}
+}
+
+// The archiver process is killed with SIGKILL again and again while events
+// are produced; afterwards every produced event is in the archive exactly
+// once.
+func TestCrashArchiver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills child processes")
+	}
+	b := spooltest.Start(t, spooltest.WithPartitions(4))
+	addrs := []string{b.Addr()}
+	kafkatest.CreateTopic(t, addrs, "crash", 4)
+	dir := t.TempDir()
+
+	const total = 20000
+	var produced atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		for i := 0; i < total; i += 100 {
+			var rs []*kgo.Record
+			for j := i; j < i+100; j++ {
+				rs = append(rs, &kgo.Record{Topic: "crash", Key: []byte(fmt.Sprintf("k-%d", j%37)), Value: []byte(fmt.Sprintf(`{"n":%d}`, j))})
+			}
+			if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+				done <- err
+				return
+			}
+			produced.Add(100)
+		}
+		done <- nil
+	}()
+
+	st, err := lookback.OpenSQLite(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	archived := func() int64 {
+		s, err := st.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Events
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "LOOKBACK_CRASH_STORE="+dir, "LOOKBACK_CRASH_BROKERS="+strings.Join(addrs, ","))
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	kills := 0
+	for produced.Load() < total || kills < 8 {
+		before := archived()
+		cmd := start()
+		// Kill once it has archived something more (or the deadline hits).
+		kafkatest.Eventually(t, 30*time.Second, "the archiver to make progress", func() bool {
+			return archived() > before || before == total
+		})
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		kills++
+		if kills > 50 {
+			t.Fatal("too many rounds")
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cmd := start()
+	kafkatest.Eventually(t, 60*time.Second, fmt.Sprintf("all %d events archived", total), func() bool { return archived() >= total })
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if n := archived(); n != total {
+		t.Fatalf("after %d kills: %d events archived, want %d", kills, n, total)
+	}
+	// Every produced (partition, offset) once, with its own value.
+	seen := map[string]bool{}
+	q := lookback.Query{Topic: "crash", Limit: 1000, Oldest: true}
+	for {
+		p, err := st.Search(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Events {
+			k := fmt.Sprintf("%d/%d", e.Partition, e.Offset)
+			if seen[k] {
+				t.Fatalf("%s archived twice", k)
+			}
+			seen[k] = true
+		}
+		if p.Next == "" {
+			break
+		}
+		q.Cursor = p.Next
+	}
+	values := map[string]bool{}
+	for _, r := range kafkatest.ReadAll(t, addrs, "crash") {
+		if !seen[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] {
+			t.Fatalf("produced %d/%d is not in the archive", r.Partition, r.Offset)
+		}
+		values[string(r.Value)] = true
+	}
+	if len(seen) != total || len(values) != total {
+		t.Fatalf("%d archived, %d distinct produced values, want %d", len(seen), len(values), total)
+	}
+	t.Logf("%d events archived exactly once across %d SIGKILLs", total, kills)
+}
