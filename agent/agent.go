@@ -40,8 +40,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolmq/spool/event"
+	"github.com/spoolmq/spool/internal/msgtrace"
 )
 
 // Message is an event as given to a handler, with where it came from.
@@ -74,6 +76,7 @@ type Agent struct {
 	pauseMu     sync.Mutex    // serialises PauseFetchPartitions/ResumeFetchPartitions; guards partition.fetchPaused
 	parkMu      sync.Mutex    // orders park decisions and publishes to retry topics (see park)
 	timeHooks   bool          // hooks are not NopHooks: measure handler durations
+	tracer      trace.Tracer  // nil: no spans (WithTracerProvider not given)
 	halting     atomic.Bool   // mu.stopping, for workers between events without the lock
 
 	mu struct {
@@ -172,6 +175,9 @@ func New(group string, topics []string, opts ...Option) (*Agent, error) {
 	}
 	_, nop := cfg.hooks.(NopHooks)
 	a.timeHooks = !nop
+	if cfg.tracerProvider != nil {
+		a.tracer = cfg.tracerProvider.Tracer(msgtrace.ScopeName)
+	}
 	a.mu.work.L = &a.mu.Mutex
 	a.mu.idle.L = &a.mu.Mutex
 	a.mu.parts = make(map[tp]*partition)
@@ -729,7 +735,15 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 	if a.timeHooks {
 		start = time.Now()
 	}
+	var span trace.Span
+	if a.tracer != nil {
+		ctx, span = msgtrace.StartProcess(ctx, a.tracer, m.Record, a.group, msgtrace.Message{ID: m.ID, CorrelationID: m.CorrelationID, Type: m.Type}, m.Attempt)
+	}
 	err := call(ctx, h, m)
+	if span != nil {
+		v, _ := VerdictOf(err)
+		msgtrace.EndProcess(span, v.String(), v != VerdictSuccess, err)
+	}
 	var took time.Duration
 	if a.timeHooks {
 		took = time.Since(start)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Handler handles one event. Its error is the verdict (see Verdict).
@@ -48,6 +49,7 @@ type config struct {
 	log             *slog.Logger
 	hooks           Hooks
 	propagator      propagation.TextMapPropagator
+	tracerProvider  trace.TracerProvider
 }
 
 func defaults() config {
@@ -172,6 +174,19 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // WithHooks sets the metrics hooks, overriding the default no-op hooks.
 func WithHooks(h Hooks) Option { return func(c *config) { c.hooks = h } }
+
+// WithTracerProvider makes the agent start an OpenTelemetry span for each
+// handler call, overriding the default of no spans: "process {topic}" of
+// kind consumer, a child of (and linked to) the producer's span carried in
+// the event's traceparent, with the messaging semantic-convention
+// attributes (messaging.system=kafka, destination, partition, offset, key,
+// consumer group, message id, conversation id = correlation id), the
+// attempt number and the verdict (spool.verdict). The handler's ctx carries
+// the span, so what it publishes continues the trace. Pass
+// otel.GetTracerProvider() to use the global provider.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) { c.tracerProvider = tp }
+}
 
 // WithPropagator sets the trace context propagator used to extract the
 // traceparent of each event into the handler's context, overriding the

@@ -18,8 +18,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolmq/spool/event"
+	"github.com/spoolmq/spool/internal/msgtrace"
 )
 
 // Producer publishes events. It is safe for concurrent use.
@@ -28,6 +30,7 @@ type Producer struct {
 	own        bool
 	source     string
 	propagator propagation.TextMapPropagator
+	tracer     trace.Tracer // nil: no spans
 }
 
 // Option configures a Producer.
@@ -56,6 +59,17 @@ func WithPropagator(tp propagation.TextMapPropagator) Option {
 	return func(p *Producer, _ *[]kgo.Opt) { p.propagator = tp }
 }
 
+// WithTracerProvider makes Publish and PublishAsync start an OpenTelemetry
+// span per event, overriding the default of no spans: "send {topic}" of
+// kind producer, a child of the span in ctx, with the messaging
+// semantic-convention attributes (messaging.system=kafka, destination,
+// key, message id, conversation id = correlation id, and once acknowledged
+// the partition and offset). The event's traceparent then carries this
+// span, so the consumer's process span is its child.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(p *Producer, _ *[]kgo.Opt) { p.tracer = tp.Tracer(msgtrace.ScopeName) }
+}
+
 // New returns a Producer with its own client; Close closes it.
 func New(opts ...Option) (*Producer, error) {
 	p := &Producer{propagator: propagation.TraceContext{}, own: true}
@@ -76,8 +90,8 @@ func New(opts ...Option) (*Producer, error) {
 }
 
 // NewFromClient returns a Producer publishing through cl, which the caller
-// keeps owning (Close does not close it). Only WithSource and WithPropagator
-// apply.
+// keeps owning (Close does not close it). Only WithSource, WithPropagator
+// and WithTracerProvider apply.
 func NewFromClient(cl *kgo.Client, opts ...Option) *Producer {
 	p := &Producer{cl: cl, propagator: propagation.TraceContext{}}
 	var ignored []kgo.Opt
@@ -126,12 +140,30 @@ func (p *Producer) Prepare(ctx context.Context, ev *event.Event) {
 	}
 }
 
+// begin prepares ev (see Prepare) and, when tracing, starts its send span
+// first, so that the traceparent Prepare writes is the span's.
+func (p *Producer) begin(ctx context.Context, topic string, ev *event.Event) (context.Context, trace.Span) {
+	if p.tracer == nil {
+		p.Prepare(ctx, ev)
+		return ctx, nil
+	}
+	if parent, ok := event.FromContext(ctx); ok {
+		ev.Follow(parent) // before the span, which names the correlation id
+	}
+	ctx, span := msgtrace.StartSend(ctx, p.tracer, topic, ev.Key, msgtrace.Message{ID: ev.ID, CorrelationID: ev.CorrelationID, Type: ev.Type})
+	p.Prepare(ctx, ev)
+	return ctx, span
+}
+
 // Publish publishes ev to topic and waits for the broker's acknowledgement.
 // ev is updated as described at Prepare. On success the returned record
 // carries the partition and offset written.
-func (p *Producer) Publish(ctx context.Context, topic string, ev *event.Event) (*kgo.Record, error) {
-	p.Prepare(ctx, ev)
-	r, err := ev.Record(topic)
+func (p *Producer) Publish(ctx context.Context, topic string, ev *event.Event) (r *kgo.Record, err error) {
+	ctx, span := p.begin(ctx, topic, ev)
+	if span != nil {
+		defer func() { msgtrace.EndSend(span, r, err) }()
+	}
+	r, err = ev.Record(topic)
 	if err != nil {
 		return nil, fmt.Errorf("producer: publish to %s: %w", topic, err)
 	}
@@ -148,16 +180,23 @@ func (p *Producer) PublishAsync(ctx context.Context, topic string, ev *event.Eve
 	if done == nil {
 		done = func(*kgo.Record, error) {}
 	}
-	p.Prepare(ctx, ev)
+	ctx, span := p.begin(ctx, topic, ev)
 	r, err := ev.Record(topic)
 	if err != nil {
-		done(nil, fmt.Errorf("producer: publish to %s: %w", topic, err))
+		err = fmt.Errorf("producer: publish to %s: %w", topic, err)
+		if span != nil {
+			msgtrace.EndSend(span, nil, err)
+		}
+		done(nil, err)
 		return
 	}
 	typ, id := ev.Type, ev.ID
 	p.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 		if err != nil {
 			err = fmt.Errorf("producer: publish %s %s to %s: %w", typ, id, topic, err)
+		}
+		if span != nil {
+			msgtrace.EndSend(span, r, err)
 		}
 		done(r, err)
 	})

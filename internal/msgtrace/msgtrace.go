@@ -1,0 +1,100 @@
+// Package msgtrace makes the OpenTelemetry spans of Spool's Kafka clients
+// (producer, agent, outbox relay, gateway) with the messaging semantic
+// conventions for Kafka: span names "send {topic}" and "process {topic}",
+// messaging.system=kafka, the destination, partition, offset, key, consumer
+// group, message id (ce_id) and conversation id (the correlation id).
+package msgtrace
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ScopeName is the instrumentation scope of Spool's spans.
+const ScopeName = "github.com/spoolmq/spool"
+
+// Message is what a span says of the event it sends or processes.
+type Message struct {
+	ID, CorrelationID, Type string
+}
+
+func common(op string, topic string, key []byte, m Message) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 8)
+	attrs = append(attrs,
+		semconv.MessagingSystemKafka,
+		semconv.MessagingOperationName(op),
+		semconv.MessagingDestinationName(topic),
+	)
+	if len(key) > 0 {
+		attrs = append(attrs, semconv.MessagingKafkaMessageKey(string(key)))
+	}
+	if m.ID != "" {
+		attrs = append(attrs, semconv.MessagingMessageID(m.ID))
+	}
+	if m.CorrelationID != "" {
+		attrs = append(attrs, semconv.MessagingMessageConversationID(m.CorrelationID))
+	}
+	if m.Type != "" {
+		attrs = append(attrs, attribute.String("cloudevents.event_type", m.Type))
+	}
+	return attrs
+}
+
+// StartSend starts the producer span of sending m to topic, a child of the
+// span in ctx. Inject the returned context into the record's headers so
+// the consumer's span can continue the trace.
+func StartSend(ctx context.Context, tr trace.Tracer, topic string, key []byte, m Message) (context.Context, trace.Span) {
+	attrs := append(common("send", topic, key, m), semconv.MessagingOperationTypeSend)
+	return tr.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+}
+
+// EndSend ends a send span with the partition and offset the broker gave r,
+// or with err.
+func EndSend(span trace.Span, r *kgo.Record, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	} else if r != nil {
+		span.SetAttributes(
+			semconv.MessagingDestinationPartitionID(strconv.Itoa(int(r.Partition))),
+			semconv.MessagingKafkaOffset(int(r.Offset)),
+		)
+	}
+	span.End()
+}
+
+// StartProcess starts the consumer span of processing r as a member of
+// group. ctx carries the trace context extracted from r's headers (the
+// producer's span): the process span is its child and links to it, as the
+// conventions ask for a single message processed.
+func StartProcess(ctx context.Context, tr trace.Tracer, r *kgo.Record, group string, m Message, attempt int) (context.Context, trace.Span) {
+	attrs := append(common("process", r.Topic, r.Key, m),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingDestinationPartitionID(strconv.Itoa(int(r.Partition))),
+		semconv.MessagingKafkaOffset(int(r.Offset)),
+		semconv.MessagingConsumerGroupName(group),
+		attribute.Int("spool.attempt", attempt),
+	)
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	return tr.Start(ctx, "process "+r.Topic, opts...)
+}
+
+// EndProcess ends a process span with the verdict the handler returned and
+// its error, if it failed.
+func EndProcess(span trace.Span, verdict string, failed bool, err error) {
+	span.SetAttributes(attribute.String("spool.verdict", verdict))
+	if failed && err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
