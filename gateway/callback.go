@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spoolmq/spool/internal/httpapi"
@@ -283,14 +285,22 @@ func (c *callbacks) deadLetter(ctx context.Context, r *Request, attempts []Attem
 		{Key: "dlq_attempts", Value: []byte(strconv.Itoa(len(attempts)))},
 		{Key: "content-type", Value: []byte("application/json")},
 	}}
-	pctx, cancel := context.WithTimeout(ctx, c.g.cfg.ProduceTimeout)
-	defer cancel()
-	err := c.g.cl.ProduceSync(pctx, rec).FirstErr()
-	if err != nil && definite(err) {
+	res, err := c.g.produceWait([]*kgo.Record{rec}, nil)
+	if err == nil {
+		err = res.FirstErr()
+	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		pctx, cancel := context.WithTimeout(ctx, c.g.cfg.ProduceTimeout)
+		defer cancel()
 		if cerr := c.g.ensureTopic(pctx, rec.Topic); cerr == nil {
-			err = c.g.cl.ProduceSync(pctx, rec).FirstErr()
+			if res, err = c.g.produceWait([]*kgo.Record{rec}, nil); err == nil {
+				err = res.FirstErr()
+			}
 		}
 	}
+	// On errUnacked the dead letter may still be written: the lease runs
+	// out, the attempt is made again and a second dead letter may follow
+	// (at-least-once).
 	return err
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spoolmq/spool/event"
@@ -142,29 +141,25 @@ func (g *Gateway) submit(w http.ResponseWriter, r *http.Request, principal, topi
 	if o.event == nil {
 		setHeader(rec, event.HeaderID, req.ID)
 	}
-	// Not cancelled by the client going away: the command is produced or
-	// fails as a whole, and the store says which.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.ProduceTimeout)
-	defer cancel()
-	if err := g.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+	res, err := g.produceWait([]*kgo.Record{rec}, func(res kgo.ProduceResults) { g.settleCommand(req.ID, rec, res.FirstErr()) })
+	if err != nil {
+		// Not acknowledged in time: the command may still be written. The
+		// request stays accepted; a retry with the same key returns it, and
+		// the broker's answer settles it (pending or failed).
+		g.log.Warn("gateway: command not acknowledged in time", "id", req.ID)
+		return produceError(err)
+	}
+	ctx := context.WithoutCancel(r.Context())
+	if err := res.FirstErr(); err != nil {
 		if e := outOfRange(rec); e != nil {
 			err = e
 		}
-		perr := produceError(err)
-		if definite(err) {
-			// The broker refused it: no command exists, so the key is free
-			// for a retry.
-			if derr := g.store.Delete(ctx, req.ID); derr != nil {
-				g.log.Warn("gateway: forget refused request", "id", req.ID, "err", derr)
-			}
-		} else {
-			// The command may have reached the log (a timeout after the
-			// write): the request stays accepted, a retry with the same key
-			// returns it, and a reply still finishes it; without one it
-			// expires.
-			g.log.Warn("gateway: command not acknowledged, request left accepted", "id", req.ID, "err", err)
+		// franz-go fails a record only when it is safe to: it was not
+		// written. No command exists, so the key is free for a retry.
+		if derr := g.store.Delete(ctx, req.ID); derr != nil {
+			g.log.Warn("gateway: forget refused request", "id", req.ID, "err", derr)
 		}
-		return perr
+		return produceError(err)
 	}
 	done, _, err := g.store.Transition(ctx, req.ID, Transition{From: []State{Accepted}, To: Pending,
 		Partition: rec.Partition, Offset: rec.Offset, At: time.Now()})
@@ -176,15 +171,22 @@ func (g *Gateway) submit(w http.ResponseWriter, r *http.Request, principal, topi
 	return nil
 }
 
-// definite reports whether a produce error means the record was not
-// written (the broker or the client refused it), as opposed to an outcome
-// the gateway cannot know (a timeout).
-func definite(err error) bool {
-	var ke *kerr.Error
-	if errors.Is(err, errPartitionRange) || errors.Is(err, kerr.MessageTooLarge) {
-		return true
+// settleCommand records the broker's late answer to a command whose
+// submit stopped waiting for it.
+func (g *Gateway) settleCommand(id string, rec *kgo.Record, err error) {
+	t := Transition{From: []State{Accepted}, To: Pending, Partition: rec.Partition, Offset: rec.Offset, At: time.Now()}
+	if err != nil {
+		t = Transition{From: []State{Accepted}, To: Failed, Error: "the command could not be produced: " + err.Error(),
+			Partition: -1, Offset: -1, At: time.Now()}
 	}
-	return errors.As(err, &ke) && !ke.Retriable || errors.Is(err, kerr.UnknownTopicOrPartition)
+	r, applied, serr := g.store.Transition(context.Background(), id, t)
+	if serr != nil {
+		g.log.Error("gateway: settle command", "id", id, "err", serr)
+		return
+	}
+	if applied && r.State.Final() {
+		g.finished(r)
+	}
 }
 
 func setHeader(r *kgo.Record, k, v string) {
@@ -409,13 +411,26 @@ func (g *Gateway) cancelRequest(w http.ResponseWriter, r *http.Request) error {
 	if req.Partition >= 0 {
 		setPartition(rec, req.Partition)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.ProduceTimeout)
-	defer cancel()
-	if err := g.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+	ctx := context.WithoutCancel(r.Context())
+	cancelled := func() (*Request, bool, error) {
+		return g.store.Transition(ctx, req.ID, Transition{From: []State{Accepted, Pending}, To: Cancelled,
+			Error: "cancelled by the client", Partition: -1, Offset: -1, At: time.Now()})
+	}
+	res, err := g.produceWait([]*kgo.Record{rec}, func(res kgo.ProduceResults) {
+		// Told the service after all: the request is cancelled now.
+		if res.FirstErr() == nil {
+			if cur, applied, err := cancelled(); err == nil && applied {
+				g.finished(cur)
+			}
+		}
+	})
+	if err == nil {
+		err = res.FirstErr()
+	}
+	if err != nil {
 		return produceError(err)
 	}
-	cur, applied, err := g.store.Transition(ctx, req.ID, Transition{From: []State{Accepted, Pending}, To: Cancelled,
-		Error: "cancelled by the client", Partition: -1, Offset: -1, At: time.Now()})
+	cur, applied, err := cancelled()
 	if err != nil {
 		return err
 	}

@@ -180,6 +180,8 @@ type Gateway struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// inflight counts produces still waiting for the broker (produceWait).
+	inflight sync.WaitGroup
 	// streams ends open SSE and WebSocket streams (EndStreams, Close).
 	streams    context.Context
 	endStreams context.CancelFunc
@@ -231,7 +233,10 @@ func (g *Gateway) start(ctx context.Context) error {
 		kgo.RecordPartitioner(partitioner{}),
 		kgo.ProducerLinger(0),
 		kgo.UnknownTopicRetries(1),
-		kgo.RecordDeliveryTimeout(g.cfg.ProduceTimeout),
+		// Records not yet sent fail (safely: not written) before the HTTP
+		// wait gives up, so an outage is mostly a definite 503; only a
+		// batch sent and unanswered is left to produceWait's late path.
+		kgo.RecordDeliveryTimeout(max(g.cfg.ProduceTimeout*3/4, time.Second)),
 	}, g.cfg.ClientOptions...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -296,7 +301,8 @@ func (g *Gateway) Close() error {
 		g.cancel()
 		g.wg.Wait()
 		g.cb.wait()
-		g.cl.Close()
+		g.cl.Close() // fails what the broker never got; their late handlers run
+		g.inflight.Wait()
 		g.closeErr = g.closeStore()
 	})
 	return g.closeErr

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -177,18 +178,74 @@ func (g *Gateway) produceRecords(w http.ResponseWriter, r *http.Request) error {
 		}
 		return g.submit(w, r, principal, topic, recs[0], commandOptions(r))
 	}
-	return g.idempotent(w, r, principal, func() (int, any, error) { return g.produce(r.Context(), recs) })
+	return g.idempotent(w, r, principal, func(late func(int, any, error)) (int, any, error) { return g.produce(recs, late) })
 }
 
-// produce produces recs and waits for every acknowledgement.
-func (g *Gateway) produce(ctx context.Context, recs []*kgo.Record) (int, any, error) {
-	// The records are produced even if the caller goes away: what we have
-	// handed to the client is acknowledged or failed as a whole, never
-	// abandoned half-way by a cancelled request.
-	ctx = context.WithoutCancel(ctx)
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.ProduceTimeout)
-	defer cancel()
-	res := g.cl.ProduceSync(ctx, recs...)
+// errUnacked: the broker has not answered within ProduceTimeout. The
+// records may still be written: franz-go's idempotent producer does not
+// give up on a batch it has sent until the broker answers, and it then
+// writes it exactly once.
+var errUnacked = errors.New("gateway: the broker has not acknowledged the write in time")
+
+// produceWait produces recs and waits up to ProduceTimeout for every
+// acknowledgement. The produce is never abandoned half-way (not by the
+// client going away, not by the timeout): if the wait times out it returns
+// errUnacked and, when the broker finally answers, late (if not nil) gets
+// the results.
+func (g *Gateway) produceWait(recs []*kgo.Record, late func(kgo.ProduceResults)) (kgo.ProduceResults, error) {
+	var (
+		mu     sync.Mutex
+		gaveUp bool
+		done   = make(chan kgo.ProduceResults, 1)
+	)
+	g.inflight.Add(1)
+	go func() {
+		defer g.inflight.Done()
+		res := g.cl.ProduceSync(context.Background(), recs...)
+		mu.Lock()
+		if !gaveUp {
+			done <- res
+			mu.Unlock()
+			return
+		}
+		mu.Unlock()
+		if late != nil {
+			late(res)
+		}
+	}()
+	t := time.NewTimer(g.cfg.ProduceTimeout)
+	defer t.Stop()
+	select {
+	case res := <-done:
+		return res, nil
+	case <-t.C:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	select {
+	case res := <-done:
+		return res, nil
+	default:
+		gaveUp = true
+		return nil, errUnacked
+	}
+}
+
+// produce produces recs and answers with their offsets (or errors) in
+// request order.
+func (g *Gateway) produce(recs []*kgo.Record, late func(int, any, error)) (int, any, error) {
+	var lateRes func(kgo.ProduceResults)
+	if late != nil {
+		lateRes = func(res kgo.ProduceResults) { late(g.produceAnswer(recs, res)) }
+	}
+	res, err := g.produceWait(recs, lateRes)
+	if err != nil {
+		return 0, nil, produceError(err)
+	}
+	return g.produceAnswer(recs, res)
+}
+
+func (g *Gateway) produceAnswer(recs []*kgo.Record, res kgo.ProduceResults) (int, any, error) {
 	// Results come in completion order; answer in request order.
 	index := make(map[*kgo.Record]int, len(recs))
 	for i, r := range recs {
@@ -227,6 +284,9 @@ func (g *Gateway) produce(ctx context.Context, recs []*kgo.Record) (int, any, er
 func produceError(err error) *httpapi.Error {
 	var ke *kerr.Error
 	switch {
+	case errors.Is(err, errUnacked):
+		return &httpapi.Error{Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Err: err,
+			Detail: "the broker has not acknowledged the write in time; it may still be written once the broker is back, so retry with the same Idempotency-Key (which never writes twice)"}
 	case errors.Is(err, kerr.UnknownTopicOrPartition):
 		return &httpapi.Error{Status: http.StatusNotFound, Detail: "topic does not exist (create it first: spool topic create)", Err: err}
 	case errors.Is(err, errPartitionRange):
@@ -247,10 +307,10 @@ func produceError(err error) *httpapi.Error {
 // path): a repeat gets the stored answer with Idempotent-Replayed: true, a
 // repeat while the first is in flight gets 409. Failures are not stored,
 // so the client may retry them with the same key.
-func (g *Gateway) idempotent(w http.ResponseWriter, r *http.Request, principal string, do func() (int, any, error)) error {
+func (g *Gateway) idempotent(w http.ResponseWriter, r *http.Request, principal string, do func(late func(int, any, error)) (int, any, error)) error {
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
-		status, v, err := do()
+		status, v, err := do(nil)
 		if err != nil {
 			return err
 		}
@@ -276,20 +336,39 @@ func (g *Gateway) idempotent(w http.ResponseWriter, r *http.Request, principal s
 		_, _ = w.Write(e.Body)
 		return nil
 	}
-	status, v, err := do()
 	ctx := context.WithoutCancel(r.Context())
-	if err != nil {
-		if aerr := g.store.AbortIdem(ctx, skey); aerr != nil {
-			g.log.Warn("gateway: release idempotency key", "err", aerr)
+	// settle stores the answer (a success) or frees the key (a failure, so
+	// the client may retry it).
+	settle := func(status int, v any, err error) ([]byte, error) {
+		if err != nil {
+			if aerr := g.store.AbortIdem(ctx, skey); aerr != nil {
+				g.log.Warn("gateway: release idempotency key", "err", aerr)
+			}
+			return nil, err
 		}
-		return err
+		body, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		body = append(body, '\n')
+		return body, g.store.FinishIdem(ctx, skey, status, body)
 	}
-	body, err := json.Marshal(v)
+	unacked := false
+	status, v, err := do(func(status int, v any, err error) {
+		// The broker answered after we gave up waiting: until now a
+		// retry with this key got 409; from now on the real answer.
+		if _, err := settle(status, v, err); err != nil {
+			g.log.Warn("gateway: late produce answer", "err", err)
+		}
+	})
+	if errors.Is(err, errUnacked) {
+		unacked = true
+	}
+	if unacked {
+		return err // the key stays in flight until the late answer settles it
+	}
+	body, err := settle(status, v, err)
 	if err != nil {
-		return err
-	}
-	body = append(body, '\n')
-	if err := g.store.FinishIdem(ctx, skey, status, body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -324,6 +403,8 @@ type partitionChoice struct{ outOfRange atomic.Int32 }
 
 func setPartition(r *kgo.Record, p int32) {
 	r.Partition = p
+	// The record's context is only this marker: a produce is never
+	// cancelled half-way (see produceWait).
 	r.Context = context.WithValue(context.Background(), explicitPartition{}, &partitionChoice{})
 }
 
