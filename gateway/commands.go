@@ -124,7 +124,7 @@ func (g *Gateway) submit(w http.ResponseWriter, r *http.Request, principal, topi
 		CallbackURL: o.callback,
 	}
 	if key != "" {
-		req.IdempotencyKey = principal + "\x00" + topic + "\x00" + key
+		req.IdempotencyKey = principal + "\x1f" + topic + "\x1f" + key
 	}
 	stored, created, err := g.store.Create(r.Context(), req)
 	if err != nil {

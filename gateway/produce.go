@@ -320,7 +320,7 @@ func (g *Gateway) idempotent(w http.ResponseWriter, r *http.Request, principal s
 	if len(key) > 255 {
 		return httpapi.Errorf(http.StatusBadRequest, "Idempotency-Key is longer than 255 characters")
 	}
-	skey := principal + "\x00" + r.URL.Path + "\x00" + key
+	skey := principal + "\x1f" + r.URL.Path + "\x1f" + key
 	e, err := g.store.BeginIdem(r.Context(), skey, time.Now())
 	if err != nil {
 		return err
