@@ -21,7 +21,7 @@ func TestOpenAPI(t *testing.T) {
 		t.Fatalf("GET /api/openapi.json: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	var doc struct {
-		OpenAPI string                                       `json:"openapi"`
+		OpenAPI string `json:"openapi"`
 		Paths   map[string]map[string]struct {
 			OperationID string                     `json:"operationId"`
 			Responses   map[string]json.RawMessage `json:"responses"`
