@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/spoolmq/spool/internal/testenv"
 	"github.com/spoolmq/spool/spooltest"
 )
 
@@ -52,10 +53,7 @@ func lines(out []byte) []string {
 // TestKcatGroup: kcat -G consumes in a group; a second run resumes from the
 // committed offsets and sees only the new records.
 func TestKcatGroup(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Skip("kcat not installed (Debian package kcat; .ci/run installs it)")
-	}
+	kcat := needKcat(t)
 	srv := groupFixture(t, "kc", 10)
 	// kcat reads until told to stop: it commits on a clean exit (SIGINT).
 	// -u: unbuffered output, so lines arrive as records are consumed.
@@ -143,7 +141,7 @@ func TestPythonGroups(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := exec.Command("/usr/bin/python3", "-c", "import "+tc.module).Run(); err != nil {
-				t.Skipf("/usr/bin/python3 cannot import %s (Debian python3-%s; .ci/run installs it)", tc.module, strings.ReplaceAll(tc.name, "-python", ""))
+				testenv.Missing(t, fmt.Sprintf("/usr/bin/python3 cannot import %s (Debian python3-%s; .ci/run installs it)", tc.module, strings.ReplaceAll(tc.name, "-python", "")))
 			}
 			srv := groupFixture(t, "py", 10)
 			script := filepath.Join(t.TempDir(), "consume.py")

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/spoolmq/spool/internal/testenv"
 	"github.com/spoolmq/spool/spooltest"
 )
 
@@ -47,15 +48,12 @@ func kafkajs(t *testing.T, node, modules string, args ...string) []byte {
 // uncompressed), and consumes them in a group committing every record; a
 // second group run after more records reads only the new ones.
 func TestKafkaJS(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed: skipping the KafkaJS test")
-	}
+	node := testenv.LookPath(t, "node", "Debian package nodejs; .ci/run installs it")
 	modules := kafkajsModules()
 	probe := exec.Command(node, "-e", "require('kafkajs')")
 	probe.Env = append(os.Environ(), "NODE_PATH="+modules)
 	if probe.Run() != nil {
-		t.Skipf("KafkaJS not found in %s (npm install --prefix %s kafkajs@2; .ci/run does): skipping", modules, filepath.Dir(modules))
+		testenv.Missing(t, fmt.Sprintf("KafkaJS not found in %s (npm install --prefix %s kafkajs@2; .ci/run does)", modules, filepath.Dir(modules)))
 	}
 	srv := spooltest.Start(t, spooltest.WithoutAutoCreate())
 	const n = 20

@@ -11,16 +11,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/spoolmq/spool/internal/testenv"
 	"github.com/spoolmq/spool/spooltest"
 )
 
+// needKcat returns kcat's path, or skips t (fails it under
+// SPOOL_REQUIRE_CLIENTS=1, as .ci/run sets) when it is not installed.
 func needKcat(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Skip("kcat not installed (Debian package kcat; .ci/run installs it): skipping the kcat compatibility test")
-	}
-	return path
+	return testenv.LookPath(t, "kcat", "Debian package kcat; .ci/run installs it")
 }
 
 func runKcat(t *testing.T, kcat string, stdin string, args ...string) string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/broker"
+	"github.com/spoolmq/spool/internal/testenv"
 	"github.com/spoolmq/spool/spooltest"
 )
 
@@ -19,10 +20,10 @@ const python = "/usr/bin/python3"
 // consume, watermarks and offsets-for-times against the broker.
 func TestConfluentKafkaPython(t *testing.T) {
 	if _, err := os.Stat(python); err != nil {
-		t.Skipf("%s not found: skipping the confluent-kafka-python test", python)
+		testenv.Missing(t, python+" not found (Debian package python3; .ci/run installs it)")
 	}
 	if err := exec.Command(python, "-c", "import confluent_kafka").Run(); err != nil {
-		t.Skip("confluent-kafka-python not installed (Debian package python3-confluent-kafka; .ci/run installs it): skipping")
+		testenv.Missing(t, "confluent-kafka-python not installed (Debian package python3-confluent-kafka; .ci/run installs it)")
 	}
 	srv := spooltest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)

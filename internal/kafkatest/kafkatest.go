@@ -1,9 +1,8 @@
 // Package kafkatest runs toolkit integration tests against every Kafka
 // implementation Spool must work with: franz-go's kfake (an independent
 // Kafka) and the Spool broker (spooltest). Tests range over Clusters and run
-// each as a subtest; a cluster that cannot run a test (the Spool broker
-// before it serves consumer groups) skips with a message naming what is
-// missing.
+// each as a subtest; a Spool broker that does not serve an API the toolkit
+// needs fails the test, naming what is missing (it never skips).
 package kafkatest
 
 import (

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/spoolmq/spool/internal/testenv"
 )
 
 // binDirs are searched for initdb and postgres, in order.
@@ -46,7 +48,7 @@ func Start(t testing.TB) string {
 	t.Helper()
 	initdb, postgres := find("initdb"), find("postgres")
 	if initdb == "" || postgres == "" {
-		t.Skip("pgtest: PostgreSQL server binaries (initdb, postgres) not found; install postgresql to run this test")
+		testenv.Missing(t, "pgtest: PostgreSQL server binaries (initdb, postgres) not found; install postgresql (.ci/run does) to run this test")
 	}
 	var cred *syscall.Credential
 	dir, err := os.MkdirTemp("", "pgtest")
@@ -57,7 +59,7 @@ func Start(t testing.TB) string {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Skip("pgtest: running as root and there is no postgres user to run the server as")
+			testenv.Missing(t, "pgtest: running as root and there is no postgres user to run the server as (the Debian postgresql package creates it)")
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
