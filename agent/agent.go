@@ -164,6 +164,9 @@ func New(group string, topics []string, opts ...Option) (*Agent, error) {
 	case cfg.backoffBase <= 0 || cfg.backoffMax < cfg.backoffBase:
 		return nil, fmt.Errorf("agent: bad backoff %v..%v", cfg.backoffBase, cfg.backoffMax)
 	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	a := &Agent{cfg: cfg, group: group, topics: topics, stop: make(chan struct{}), room: make(chan struct{}, 1)}
 	if cfg.retryMinDelay > 0 {
 		rt, err := newRetryTopics(cfg.retryMinDelay, cfg.retryTopic, group, topics)

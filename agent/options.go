@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -71,6 +73,37 @@ func defaults() config {
 		hooks:           NopHooks{},
 		propagator:      propagation.TraceContext{},
 	}
+}
+
+// validate rejects option values that would make the agent panic or spin
+// later, with an error naming the option.
+func (c *config) validate() error {
+	switch {
+	case c.commitInterval <= 0:
+		return fmt.Errorf("agent: WithCommitInterval(%v): the interval must be positive", c.commitInterval)
+	case c.revokeTimeout <= 0:
+		return fmt.Errorf("agent: WithRevokeTimeout(%v): the timeout must be positive", c.revokeTimeout)
+	case c.shutdownTimeout <= 0:
+		return fmt.Errorf("agent: WithShutdownTimeout(%v): the timeout must be positive", c.shutdownTimeout)
+	case c.exhausted != OnExhaustedDeadLetter && c.exhausted != OnExhaustedHalt:
+		return fmt.Errorf("agent: WithOnExhausted(%d): not a policy (OnExhaustedDeadLetter or OnExhaustedHalt)", c.exhausted)
+	case c.dlqTopic == nil:
+		return errors.New("agent: WithDeadLetterTopic(nil): a naming function is required")
+	case c.retryTopic == nil:
+		return errors.New("agent: WithRetryTopicName(nil): a naming function is required")
+	case c.log == nil:
+		return errors.New("agent: WithLogger(nil): pass a logger (slog.New(slog.DiscardHandler) discards)")
+	case c.hooks == nil:
+		return errors.New("agent: WithHooks(nil): pass NopHooks{} for none")
+	case c.propagator == nil:
+		return errors.New("agent: WithPropagator(nil): pass a propagator (propagation.TraceContext{} is the default)")
+	}
+	for typ, h := range c.handlers {
+		if h == nil {
+			return fmt.Errorf("agent: WithHandler(%q, nil): the handler is nil", typ)
+		}
+	}
+	return nil
 }
 
 // WithBrokers sets the seed brokers, overriding the default 127.0.0.1:9092.

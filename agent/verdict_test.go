@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,33 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	} {
 		if _, err := agent.New(c.group, c.topics, c.opts...); err == nil {
 			t.Errorf("%s: New succeeded", name)
+		}
+	}
+}
+
+// Option values that would panic or spin once the agent runs (a zero
+// commit interval panicked in time.NewTicker) are refused by New with an
+// error naming the option.
+func TestNewRejectsOptionsThatWouldPanic(t *testing.T) {
+	for name, c := range map[string]struct {
+		opt  agent.Option
+		want string
+	}{
+		"commit interval 0":   {agent.WithCommitInterval(0), "WithCommitInterval(0s)"},
+		"commit interval <0":  {agent.WithCommitInterval(-time.Second), "WithCommitInterval(-1s)"},
+		"revoke timeout 0":    {agent.WithRevokeTimeout(0), "WithRevokeTimeout(0s)"},
+		"shutdown timeout 0":  {agent.WithShutdownTimeout(0), "WithShutdownTimeout(0s)"},
+		"policy out of range": {agent.WithOnExhausted(agent.Exhausted(7)), "WithOnExhausted(7)"},
+		"nil handler":         {agent.WithHandler("order.placed", nil), `WithHandler("order.placed", nil)`},
+		"nil dead letter":     {agent.WithDeadLetterTopic(nil), "WithDeadLetterTopic(nil)"},
+		"nil retry name":      {agent.WithRetryTopicName(nil), "WithRetryTopicName(nil)"},
+		"nil logger":          {agent.WithLogger(nil), "WithLogger(nil)"},
+		"nil hooks":           {agent.WithHooks(nil), "WithHooks(nil)"},
+		"nil propagator":      {agent.WithPropagator(nil), "WithPropagator(nil)"},
+	} {
+		_, err := agent.New("g", []string{"t"}, c.opt)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: New: %v, want an error naming %s", name, err, c.want)
 		}
 	}
 }

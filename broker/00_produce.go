@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -169,7 +168,7 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 	case 1:
 		write(&jobs[0])
 	default:
-		var wg sync.WaitGroup
+		var wg handlerGroup // a panic in a write reaches conn.handle's recover
 		for i := range jobs[1:] {
 			wg.Go(func() { write(&jobs[i+1]) })
 		}

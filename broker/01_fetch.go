@@ -173,7 +173,7 @@ func waitAny(signals []<-chan struct{}, deadline <-chan time.Time, done <-chan s
 	woke := make(chan struct{})
 	stop := make(chan struct{})
 	var once sync.Once
-	var wg sync.WaitGroup
+	var wg handlerGroup
 	for _, s := range signals {
 		wg.Go(func() {
 			select {

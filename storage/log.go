@@ -212,33 +212,58 @@ func (l *Log) AppendAsync(ctx context.Context, batch []byte, opts AppendOptions)
 		h.Attributes |= attrTimestampLA
 		h.MaxTimestamp = opts.LogAppendTime.UnixMilli()
 	}
+	p, seg, pos, err := l.writeLocked(batch, h, opts)
+	if err != nil {
+		return nil, err
+	}
+
+	if p.sync != nil {
+		if wb, ok := seg.log.(writebackStarter); ok && len(batch) >= writebackMin && seg.acquire() {
+			wb.startWriteback(pos, int64(len(batch))) // outside mu: it may wait for the device queue
+			seg.release()
+		}
+	}
+	return p, nil
+}
+
+// writeLocked is AppendAsync's part under the log's lock: checks, offset
+// assignment, roll and write. It returns the pending append and the
+// segment and position the batch was written at.
+func (l *Log) writeLocked(batch []byte, h BatchHeader, opts AppendOptions) (p *PendingAppend, seg *segment, pos int64, err error) {
 	cfg := l.cfg.Load()
 	mode := l.store.opts.Fsync
-
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer func() {
+		// A panic under the lock (in opts.Check or the file system) leaves
+		// the segment's tail unknown: fail the log, so nothing more is
+		// appended to it, release the lock (deferred above), so readers,
+		// Close and other partitions are not wedged, and let the panic go
+		// on to the caller's recover.
+		if r := recover(); r != nil {
+			l.fail(fmt.Errorf("panic during append: %v", r))
+			panic(r)
+		}
+	}()
 	if l.mu.closed {
-		l.mu.Unlock()
-		return nil, l.errorf("append: %w", ErrClosed)
+		return nil, nil, 0, l.errorf("append: %w", ErrClosed)
 	}
 	if p := l.err.Load(); p != nil {
-		l.mu.Unlock()
-		return nil, *p
+		return nil, nil, 0, *p
 	}
 	base := l.mu.next
 	if opts.Check != nil {
 		if err := opts.Check(h, base); err != nil {
-			l.mu.Unlock()
-			return nil, err
+			return nil, nil, 0, err
 		}
 	}
 	setBaseOffset(batch, base)
 	h.BaseOffset = base
 	if err := l.maybeRollLocked(h, cfg); err != nil {
-		l.mu.Unlock()
-		return nil, err
+		return nil, nil, 0, err
 	}
-	seg := l.mu.active
-	pos := seg.size.Load()
+	seg = l.mu.active
+	pos = seg.size.Load()
 	if pos == 0 {
 		seg.rollAt = l.store.opts.Now().UnixMilli()
 	}
@@ -248,14 +273,13 @@ func (l *Log) AppendAsync(ctx context.Context, batch []byte, opts AppendOptions)
 		if terr := seg.log.Truncate(pos); terr != nil {
 			err = l.fail(errors.Join(err, terr))
 		}
-		l.mu.Unlock()
-		return nil, l.errorf("append: write: %w", err)
+		return nil, nil, 0, l.errorf("append: write: %w", err)
 	}
 	l.size.Add(int64(len(batch)))
 	end := h.LastOffset() + 1
 	l.mu.next = end
 	l.leo.Store(end)
-	p := &PendingAppend{l: l, base: base, end: end}
+	p = &PendingAppend{l: l, base: base, end: end}
 	switch mode {
 	case FsyncAlways:
 		// Joined after the write and under mu: the fsync the sync loop
@@ -270,15 +294,7 @@ func (l *Log) AppendAsync(ctx context.Context, batch []byte, opts AppendOptions)
 		l.advanceHWM(end)
 		p.sync = l.flushPolicyLocked(cfg, h.NumRecords)
 	}
-	l.mu.Unlock()
-
-	if p.sync != nil {
-		if wb, ok := seg.log.(writebackStarter); ok && len(batch) >= writebackMin && seg.acquire() {
-			wb.startWriteback(pos, int64(len(batch))) // outside mu: it may wait for the device queue
-			seg.release()
-		}
-	}
-	return p, nil
+	return p, seg, pos, nil
 }
 
 // Wait returns when the batch is durable per the fsync mode (FsyncAlways:
