@@ -16,7 +16,9 @@ import (
 //   - Returns whole stored batches, byte for byte (no re-encoding), from the
 //     batch containing FetchOffset, up to PartitionMaxBytes per partition
 //     and MaxBytes in total; the first batch of the first partition with
-//     data is returned whole even when larger (KIP-74). A later partition
+//     data is returned whole even when larger (KIP-74). MaxBytes is capped
+//     by Config.MaxFetchBytes (fetch.max.bytes, 55 MiB): a fetch asking for
+//     2 GiB gets at most that. A later partition
 //     whose first batch does not fit the remaining MaxBytes gets no records.
 //   - Long poll: when fewer than MinBytes are available the request waits
 //     (on storage's high-watermark signal, no polling) until MinBytes are,
@@ -103,9 +105,9 @@ func (b *Broker) handleFetch(r *request) (kmsg.Response, error) {
 			}
 		}
 		var total int
-		budget := int(req.MaxBytes)
-		if budget <= 0 {
-			budget = 1<<31 - 1
+		budget := int(b.cfg.MaxFetchBytes)
+		if req.MaxBytes > 0 {
+			budget = min(budget, int(req.MaxBytes))
 		}
 		for _, p := range parts {
 			sp := p.sp

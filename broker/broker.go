@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/spoolmq/spool/broker/group"
 	"github.com/spoolmq/spool/broker/producers"
 	"github.com/spoolmq/spool/storage"
@@ -34,6 +36,9 @@ type Broker struct {
 	cfg     Config
 	apis    []api // indexed by API key; zero entries are not served
 	metrics *metrics
+	// queued bounds the bytes of requests read but not answered, over all
+	// connections (Config.QueuedMaxRequestBytes; see conn.go).
+	queued *semaphore.Weighted
 
 	// Set by Start.
 	store     *storage.Store
@@ -71,6 +76,7 @@ type Broker struct {
 		started bool
 		closed  bool
 		conns   map[*conn]struct{}
+		perIP   map[string]int // open connections by client IP
 	}
 	closeOnce sync.Once
 	closeErr  error
@@ -83,7 +89,7 @@ func New(cfg Config) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
+	b := &Broker{cfg: cfg, metrics: newMetrics(cfg.Registerer), queued: semaphore.NewWeighted(cfg.QueuedMaxRequestBytes)}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newStateCollector(b)); err != nil {
 			return nil, fmt.Errorf("broker: metrics: %w", err)
@@ -92,6 +98,7 @@ func New(cfg Config) (*Broker, error) {
 	b.apis = buildAPIs(apiTable())
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.mu.conns = make(map[*conn]struct{})
+	b.mu.perIP = make(map[string]int)
 	b.topicSet.Store(newTopicSet(nil))
 	return b, nil
 }
@@ -227,7 +234,18 @@ func (b *Broker) acceptLoop() {
 			nc.Close()
 			return
 		}
+		if len(b.mu.conns) >= b.cfg.MaxConnections || b.mu.perIP[c.ip] >= b.cfg.MaxConnectionsPerIP {
+			open, fromIP := len(b.mu.conns), b.mu.perIP[c.ip]
+			b.mu.Unlock()
+			nc.Close()
+			c.cancel()
+			b.metrics.refused.Inc()
+			b.cfg.Logger.Debug("broker: connection refused: too many connections", "remote", c.remote, "open", open, "from_ip", fromIP,
+				"max", b.cfg.MaxConnections, "max_per_ip", b.cfg.MaxConnectionsPerIP)
+			continue
+		}
 		b.mu.conns[c] = struct{}{}
+		b.mu.perIP[c.ip]++
 		b.wg.Add(1)
 		b.mu.Unlock()
 		go c.serve()
@@ -237,6 +255,9 @@ func (b *Broker) acceptLoop() {
 func (b *Broker) removeConn(c *conn) {
 	b.mu.Lock()
 	delete(b.mu.conns, c)
+	if b.mu.perIP[c.ip]--; b.mu.perIP[c.ip] <= 0 {
+		delete(b.mu.perIP, c.ip)
+	}
 	b.mu.Unlock()
 }
 

@@ -66,6 +66,43 @@ type Config struct {
 	// larger one is logged and disconnected. Default 100 MiB.
 	MaxFrameBytes int32
 
+	// MaxConnections and MaxConnectionsPerIP bound the open client
+	// connections in total and from one IP address (Kafka's
+	// max.connections and max.connections.per.ip); a connection beyond is
+	// closed as soon as it is accepted, and counted in
+	// spool_broker_connections_refused_total. Defaults 10000 and 1000.
+	MaxConnections, MaxConnectionsPerIP int
+
+	// QueuedMaxRequestBytes bounds the bytes of requests read but not yet
+	// answered, over all connections (Kafka's queued.max.request.bytes);
+	// ConnQueuedMaxBytes bounds them per connection. A connection at its
+	// bound, or any when the total is reached, is not read from until
+	// requests are answered. Frames are read incrementally: the memory a
+	// frame takes grows with the bytes that actually arrive, not with the
+	// size it announces. Defaults 512 MiB and MaxFrameBytes; both must be
+	// at least MaxFrameBytes.
+	QueuedMaxRequestBytes, ConnQueuedMaxBytes int64
+
+	// IdleTimeout closes a connection that sent nothing and has no request
+	// in flight for this long (Kafka's connections.max.idle.ms). Default
+	// 10 minutes.
+	IdleTimeout time.Duration
+
+	// FrameTimeout closes a connection whose request frame, once its size
+	// was read, does not arrive whole within this time: a client that
+	// announces a frame and stalls holds nothing for long. Default 30s.
+	FrameTimeout time.Duration
+
+	// MaxFetchBytes caps the bytes of records in one Fetch response,
+	// whatever the request asks for (Kafka's fetch.max.bytes); as in Kafka,
+	// the first batch is returned whole even when larger. Default 55 MiB
+	// (57671680, Kafka's default).
+	MaxFetchBytes int32
+
+	// GroupMaxSize is group.max.size (see group.Config.MaxGroupSize).
+	// Default 1000.
+	GroupMaxSize int
+
 	// MaxMessageBytes is the broker-wide default of the topic config
 	// max.message.bytes: the largest record batch a produce may append.
 	// Default 1048588 (Kafka's message.max.bytes).
@@ -130,6 +167,13 @@ const (
 	defaultMaxFrameBytes   = 100 << 20
 	defaultMaxMessageBytes = 1048588
 	defaultMaxFetchWait    = 30 * time.Second
+	defaultMaxConns        = 10000
+	defaultMaxConnsPerIP   = 1000
+	defaultQueuedBytes     = 512 << 20
+	defaultIdleTimeout     = 10 * time.Minute
+	defaultFrameTimeout    = 30 * time.Second
+	defaultMaxFetchBytes   = 57671680
+	defaultGroupMaxSize    = 1000
 	defaultGroupMinSession = 6 * time.Second
 	defaultGroupMaxSession = 30 * time.Minute
 
@@ -170,6 +214,30 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = defaultMaxMessageBytes
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConns
+	}
+	if c.MaxConnectionsPerIP == 0 {
+		c.MaxConnectionsPerIP = defaultMaxConnsPerIP
+	}
+	if c.QueuedMaxRequestBytes == 0 {
+		c.QueuedMaxRequestBytes = max(defaultQueuedBytes, int64(c.MaxFrameBytes))
+	}
+	if c.ConnQueuedMaxBytes == 0 {
+		c.ConnQueuedMaxBytes = int64(c.MaxFrameBytes)
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.FrameTimeout == 0 {
+		c.FrameTimeout = defaultFrameTimeout
+	}
+	if c.MaxFetchBytes == 0 {
+		c.MaxFetchBytes = defaultMaxFetchBytes
+	}
+	if c.GroupMaxSize == 0 {
+		c.GroupMaxSize = defaultGroupMaxSize
 	}
 	if c.MaxDecompressedBytes == 0 {
 		c.MaxDecompressedBytes = storage.DefaultMaxDecompressedBytes
@@ -223,6 +291,22 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFrameBytes < 1024 {
 		return fmt.Errorf("broker: config: MaxFrameBytes %d: must be at least 1024", c.MaxFrameBytes)
+	}
+	if c.MaxConnections < 1 || c.MaxConnectionsPerIP < 1 {
+		return fmt.Errorf("broker: config: MaxConnections %d, MaxConnectionsPerIP %d: must be at least 1", c.MaxConnections, c.MaxConnectionsPerIP)
+	}
+	if c.QueuedMaxRequestBytes < int64(c.MaxFrameBytes) || c.ConnQueuedMaxBytes < int64(c.MaxFrameBytes) {
+		return fmt.Errorf("broker: config: QueuedMaxRequestBytes %d and ConnQueuedMaxBytes %d: must be at least MaxFrameBytes %d (a frame must fit)",
+			c.QueuedMaxRequestBytes, c.ConnQueuedMaxBytes, c.MaxFrameBytes)
+	}
+	if c.IdleTimeout < 0 || c.FrameTimeout < 0 {
+		return fmt.Errorf("broker: config: IdleTimeout %v, FrameTimeout %v: must not be negative", c.IdleTimeout, c.FrameTimeout)
+	}
+	if c.MaxFetchBytes < 1024 {
+		return fmt.Errorf("broker: config: MaxFetchBytes %d: must be at least 1024", c.MaxFetchBytes)
+	}
+	if c.GroupMaxSize < 1 {
+		return fmt.Errorf("broker: config: GroupMaxSize %d: must be at least 1", c.GroupMaxSize)
 	}
 	if c.MaxMessageBytes < 0 {
 		return fmt.Errorf("broker: config: MaxMessageBytes %d: must not be negative", c.MaxMessageBytes)

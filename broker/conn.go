@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/semaphore"
 )
 
 // Connection handling. Each connection has three goroutines:
@@ -48,6 +51,17 @@ import (
 // A request that cannot be decoded, names an unknown API key or an
 // unsupported version, or panics closes its connection only, after the
 // responses to the requests before it were written.
+//
+// Memory: a frame is read incrementally, its buffer growing with the bytes
+// that arrive (a frame announcing 100 MiB and sending 10 bytes costs about
+// 64 KiB), and every byte of it is reserved against the connection's and
+// the broker's queued-bytes bounds (Config.ConnQueuedMaxBytes,
+// QueuedMaxRequestBytes) before it is read, until its response is written:
+// requests alias their frame, so the reservation covers the request too.
+// At a bound, read waits, which is TCP backpressure on the client. A frame
+// whose size was read must arrive whole within Config.FrameTimeout; a
+// connection with nothing in flight that sends nothing for
+// Config.IdleTimeout is closed.
 
 // requestQueue bounds how many decoded requests wait per connection.
 const requestQueue = 16
@@ -62,6 +76,10 @@ const maxPendingAnswers = 8
 // that idle connections do not pin them.
 const maxKeptResponseBuffer = 16 << 20
 
+// frameChunk is the first buffer size of a frame being read, and how much
+// of the queued-bytes bounds read reserves at a time.
+const frameChunk = 64 << 10
+
 // shutdownWriteTimeout bounds how long Close waits for a client to read the
 // responses to its in-flight requests.
 const shutdownWriteTimeout = 10 * time.Second
@@ -70,6 +88,7 @@ type conn struct {
 	b      *Broker
 	nc     net.Conn
 	remote string
+	ip     string        // the client's IP, for Config.MaxConnectionsPerIP
 	reqs   chan *request // read -> handle
 	done   chan struct{} // closed when handle stops taking requests
 
@@ -79,7 +98,17 @@ type conn struct {
 	cancel context.CancelFunc
 
 	stopOnce sync.Once
-	buf      []byte // response encoding buffer, reused
+	stopping atomic.Bool // set by stop before it moves the read deadline
+	buf      []byte      // response encoding buffer, reused
+
+	// queued bounds the bytes of this connection's requests read but not
+	// answered; held is what it reserved of queued and of the broker's
+	// bound (released per request as answered, the rest when it ends).
+	queued *semaphore.Weighted
+	held   atomic.Int64
+	// inFlight counts requests read but not answered: a connection with
+	// one is not idle while the client waits for the answer.
+	inFlight atomic.Int32
 }
 
 // request is one decoded request.
@@ -92,6 +121,7 @@ type request struct {
 	corr     int32
 	clientID string
 	kreq     kmsg.Request // nil for an ApiVersions request of an unsupported version
+	reserved int64        // bytes of the queued bounds the frame holds
 
 	// Set by handle, read by write after the hand-off through answers
 	// (the channel orders the accesses).
@@ -102,7 +132,12 @@ type request struct {
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
-	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String(), reqs: make(chan *request, requestQueue), done: make(chan struct{})}
+	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String(), reqs: make(chan *request, requestQueue), done: make(chan struct{}),
+		queued: semaphore.NewWeighted(b.cfg.ConnQueuedMaxBytes)}
+	c.ip = c.remote
+	if host, _, err := net.SplitHostPort(c.remote); err == nil {
+		c.ip = host
+	}
 	c.ctx, c.cancel = context.WithCancel(b.ctx)
 	return c
 }
@@ -110,6 +145,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 // stop makes the read side end; requests already read are still answered.
 func (c *conn) stop() {
 	c.stopOnce.Do(func() {
+		c.stopping.Store(true)
 		c.nc.SetReadDeadline(time.Now())
 		c.nc.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
 	})
@@ -142,6 +178,48 @@ func (c *conn) serve() {
 	c.nc.Close()
 	c.cancel()
 	<-readDone
+	left := c.held.Swap(0) // requests never answered, a frame cut short
+	c.b.queued.Release(left)
+	c.b.metrics.queuedBytes.Sub(float64(left))
+}
+
+// reserve takes n bytes of the connection's and the broker's queued bounds,
+// waiting while either is exhausted; false when the connection ends first.
+func (c *conn) reserve(n int64) bool {
+	if err := c.queued.Acquire(c.ctx, n); err != nil {
+		return false
+	}
+	if err := c.b.queued.Acquire(c.ctx, n); err != nil {
+		c.queued.Release(n)
+		return false
+	}
+	c.held.Add(n)
+	c.b.metrics.queuedBytes.Add(float64(n))
+	return true
+}
+
+// unreserve gives back n bytes reserved by reserve.
+func (c *conn) unreserve(n int64) {
+	if n == 0 {
+		return
+	}
+	c.held.Add(-n)
+	c.b.metrics.queuedBytes.Sub(float64(n))
+	c.b.queued.Release(n)
+	c.queued.Release(n)
+}
+
+// setReadDeadline sets the read deadline to d from now, unless stop has
+// moved it (then false: the read side must end). stop sets stopping before
+// its deadline, and this checks it after setting its own, so one of the
+// two sees the other.
+func (c *conn) setReadDeadline(d time.Duration) bool {
+	var t time.Time
+	if d > 0 {
+		t = time.Now().Add(d)
+	}
+	c.nc.SetReadDeadline(t)
+	return !c.stopping.Load()
 }
 
 // read decodes frames until the connection ends or a frame is bad.
@@ -156,8 +234,20 @@ func (c *conn) read() {
 	br := bufio.NewReaderSize(c.nc, 32<<10)
 	var size [4]byte
 	for {
-		if _, err := io.ReadFull(br, size[:]); err != nil {
-			if !isClosedErr(err) {
+		if !c.setReadDeadline(c.b.cfg.IdleTimeout) {
+			return
+		}
+		got, err := io.ReadFull(br, size[:])
+		if err != nil {
+			var ne net.Error
+			if got == 0 && errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() {
+				if c.inFlight.Load() > 0 {
+					continue // waiting for an answer is not idle
+				}
+				c.b.cfg.Logger.Debug("broker: idle connection closed", "remote", c.remote, "idle", c.b.cfg.IdleTimeout)
+				return
+			}
+			if !isClosedErr(err) || got > 0 {
 				c.b.cfg.Logger.Debug("broker: read", "remote", c.remote, "err", err)
 			}
 			return
@@ -167,24 +257,60 @@ func (c *conn) read() {
 			c.b.cfg.Logger.Warn("broker: request frame larger than the maximum; closing connection", "remote", c.remote, "size", uint32(n), "max", c.b.cfg.MaxFrameBytes)
 			return
 		}
-		frame := make([]byte, n)
-		if _, err := io.ReadFull(br, frame); err != nil {
-			c.b.cfg.Logger.Warn("broker: truncated request frame; closing connection", "remote", c.remote, "size", n, "err", err)
+		if !c.setReadDeadline(c.b.cfg.FrameTimeout) {
+			return
+		}
+		frame, reserved, err := c.readFrame(br, int(n))
+		if err != nil {
+			c.unreserve(reserved)
+			c.b.cfg.Logger.Warn("broker: truncated or stalled request frame; closing connection", "remote", c.remote, "size", n, "err", err)
 			return
 		}
 		c.b.metrics.bytesIn.Add(float64(n + 4))
 		req, err := decodeRequest(c.b.apis, frame)
 		if err != nil {
+			c.unreserve(reserved)
 			c.b.cfg.Logger.Warn("broker: bad request; closing connection", "remote", c.remote, "err", err)
 			return
 		}
-		req.conn, req.ctx = c, c.ctx
+		req.conn, req.ctx, req.reserved = c, c.ctx, reserved
+		c.inFlight.Add(1)
 		select {
 		case c.reqs <- req:
 		case <-c.done:
 			return
 		}
 	}
+}
+
+// readFrame reads an n-byte frame, growing its buffer (and its reservation
+// of the queued bounds) as the bytes arrive. It returns the bytes reserved
+// also on error, for the caller to give back.
+func (c *conn) readFrame(br *bufio.Reader, n int) ([]byte, int64, error) {
+	var reserved int64
+	first := min(n, frameChunk)
+	if !c.reserve(int64(first)) {
+		return nil, 0, errors.New("connection closed while waiting for queued requests to be answered")
+	}
+	reserved = int64(first)
+	frame := make([]byte, 0, first)
+	for len(frame) < n {
+		if int64(len(frame)) == reserved {
+			target := min(int64(n), 2*reserved)
+			if !c.reserve(target - reserved) {
+				return nil, reserved, errors.New("connection closed while waiting for queued requests to be answered")
+			}
+			frame = slices.Grow(frame, int(target)-len(frame))
+			reserved = target
+		}
+		// Read only into what is reserved (cap may be rounded up).
+		m, err := br.Read(frame[len(frame):reserved])
+		frame = frame[:len(frame)+m]
+		if err != nil && len(frame) < n {
+			return nil, reserved, fmt.Errorf("%d of %d bytes: %w", len(frame), n, err)
+		}
+	}
+	return frame, reserved, nil
 }
 
 // handleAll handles queued requests in order and passes them to writeAll,
@@ -256,6 +382,10 @@ func (c *conn) writeAll(answers <-chan *request) {
 // answer waits until req may be answered and writes its response.
 func (c *conn) answer(req *request) (err error) {
 	defer c.b.metrics.inFlight.Dec()
+	defer func() {
+		c.inFlight.Add(-1)
+		c.unreserve(req.reserved)
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			c.b.metrics.panics.Inc()

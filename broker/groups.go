@@ -42,6 +42,7 @@ func (b *Broker) startGroups(ctx context.Context) error {
 		MaxSessionTimeout: b.cfg.GroupMaxSessionTimeout,
 		// Negative (none) becomes 0 here.
 		InitialRebalanceDelay: max(b.cfg.GroupInitialRebalanceDelay, 0),
+		MaxGroupSize:          b.cfg.GroupMaxSize,
 		PartitionExists: func(topic string, partition int32) bool {
 			return b.topics().byName[topic].partition(partition) != nil
 		},

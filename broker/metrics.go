@@ -10,6 +10,8 @@ import (
 // metrics are the broker's Prometheus collectors, all named spool_broker_*.
 type metrics struct {
 	connections prometheus.Gauge
+	refused     prometheus.Counter
+	queuedBytes prometheus.Gauge
 	inFlight    prometheus.Gauge
 	bytesIn     prometheus.Counter
 	bytesOut    prometheus.Counter
@@ -25,6 +27,8 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "spool_broker_connections", Help: "Open client connections."}),
+		refused:     prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_connections_refused_total", Help: "Connections closed on accept: over the total or per-IP connection limit."}),
+		queuedBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "spool_broker_queued_request_bytes", Help: "Bytes of request frames read (or being read) but not yet answered, bounded by --queued-max-request-bytes."}),
 		inFlight:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "spool_broker_requests_in_flight", Help: "Requests being handled (including long polls)."}),
 		bytesIn:     prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_request_bytes_total", Help: "Bytes of request frames read."}),
 		bytesOut:    prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_response_bytes_total", Help: "Bytes of response frames written."}),
@@ -45,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		fsyncErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_storage_fsync_errors_total", Help: "Failed fsyncs (the partition stops accepting appends until restart)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.inFlight, m.bytesIn, m.bytesOut, m.panics, m.requests, m.failures, m.latency, m.produced,
+		reg.MustRegister(m.connections, m.refused, m.queuedBytes, m.inFlight, m.bytesIn, m.bytesOut, m.panics, m.requests, m.failures, m.latency, m.produced,
 			m.fsync, m.fsyncErrors)
 	}
 	return m

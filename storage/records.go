@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -14,7 +15,6 @@ import (
 	"github.com/klauspost/compress/snappy/xerial"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Compression codecs (attributes bits 0-2; Kafka format).
@@ -34,7 +34,7 @@ const DefaultMaxDecompressedBytes = 64 << 20
 // zstdMaxWindow bounds the window a zstd frame may ask for. Kafka clients
 // write windows of 2^21-2^23 bytes (zstd-jni and librdkafka at their default
 // levels); a frame asking for more is refused instead of allocated.
-const zstdMaxWindow = 32 << 20
+const zstdMaxWindow = 16 << 20
 
 // decompressSlots bounds how many batches are decompressed at once, so that
 // the memory that decompression may hold is slots × the bound, whatever the
@@ -42,38 +42,38 @@ const zstdMaxWindow = 32 << 20
 // work is CPU-bound, so more slots than cores would not be faster.
 var decompressSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 
-var zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxWindow(zstdMaxWindow),
-		zstd.WithDecodeAllCapLimit(true))
-	if err != nil {
-		panic(err) // only on invalid options
-	}
-	return d
-})
-
 // errTooLarge is wrapped by decompression errors of batches whose records
 // would decompress to more than the bound.
 var errTooLarge = errors.New("records decompress to more than the limit")
 
-// decompressed is the records section of a batch, decompressed; release it
-// when done (it may hold a decompression slot).
+// decompressed is the records section of a batch: for an uncompressed
+// batch (and snappy, whose block format cannot be streamed) data, else r,
+// a stream of the decompressed records that ends with errTooLarge past the
+// bound. release it when done: it holds a decompression slot and pooled
+// decoders.
 type decompressed struct {
 	data []byte
-	slot bool
+	r    *bufio.Reader
+	done func()
 }
 
 func (d *decompressed) release() {
-	if d.slot {
-		d.slot = false
-		<-decompressSlots
+	if d.done != nil {
+		d.done()
+		d.done = nil
 	}
 }
 
+// recordsReaders are the buffered readers that streamed records are parsed
+// from.
+var recordsReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+
 // recordsData returns the batch's records section, decompressed to at most
-// limit bytes (limit <= 0: DefaultMaxDecompressedBytes). No codec allocates
-// more than limit bytes for its output, whatever the batch claims: snappy's
-// claimed lengths are checked before anything is allocated, zstd decodes
-// into a capped buffer, gzip and lz4 stream into a bounded one.
+// limit bytes (limit <= 0: DefaultMaxDecompressedBytes). Nothing allocates
+// memory by what the batch claims: gzip, lz4 and zstd are streamed (the
+// caller parses records as they come, holding only the decoder's state);
+// snappy's claimed block lengths are checked against limit before the
+// blocks are decoded into one buffer.
 func recordsData(b []byte, h BatchHeader, limit int) (decompressed, error) {
 	raw := b[batchHeaderSize:]
 	if h.Compression() == codecNone {
@@ -82,34 +82,85 @@ func recordsData(b []byte, h BatchHeader, limit int) (decompressed, error) {
 	if limit <= 0 {
 		limit = DefaultMaxDecompressedBytes
 	}
+	var (
+		src     io.Reader
+		cleanup func()
+		d       decompressed
+		err     error
+	)
 	decompressSlots <- struct{}{}
-	d := decompressed{slot: true}
-	var err error
 	switch h.Compression() {
 	case codecGzip:
 		var r *gzip.Reader
 		if r, err = gzip.NewReader(bytes.NewReader(raw)); err == nil {
-			d.data, err = readBounded(r, limit)
+			src = r
 		}
 	case codecSnappy:
 		d.data, err = decodeSnappy(raw, limit)
 	case codecLZ4:
-		d.data, err = readBounded(lz4.NewReader(bytes.NewReader(raw)), limit)
+		r := lz4Readers.Get().(*lz4.Reader)
+		r.Reset(bytes.NewReader(raw))
+		src, cleanup = r, func() { r.Reset(nil); lz4Readers.Put(r) }
 	case codecZstd:
-		d.data, err = decodeZstd(raw, limit)
+		z := zstdStreams.Get().(*zstd.Decoder)
+		if err = z.Reset(bytes.NewReader(raw)); err == nil {
+			src = z
+		}
+		cleanup = func() { z.Reset(nil); zstdStreams.Put(z) }
 	default:
-		d.release()
-		return decompressed{}, fmt.Errorf("%w: unknown compression codec %d", ErrInvalidRecord, h.Compression())
+		err = fmt.Errorf("%w: unknown compression codec %d", ErrInvalidRecord, h.Compression())
 	}
 	if err != nil {
-		d.release()
+		if cleanup != nil {
+			cleanup()
+		}
+		<-decompressSlots
+		if errors.Is(err, ErrInvalidRecord) {
+			return decompressed{}, err
+		}
 		return decompressed{}, fmt.Errorf("%w: decompress: %w", ErrCorruptBatch, err)
+	}
+	if src == nil { // snappy: decoded at once
+		d.done = func() { <-decompressSlots }
+		return d, nil
+	}
+	br := recordsReaders.Get().(*bufio.Reader)
+	br.Reset(&boundedReader{r: src, left: int64(limit)})
+	d.r = br
+	d.done = func() {
+		br.Reset(nil)
+		recordsReaders.Put(br)
+		if cleanup != nil {
+			cleanup()
+		}
+		<-decompressSlots
 	}
 	return d, nil
 }
 
-// zstdStreams are streaming decoders for frames that do not state their
-// content size, which are decoded into a buffer that grows with the output.
+// boundedReader reads r and fails with errTooLarge once more than left bytes
+// came out of it.
+type boundedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errTooLarge
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n, errTooLarge
+	}
+	return n, err
+}
+
+var lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+
+// zstdStreams are pooled streaming zstd decoders (one goroutine each, a
+// bounded window).
 var zstdStreams = sync.Pool{New: func() any {
 	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderLowmem(true))
 	if err != nil {
@@ -117,49 +168,6 @@ var zstdStreams = sync.Pool{New: func() any {
 	}
 	return d
 }}
-
-// decodeZstd decodes src into at most limit bytes. A frame that states its
-// content size is decoded at once into a buffer of that size (capped: a
-// frame whose content is larger than it said fails); one that does not is
-// streamed.
-func decodeZstd(src []byte, limit int) ([]byte, error) {
-	var fh zstd.Header
-	if err := fh.Decode(src); err != nil {
-		return nil, err
-	}
-	if fh.HasFCS {
-		if fh.FrameContentSize > uint64(limit) {
-			return nil, fmt.Errorf("%w (%d bytes, the frame claims %d)", errTooLarge, limit, fh.FrameContentSize)
-		}
-		out, err := zstdDecoder().DecodeAll(src, make([]byte, 0, fh.FrameContentSize))
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
-			err = fmt.Errorf("%w: content larger than the frame header says", err)
-		}
-		return out, err
-	}
-	d := zstdStreams.Get().(*zstd.Decoder)
-	defer zstdStreams.Put(d)
-	if err := d.Reset(bytes.NewReader(src)); err != nil {
-		return nil, err
-	}
-	out, err := readBounded(d, limit)
-	d.Reset(nil) // drop the reference to src
-	return out, err
-}
-
-// readBounded reads r to its end into a buffer that grows with what r
-// actually returns, up to limit bytes; more is errTooLarge.
-func readBounded(r io.Reader, limit int) ([]byte, error) {
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, err
-	}
-	if n > int64(limit) {
-		return nil, fmt.Errorf("%w (%d bytes)", errTooLarge, limit)
-	}
-	return buf.Bytes(), nil
-}
 
 // xerialMagic starts a snappy stream in the xerial framing the Java client
 // writes (then a 4-byte version, a 4-byte compatible version, and chunks of
@@ -216,24 +224,20 @@ func forEachRecord(b []byte, h BatchHeader, fn func(offset, ts int64) bool) erro
 		return err
 	}
 	defer d.release()
-	data := d.data
-	var rec kmsg.Record
-	for i := int32(0); i < h.NumRecords; i++ {
-		length, n := binary.Varint(data)
-		if n <= 0 || length < 0 || int64(len(data)-n) < length {
-			return fmt.Errorf("%w: record %d: bad length", ErrCorruptBatch, i)
-		}
-		if err := rec.UnsafeReadFrom(data[:n+int(length)]); err != nil {
-			return fmt.Errorf("%w: record %d: %w", ErrCorruptBatch, i, err)
-		}
-		data = data[n+int(length):]
-		ts := h.FirstTimestamp + rec.TimestampDelta64
+	visit := func(_ int32, tsDelta, offDelta int64) bool {
+		ts := h.FirstTimestamp + tsDelta
 		if h.TimestampType() == 1 {
 			ts = h.MaxTimestamp
 		}
-		if !fn(h.BaseOffset+int64(rec.OffsetDelta), ts) {
-			return nil
-		}
+		return fn(h.BaseOffset+offDelta, ts)
 	}
-	return nil
+	if d.r != nil {
+		err = streamRecords(d.r, h.NumRecords, visit)
+	} else {
+		_, err = sliceRecords(d.data, h.NumRecords, visit)
+	}
+	if errors.Is(err, ErrInvalidRecord) {
+		err = fmt.Errorf("%w: %w", ErrCorruptBatch, err) // stored batches were valid: corrupt since
+	}
+	return err
 }

@@ -87,3 +87,38 @@ func BenchmarkValidateRecords(b *testing.B) {
 		})
 	}
 }
+
+// The records of a compressed batch are held to the same rules as an
+// uncompressed one's (the stream parser and the slice parser agree).
+func TestValidateRecordsCompressedLies(t *testing.T) {
+	now := time.Now()
+	rules := storage.RecordRules{Now: now}
+	rec := func(off int32) []byte { return abuse.Record(off, 0, []byte("v")) }
+	badLength := rec(0)
+	badLength[0] = 2
+	cat := func(rs ...[]byte) (out []byte) {
+		for _, r := range rs {
+			out = append(out, r...)
+		}
+		return out
+	}
+	for name, c := range map[string]struct {
+		n    int32
+		recs []byte
+	}{
+		"fewer records than claimed": {3, cat(rec(0), rec(1))},
+		"more records than claimed":  {1, cat(rec(0), rec(1))},
+		"offset deltas out of order": {2, cat(rec(1), rec(0))},
+		"record length too short":    {1, badLength},
+		"trailing garbage":           {1, cat(rec(0), []byte{1, 2, 3, 4, 5, 6, 7, 8})},
+		"no records":                 {5, nil},
+	} {
+		for codecName, codec := range abuse.Codecs {
+			b := abuse.Batch{Attributes: codec, FirstTimestamp: now.UnixMilli(), NumRecords: c.n, LastOffsetDelta: c.n - 1,
+				ProducerID: -1, Records: abuse.Compress(codec, c.recs)}
+			if _, err := storage.ValidateRecords(b.Encode(), rules, false); !errors.Is(err, storage.ErrInvalidRecord) {
+				t.Errorf("%s, %s: %v, want ErrInvalidRecord", name, codecName, err)
+			}
+		}
+	}
+}

@@ -64,6 +64,13 @@ type Config struct {
 	// Default 10 minutes.
 	RetentionCheckInterval time.Duration
 
+	// MaxGroupSize is group.max.size: the most members (joined or
+	// waiting to come back with the member ID handed out, KIP-394) a group
+	// may have; a new member beyond gets GROUP_MAX_SIZE_REACHED. Default
+	// 1000 (Kafka's default is unlimited; this bounds what a JoinGroup flood
+	// with new member IDs can make the coordinator hold).
+	MaxGroupSize int
+
 	// MaxMetadataBytes is offset.metadata.max.bytes. Default 4096.
 	MaxMetadataBytes int
 
@@ -81,6 +88,9 @@ type Config struct {
 
 // WithDefaults returns c with every unset field defaulted.
 func (c Config) WithDefaults() Config {
+	if c.MaxGroupSize == 0 {
+		c.MaxGroupSize = 1000
+	}
 	if c.MinSessionTimeout == 0 {
 		c.MinSessionTimeout = 6 * time.Second
 	}

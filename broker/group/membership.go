@@ -76,6 +76,10 @@ func (c *Coordinator) join(cl Client, req *kmsg.JoinGroupRequest, reply func(*km
 		}
 	}
 	if req.MemberID == "" {
+		if len(g.members)+len(g.pending) >= c.cfg.MaxGroupSize && (instance == "" || g.static[instance] == "") {
+			fail(kerr.GroupMaxSizeReached.Code)
+			return
+		}
 		id := newMemberID(cl.ID)
 		switch {
 		case instance != "":

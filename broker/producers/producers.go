@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -121,6 +122,10 @@ type Manager struct {
 
 	idMu            sync.Mutex
 	nextID, limitID int64
+	// allocated is nextID for readers without idMu: every ID below it was
+	// handed out by InitProducerID (or found in a log); state is kept only
+	// for those, a client-chosen ID is refused with UNKNOWN_PRODUCER_ID.
+	allocated atomic.Int64
 
 	mu    sync.Mutex
 	parts map[storage.TopicPartition]*partition
@@ -224,7 +229,15 @@ func (m *Manager) load(logs []*storage.Log) error {
 			return fmt.Errorf("producers: rebuild %s-%d: %w", tp.Topic, tp.Partition, err)
 		}
 		m.parts[tp] = p
+		// IDs found in the logs were allocated, even if the IDs file was
+		// lost: count them so that their producers are not refused.
+		for id := range p.producers {
+			if id >= m.nextID {
+				m.nextID, m.limitID = id+1, id+1
+			}
+		}
 	}
+	m.allocated.Store(m.nextID)
 	return nil
 }
 
@@ -377,6 +390,9 @@ func (m *Manager) AppendAsync(ctx context.Context, l *storage.Log, batch []byte,
 	p := m.partition(l.TopicPartition())
 	var undo func()
 	opts.Check = func(h storage.BatchHeader, base int64) error {
+		if h.ProducerID >= m.allocated.Load() {
+			return fmt.Errorf("producers: producer ID %d was not allocated by this broker (InitProducerId): %w", h.ProducerID, kerr.UnknownProducerID)
+		}
 		u, err := p.check(h, base, time.Now())
 		undo = u
 		return err
@@ -463,6 +479,7 @@ func (m *Manager) allocate() (int64, error) {
 	}
 	id := m.nextID
 	m.nextID++
+	m.allocated.Store(m.nextID)
 	return id, nil
 }
 

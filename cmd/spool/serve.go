@@ -56,6 +56,13 @@ type serveFlags struct {
 	pprof             bool
 	lookback          bool
 	lookbackFlags     *lookbackFlags
+	// Limits against hostile or broken clients (broker.Config).
+	maxConns, maxConnsPerIP   int
+	queuedBytes, connQueued   int64
+	idleTimeout, frameTimeout time.Duration
+	maxFetchBytes             int32
+	groupMaxSize              int
+	maxDecompressed           int
 }
 
 func newServeCmd() *cobra.Command {
@@ -126,6 +133,15 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.BoolVar(&f.lookback, "lookback", true, "run the lookback archive (every event of every topic, searchable, replayable) on /api/lookback/")
 	f.lookbackFlags = bindLookbackFlags(fl, "lookback-", "")
 	fl.Lookup("lookback-store").Usage = "lookback archive store: a directory (embedded) or a postgres:// URL (default <data>/__lookback)"
+	fl.IntVar(&f.maxConns, "max-connections", 10000, "most open client connections; more are closed on accept (max.connections)")
+	fl.IntVar(&f.maxConnsPerIP, "max-connections-per-ip", 1000, "most open client connections from one IP address (max.connections.per.ip)")
+	fl.Int64Var(&f.queuedBytes, "queued-max-request-bytes", 512<<20, "bytes of requests read but not answered, over all connections; at the bound reading waits (queued.max.request.bytes)")
+	fl.Int64Var(&f.connQueued, "conn-queued-max-bytes", 0, "bytes of requests read but not answered on one connection (0: --max-frame-bytes)")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", 10*time.Minute, "close a connection that sends nothing with no request in flight for this long (connections.max.idle.ms)")
+	fl.DurationVar(&f.frameTimeout, "frame-timeout", 30*time.Second, "close a connection whose announced request frame does not arrive whole within this time")
+	fl.Int32Var(&f.maxFetchBytes, "max-fetch-bytes", 57671680, "most bytes of records in one fetch response, whatever the client asks (fetch.max.bytes)")
+	fl.IntVar(&f.groupMaxSize, "group-max-size", 1000, "most members of one consumer group (group.max.size)")
+	fl.IntVar(&f.maxDecompressed, "max-decompressed-bytes", storage.DefaultMaxDecompressedBytes, "most bytes the records of one compressed batch may decompress to when a produce is validated")
 	return f
 }
 
@@ -195,6 +211,16 @@ func (f *serveFlags) config() (broker.Config, error) {
 	if initialDelay == 0 {
 		initialDelay = -1 // none; 0 would mean the default in broker.Config
 	}
+	for name, v := range map[string]int64{"--max-connections": int64(f.maxConns), "--max-connections-per-ip": int64(f.maxConnsPerIP),
+		"--queued-max-request-bytes": f.queuedBytes, "--idle-timeout": int64(f.idleTimeout), "--frame-timeout": int64(f.frameTimeout),
+		"--max-fetch-bytes": int64(f.maxFetchBytes), "--group-max-size": int64(f.groupMaxSize), "--max-decompressed-bytes": int64(f.maxDecompressed)} {
+		if v <= 0 {
+			return broker.Config{}, fmt.Errorf("serve: %s: must be positive", name)
+		}
+	}
+	if f.connQueued < 0 {
+		return broker.Config{}, fmt.Errorf("serve: --conn-queued-max-bytes %d: must not be negative", f.connQueued)
+	}
 	if f.http != "" {
 		if _, _, err := net.SplitHostPort(f.http); err != nil {
 			return broker.Config{}, fmt.Errorf("serve: --http %q: %w", f.http, err)
@@ -217,6 +243,15 @@ func (f *serveFlags) config() (broker.Config, error) {
 		MaxMessageBytes:            f.messageMaxBytes,
 		GroupInitialRebalanceDelay: initialDelay,
 		RecoverMetadata:            f.recoverMetadata,
+		MaxConnections:             f.maxConns,
+		MaxConnectionsPerIP:        f.maxConnsPerIP,
+		QueuedMaxRequestBytes:      f.queuedBytes,
+		ConnQueuedMaxBytes:         f.connQueued,
+		IdleTimeout:                f.idleTimeout,
+		FrameTimeout:               f.frameTimeout,
+		MaxFetchBytes:              f.maxFetchBytes,
+		GroupMaxSize:               f.groupMaxSize,
+		MaxDecompressedBytes:       f.maxDecompressed,
 		Logger:                     logger,
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -91,6 +91,19 @@ func TestServeFlagsAndEnv(t *testing.T) {
 		t.Errorf("env not applied: %+v http %q", cfg, f.http)
 	}
 
+	// The limits against hostile clients are flags too.
+	f, err = parseServe(t, []string{"--max-connections", "7", "--max-connections-per-ip", "3", "--queued-max-request-bytes", "200000000",
+		"--conn-queued-max-bytes", "150000000", "--idle-timeout", "1m", "--frame-timeout", "5s", "--max-fetch-bytes", "5000",
+		"--group-max-size", "9", "--max-decompressed-bytes", "2000000"}, nil)
+	if err == nil {
+		cfg, err = f.config()
+	}
+	if err != nil || cfg.MaxConnections != 7 || cfg.MaxConnectionsPerIP != 3 || cfg.QueuedMaxRequestBytes != 200000000 ||
+		cfg.ConnQueuedMaxBytes != 150000000 || cfg.IdleTimeout != time.Minute || cfg.FrameTimeout != 5*time.Second ||
+		cfg.MaxFetchBytes != 5000 || cfg.GroupMaxSize != 9 || cfg.MaxDecompressedBytes != 2000000 {
+		t.Errorf("limit flags not applied: %v %+v", err, cfg)
+	}
+
 	// Bad values, from flags or env, are clear errors.
 	for _, c := range []struct {
 		args []string
@@ -115,6 +128,12 @@ func TestServeFlagsAndEnv(t *testing.T) {
 		{[]string{"--message-max-bytes", "0"}, nil, "--message-max-bytes"},
 		{[]string{"--fsync-interval", "0s"}, nil, "--fsync-interval"},
 		{nil, map[string]string{"SPOOL_GROUP_INITIAL_REBALANCE_DELAY": "-1s"}, "--group-initial-rebalance-delay"},
+		{[]string{"--max-connections", "0"}, nil, "--max-connections"},
+		{nil, map[string]string{"SPOOL_MAX_CONNECTIONS_PER_IP": "-1"}, "--max-connections-per-ip"},
+		{[]string{"--idle-timeout", "0s"}, nil, "--idle-timeout"},
+		{[]string{"--queued-max-request-bytes", "4096"}, nil, "QueuedMaxRequestBytes"},
+		{[]string{"--max-fetch-bytes", "0"}, nil, "--max-fetch-bytes"},
+		{[]string{"--group-max-size", "0"}, nil, "--group-max-size"},
 	} {
 		f, err := parseServe(t, c.args, c.env)
 		if err == nil {
