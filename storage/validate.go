@@ -3,9 +3,9 @@ package storage
 import (
 	"bufio"
 	"encoding/binary"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
