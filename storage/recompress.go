@@ -56,7 +56,10 @@ func Recompress(batch []byte, codec Codec, limit int) ([]byte, error) {
 		return nil, err
 	}
 	defer d.release()
-	records := d.data
+	records, err := d.all() // recompressing needs them whole
+	if err != nil {
+		return nil, err
+	}
 	var out bytes.Buffer
 	out.Grow(batchHeaderSize + len(records)/2)
 	out.Write(batch[:batchHeaderSize])

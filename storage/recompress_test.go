@@ -17,7 +17,11 @@ func TestRecompress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		origRecs := bytes.Clone(od.data)
+		recs, err := od.all()
+		if err != nil {
+			t.Fatal(err)
+		}
+		origRecs := bytes.Clone(recs)
 		od.release()
 		for _, to := range codecs {
 			out, err := Recompress(bytes.Clone(orig), Codec(to), 0)
@@ -35,7 +39,11 @@ func TestRecompress(t *testing.T) {
 				t.Fatalf("%d -> %d: header %+v, was %+v", from, to, h, oh)
 			}
 			d, err := recordsData(out, h, 0)
-			if err != nil || !bytes.Equal(d.data, origRecs) {
+			var got []byte
+			if err == nil {
+				got, err = d.all()
+			}
+			if err != nil || !bytes.Equal(got, origRecs) {
 				t.Fatalf("%d -> %d: records differ (%v)", from, to, err)
 			}
 			d.release()

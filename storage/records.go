@@ -64,6 +64,19 @@ func (d *decompressed) release() {
 	}
 }
 
+// all returns the records whole: data, or the stream read to its end
+// (within the bound, which the stream enforces).
+func (d *decompressed) all() ([]byte, error) {
+	if d.r == nil {
+		return d.data, nil
+	}
+	b, err := io.ReadAll(d.r)
+	if err != nil {
+		return nil, streamErr(err, fmt.Errorf("%w: decompress: %w", ErrCorruptBatch, err))
+	}
+	return b, nil
+}
+
 // recordsReaders are the buffered readers that streamed records are parsed
 // from.
 var recordsReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
