@@ -145,11 +145,17 @@ func TestProducePipelinedResponsesWaitForDurabilityInOrder(t *testing.T) {
 	// The second request was handled while the first waits: its batch is
 	// written and durable (partition 1's fsync is not held).
 	deadline := time.Now().Add(testTimeout)
-	for p1.HighWatermark() != 1 {
-		if time.Now().After(deadline) {
+	timeout := time.After(testTimeout)
+	for {
+		advanced := p1.Wait() // before the check: an advance in between closes it
+		if p1.HighWatermark() == 1 {
+			break
+		}
+		select {
+		case <-advanced:
+		case <-timeout:
 			t.Fatalf("partition 1 HWM %d: the second request's append did not proceed while the first waited", p1.HighWatermark())
 		}
-		time.Sleep(time.Millisecond)
 	}
 	if p0.LogEndOffset() != 1 || p0.HighWatermark() != 0 {
 		t.Fatalf("partition 0: end %d, HWM %d; want 1, 0 (written, fsync held)", p0.LogEndOffset(), p0.HighWatermark())

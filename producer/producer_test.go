@@ -35,8 +35,10 @@ func TestPublish(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Kafka's default partitioner: murmur2(key) mod partitions.
-		if want := int32(kgo.StickyKeyPartitioner(nil).ForTopic("orders").Partition(r, 4)); r.Partition != want {
+		// Kafka's default partitioner: toPositive(murmur2("cust-1")) % 4.
+		// murmur2("cust-1") = 344533579, computed by an implementation of
+		// its own that reproduces the published vectors below.
+		if want := int32((344533579 & 0x7fffffff) % 4); r.Partition != want {
 			t.Errorf("partition %d, want %d", r.Partition, want)
 		}
 		done := make(chan *kgo.Record, 1)
@@ -70,6 +72,49 @@ func TestPublish(t *testing.T) {
 		// Bad input: an event without a type is refused, nothing is sent.
 		if _, err := p.Publish(ctx, "orders", &event.Event{ID: "x"}); err == nil {
 			t.Error("published an event without a type")
+		}
+	})
+}
+
+// murmur2Vectors are Kafka's published murmur2 test vectors
+// (org.apache.kafka.common.utils.UtilsTest.testMurmur2): the Java client's
+// hash of each key, as a signed 32-bit integer.
+var murmur2Vectors = []struct {
+	key  string
+	hash int32
+}{
+	{"21", -973932308},
+	{"foobar", -790332482},
+	{"a-little-bit-long-string", -985981536},
+	{"a-little-bit-longer-string", -1486304829},
+	{"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971},
+	{"abc", 479470107},
+}
+
+// TestPublishPartitionsLikeTheJavaClient: a keyed event goes to partition
+// toPositive(murmur2(key)) % partitions, with the hash from Kafka's own
+// test vectors rather than from the partitioner under test, so events
+// published by Spool and by a Java service with the same key meet on the
+// same partition.
+func TestPublishPartitionsLikeTheJavaClient(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		const parts = 7 // prime, so each vector's residue differs from a lucky default
+		kafkatest.CreateTopic(t, addrs, "java-keys", parts)
+		p, err := producer.New(producer.WithBrokers(addrs...), producer.WithSource("/test"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		for _, v := range murmur2Vectors {
+			ev, _ := event.New("k.tested", event.JSON, nil)
+			ev.Key = []byte(v.key)
+			r, err := p.Publish(context.Background(), "java-keys", ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (v.hash & 0x7fffffff) % parts; r.Partition != want {
+				t.Errorf("key %q: partition %d, want %d (murmur2 %d)", v.key, r.Partition, want, v.hash)
+			}
 		}
 	})
 }
