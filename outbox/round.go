@@ -1,0 +1,211 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// pending is one outbox row on its way to the broker.
+type pending struct {
+	id      int64
+	topic   string
+	key     []byte
+	headers []byte
+	value   []byte
+	created int64
+	err     error
+	ackAt   time.Time
+}
+
+// round publishes one batch of pending rows of the leased buckets: read
+// them in id order, send them, then record the outcome. It returns how
+// many rows it read and whether any failed.
+func (r *Relay) round(ctx context.Context) (int, bool, error) {
+	rows, err := r.fetch(ctx)
+	if err != nil || len(rows) == 0 {
+		return 0, false, err
+	}
+	// A key whose row cannot be sent sends nothing after it this round.
+	// Order is per topic and key, as in Kafka.
+	held := map[string]bool{}
+	ordKey := func(p *pending) string { return p.topic + "\x00" + string(p.key) }
+	var send, rejected []*pending
+	var recs []*kgo.Record
+	for _, p := range rows {
+		if p.key != nil && held[ordKey(p)] {
+			continue
+		}
+		rec, err := p.record(r.cfg.MaxRecordBytes)
+		if err != nil {
+			p.err = err
+			rejected = append(rejected, p)
+			if p.key != nil {
+				held[ordKey(p)] = true
+			}
+			continue
+		}
+		send = append(send, p)
+		recs = append(recs, rec)
+	}
+	var wg sync.WaitGroup
+	wg.Add(len(send))
+	for i, rec := range recs {
+		p := send[i]
+		r.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			p.err, p.ackAt = err, time.Now()
+			wg.Done()
+		})
+	}
+	// Errors surface per record below; Flush only returns ctx's.
+	_ = r.cl.Flush(ctx)
+	wg.Wait()
+
+	var published, retry []*pending
+	failedKeys := map[string]bool{}
+	for _, p := range send {
+		switch {
+		case p.err == nil:
+			published = append(published, p)
+			if p.key != nil && failedKeys[ordKey(p)] {
+				// Should not happen (see ManualFlushing in start); say so
+				// loudly rather than hide it.
+				r.log.Error("outbox relay: a row was acknowledged after an earlier row of its key failed: key order broken",
+					"id", p.id, "topic", p.topic, "key", string(p.key))
+			}
+		case p.key != nil && failedKeys[ordKey(p)]:
+			// Failed with (or because of) an earlier row of its key:
+			// that row carries the error; this one just waits.
+		case permanent(p.err):
+			rejected = append(rejected, p)
+		default:
+			retry = append(retry, p)
+		}
+		if p.err != nil && p.key != nil {
+			failedKeys[ordKey(p)] = true
+		}
+	}
+	// Outcomes are written even when ctx ended: an acknowledged row left
+	// unmarked is published again (a duplicate) by the next relay.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.record(wctx, published, rejected, retry); err != nil {
+		return len(rows), true, err
+	}
+	return len(rows), len(rejected)+len(retry) > 0, nil
+}
+
+// fetch reads up to BatchSize pending rows of the leased buckets, oldest
+// first, skipping keys stopped by a rejected row.
+func (r *Relay) fetch(ctx context.Context) ([]*pending, error) {
+	q, args := r.q.fetchAll, []any{r.cfg.BatchSize}
+	if len(r.buckets) < NumBuckets {
+		q, args = r.q.fetchSome, []any{r.q.bucketsArg(r.buckets), r.cfg.BatchSize}
+	}
+	rs, err := r.cfg.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: relay: read pending rows: %w", err)
+	}
+	defer rs.Close()
+	out := make([]*pending, 0, r.cfg.BatchSize)
+	for rs.Next() {
+		p := new(pending)
+		if err := rs.Scan(&p.id, &p.topic, &p.key, &p.headers, &p.value, &p.created); err != nil {
+			return nil, fmt.Errorf("outbox: relay: read pending rows: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: relay: read pending rows: %w", err)
+	}
+	return out, nil
+}
+
+// ErrRecordTooLarge is the error of a row bigger than MaxRecordBytes.
+var ErrRecordTooLarge = errors.New("outbox: record larger than MaxRecordBytes")
+
+func (p *pending) record(maxBytes int) (*kgo.Record, error) {
+	hs, err := decodeHeaders(p.headers)
+	if err != nil {
+		return nil, fmt.Errorf("row %d: %w", p.id, err)
+	}
+	size := len(p.key) + len(p.value)
+	for _, h := range hs {
+		size += len(h.Key) + len(h.Value)
+	}
+	if size > maxBytes {
+		return nil, fmt.Errorf("%w: %d bytes > %d", ErrRecordTooLarge, size, maxBytes)
+	}
+	return &kgo.Record{Topic: p.topic, Key: p.key, Value: p.value, Headers: hs}, nil
+}
+
+// permanent reports whether the broker refused a record for good: a
+// non-retriable Kafka error (too large, invalid, not authorized), or an
+// unknown topic (franz-go gives up after its UnknownTopicRetries). Broker
+// unavailability, timeouts and producer-state errors are retried.
+func permanent(err error) bool {
+	if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, errBadHeaders) {
+		return true
+	}
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		return false
+	}
+	switch ke {
+	case kerr.UnknownTopicOrPartition, kerr.UnknownTopicID, kerr.InvalidTopicException,
+		kerr.TopicAuthorizationFailed, kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord:
+		return true
+	case kerr.OutOfOrderSequenceNumber, kerr.UnknownProducerID, kerr.InvalidProducerEpoch,
+		kerr.InvalidProducerIDMapping, kerr.DuplicateSequenceNumber:
+		return false
+	}
+	return !ke.Retriable
+}
+
+// record writes a round's outcomes: published rows marked in one statement,
+// rejected rows one by one with their error, retried rows counted.
+func (r *Relay) record(ctx context.Context, published, rejected, retry []*pending) error {
+	now := time.Now()
+	if len(published) > 0 {
+		ids := make([]int64, len(published))
+		for i, p := range published {
+			ids[i] = p.id
+		}
+		if _, err := r.cfg.DB.ExecContext(ctx, r.q.markPub, now.UnixMilli(), r.q.ids(ids)); err != nil {
+			return fmt.Errorf("outbox: relay: mark %d rows published: %w", len(ids), err)
+		}
+		for _, p := range published {
+			r.hooks.Published(p.topic, p.ackAt.Sub(time.UnixMilli(p.created)))
+		}
+		r.published.Add(int64(len(published)))
+	}
+	for _, p := range rejected {
+		r.log.Error("outbox relay: row rejected for good; its key is stopped until requeued or discarded",
+			"id", p.id, "topic", p.topic, "key", string(p.key), "err", p.err)
+		if _, err := r.cfg.DB.ExecContext(ctx, r.q.markReject, now.UnixMilli(), p.err.Error(), p.id); err != nil {
+			return fmt.Errorf("outbox: relay: mark row %d rejected: %w", p.id, err)
+		}
+		r.hooks.Failed(p.topic, p.err, true)
+		r.rejected.Add(1)
+	}
+	if len(retry) > 0 {
+		byErr := map[string][]int64{}
+		for _, p := range retry {
+			byErr[p.err.Error()] = append(byErr[p.err.Error()], p.id)
+			r.hooks.Failed(p.topic, p.err, false)
+		}
+		r.retried.Add(int64(len(retry)))
+		r.log.Warn("outbox relay: publish failed; retrying in order", "rows", len(retry), "err", retry[0].err)
+		for msg, ids := range byErr {
+			if _, err := r.cfg.DB.ExecContext(ctx, r.q.markRetry, msg, r.q.ids(ids)); err != nil {
+				return fmt.Errorf("outbox: relay: record failed attempts: %w", err)
+			}
+		}
+	}
+	return nil
+}
