@@ -2,9 +2,9 @@ package outbox_test
 
 import (
 	"context"
-	"log/slog"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -149,7 +149,7 @@ func addTx(t testing.TB, db *sql.DB, topic string, keys []string, commit bool) [
 func relayConfig(t testing.TB, db *sql.DB, addrs []string) outbox.Config {
 	return outbox.Config{
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		DB: db, Brokers: addrs,
+		DB:     db, Brokers: addrs,
 		PollInterval:   20 * time.Millisecond,
 		LeaseTTL:       3 * time.Second,
 		PublishTimeout: time.Second,

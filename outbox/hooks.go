@@ -27,7 +27,7 @@ type Hooks interface {
 // NopHooks implements Hooks with no-ops; embed it to implement a subset.
 type NopHooks struct{}
 
-func (NopHooks) Published(string, time.Duration)            {}
-func (NopHooks) Failed(string, error, bool)                 {}
+func (NopHooks) Published(string, time.Duration)             {}
+func (NopHooks) Failed(string, error, bool)                  {}
 func (NopHooks) Backlog(string, int64, int64, time.Duration) {}
-func (NopHooks) Leased(int)                                 {}
+func (NopHooks) Leased(int)                                  {}
