@@ -36,6 +36,7 @@ func newRootCmd() *cobra.Command {
 		newBenchCmd(),
 		newGatewayCmd(),
 		newLookbackCmd(),
+		newOutboxCmd(),
 	)
 	return root
 }

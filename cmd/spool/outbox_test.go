@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spoolmq/spool/event"
+	"github.com/spoolmq/spool/internal/kafkatest"
+	"github.com/spoolmq/spool/outbox"
+)
+
+// TestOutboxCLI: schema, migrate, relay, status, requeue and discard on a
+// SQLite outbox, against Spool and kfake (auto-creation off, so a row for
+// an unknown topic is rejected and shown by status).
+func TestOutboxCLI(t *testing.T) {
+	eachCluster(t, func(t *testing.T, addr string) {
+		path := filepath.Join(t.TempDir(), "app.db")
+		dbURL := "sqlite:" + path
+
+		out := mustRun(t, addr, "", "outbox", "schema", "--dialect", "postgres")
+		wantContains(t, "schema", out, "CREATE TABLE spool_outbox (", "pg_advisory_xact_lock", "INSERT INTO spool_outbox_schema (version) VALUES (1)")
+		mustFail(t, addr, "", []string{"outbox", "schema", "--dialect", "oracle"}, "unknown dialect")
+		mustFail(t, addr, "", []string{"outbox", "status"}, "no database", "--db")
+		mustFail(t, addr, "", []string{"outbox", "status", "--db", dbURL}, "Migrate")
+		wantContains(t, "migrate", mustRun(t, addr, "", "outbox", "migrate", "--db", dbURL), "schema version 1")
+
+		mustRun(t, addr, "", "topic", "create", "orders", "-p", "2")
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetMaxOpenConns(1)
+		defer db.Close()
+		ctx := context.Background()
+		tx, _ := db.BeginTx(ctx, nil)
+		for i, topic := range []string{"orders", "orders", "nope", "orders"} {
+			ev, _ := event.New("order.placed", event.JSON, i)
+			ev.Source, ev.Key = "/cli-test", []byte("c"+strconv.Itoa(i%2))
+			if err := outbox.Add(ctx, tx, *ev, outbox.Topic(topic)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		var rout, rerr bytes.Buffer
+		go func() {
+			root := newRootCmd()
+			root.SetOut(&rout)
+			root.SetErr(&rerr)
+			root.SetArgs([]string{"outbox", "relay", "--db", dbURL, "--brokers", addr, "--poll", "20ms", "--lease-ttl", "3s", "--publish-timeout", "1s"})
+			done <- root.ExecuteContext(rctx)
+		}()
+		kafkatest.Eventually(t, 30*time.Second, "3 rows published, 1 rejected", func() bool {
+			var pub, rej int
+			db.QueryRow("SELECT COUNT(published_at), COUNT(rejected_at) FROM spool_outbox").Scan(&pub, &rej)
+			return pub == 3 && rej == 1
+		})
+		status := mustRun(t, addr, "", "outbox", "status", "--db", dbURL)
+		wantContains(t, "status", status, "nope", "rejected", "UNKNOWN_TOPIC_OR_PARTITION", "STUCK KEYS", "RELAYS")
+		mustFail(t, addr, "", []string{"outbox", "requeue", "--db", dbURL}, "--id", "--all")
+		var id int64
+		if err := db.QueryRow("SELECT id FROM spool_outbox WHERE rejected_at IS NOT NULL").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		mustFail(t, addr, "", []string{"outbox", "discard", "--db", dbURL, "--id", "999"}, "no rejected row")
+		wantContains(t, "discard", mustRun(t, addr, "", "outbox", "discard", "--db", dbURL, "--id", strconv.FormatInt(id, 10)), "discarded 1")
+		wantContains(t, "status after discard", mustRun(t, addr, "", "outbox", "status", "--db", dbURL), "(nothing pending)")
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("relay: %v\n%s", err, rerr.String())
+		}
+		wantContains(t, "relay output", rout.String(), "outbox relay publishing spool_outbox")
+		if n := len(kafkatest.ReadAll(t, []string{addr}, "orders")); n != 3 {
+			t.Fatalf("orders has %d records, want 3", n)
+		}
+		if !strings.Contains(rerr.String(), "rejected for good") {
+			t.Fatalf("relay log does not report the rejected row:\n%s", rerr.String())
+		}
+	})
+}
