@@ -125,9 +125,9 @@ func newOutboxMigrateCmd(f *outboxFlags) *cobra.Command {
 
 func newOutboxRelayCmd(f *outboxFlags) *cobra.Command {
 	var (
-		cfg       outbox.Config
-		metrics   string
-		logLevel  string
+		cfg      outbox.Config
+		metrics  string
+		logLevel string
 		migrate  bool
 	)
 	cmd := &cobra.Command{
@@ -185,7 +185,9 @@ through expiring bucket leases. On PostgreSQL it wakes on LISTEN/NOTIFY
 	return cmd
 }
 
-func sqliteURL(u string) bool { return strings.HasPrefix(u, "sqlite:") || strings.HasPrefix(u, "file:") }
+func sqliteURL(u string) bool {
+	return strings.HasPrefix(u, "sqlite:") || strings.HasPrefix(u, "file:")
+}
 
 // runRelay runs a relay (and its /metrics listener) until ctx ends.
 func runRelay(ctx context.Context, cfg outbox.Config, metricsAddr string, out io.Writer) error {

@@ -124,7 +124,9 @@ func (m *Metrics) ErrorsCounter(topic, kind string) prometheus.Counter {
 }
 
 // PendingGauge returns the pending gauge of topic.
-func (m *Metrics) PendingGauge(topic string) prometheus.Gauge { return m.pending.WithLabelValues(topic) }
+func (m *Metrics) PendingGauge(topic string) prometheus.Gauge {
+	return m.pending.WithLabelValues(topic)
+}
 
 // LeasedGauge returns the leased-buckets gauge.
 func (m *Metrics) LeasedGauge() prometheus.Gauge { return m.leased }
