@@ -119,30 +119,37 @@ func newEvent(t testing.TB, k string, payload any) event.Event {
 // rolls it back), returning what it added.
 func addTx(t testing.TB, db *sql.DB, topic string, keys []string, commit bool) []sent {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := db.BeginTx(ctx, nil)
+	s, err := addTxE(db, topic, keys, commit)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+func addTxE(db *sql.DB, topic string, keys []string, commit bool) ([]sent, error) {
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
 	var out []sent
 	for _, k := range keys {
-		ev := newEvent(t, k, map[string]string{"key": k})
-		if err := outbox.Add(ctx, tx, ev, outbox.Topic(topic)); err != nil {
+		ev, err := event.New("test.happened", event.JSON, map[string]string{"key": k})
+		if err != nil {
 			tx.Rollback()
-			t.Fatal(err)
+			return nil, err
+		}
+		ev.Source, ev.Key = "/outbox-test", []byte(k)
+		if err := outbox.Add(ctx, tx, *ev, outbox.Topic(topic)); err != nil {
+			tx.Rollback()
+			return nil, err
 		}
 		out = append(out, sent{topic, k, ev.ID})
 	}
 	if !commit {
-		if err := tx.Rollback(); err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return out, tx.Rollback()
 	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return out, tx.Commit()
 }
 
 // relayConfig is a relay tuned for tests: short leases and timeouts.

@@ -94,7 +94,7 @@ func testSeveralRelays(t *testing.T, b backend, addrs []string, n int) {
 			}
 		}
 	}()
-	committed, rolledBack := writeManyTicking(t, db, "multi", 60, 4, 40, uint64(n), ticks)
+	committed, rolledBack := writeMany(t, db, "multi", 60, 4, 40, uint64(n), ticks, nil)
 	close(stop)
 	ctl.Wait()
 	for i := range relays {
@@ -107,39 +107,3 @@ func testSeveralRelays(t *testing.T, b backend, addrs []string, n int) {
 	t.Logf("%d events, %d duplicates (a relay closed with records in flight, or a takeover)", len(committed), dups)
 }
 
-// writeManyTicking is writeMany, sending on ticks every 5 transactions.
-func writeManyTicking(t *testing.T, db *sql.DB, topic string, keys, writers, txs int, seed uint64, ticks chan<- struct{}) (committed, rolledBack []sent) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	perWriter := make([][]sent, writers)
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, uint64(w)))
-			for i := range txs {
-				var ks []string
-				for range 1 + rng.IntN(4) {
-					ks = append(ks, fmt.Sprintf("key-%03d", w+writers*rng.IntN(keys/writers)))
-				}
-				commit := rng.IntN(5) != 0
-				s := addTx(t, db, topic, ks, commit)
-				if commit {
-					perWriter[w] = append(perWriter[w], s...)
-				} else {
-					mu.Lock()
-					rolledBack = append(rolledBack, s...)
-					mu.Unlock()
-				}
-				if i%5 == 4 {
-					ticks <- struct{}{}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for _, s := range perWriter {
-		committed = append(committed, s...)
-	}
-	return committed, rolledBack
-}

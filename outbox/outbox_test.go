@@ -21,8 +21,10 @@ import (
 
 // writeMany commits (and rolls back) transactions from writers goroutines,
 // each owning the keys k with k % writers == w, so the commit order per key
-// is the order its writer committed in.
-func writeMany(t *testing.T, db *sql.DB, topic string, keys, writers, txs int, seed uint64) (committed, rolledBack []sent) {
+// is the order its writer committed in. Every 5 transactions a writer sends
+// on ticks (if not nil); writers stop early when stop closes.
+func writeMany(t *testing.T, db *sql.DB, topic string, keys, writers, txs int, seed uint64,
+	ticks chan<- struct{}, stop <-chan struct{}) (committed, rolledBack []sent) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	perWriter := make([][]sent, writers)
@@ -31,23 +33,31 @@ func writeMany(t *testing.T, db *sql.DB, topic string, keys, writers, txs int, s
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(w)))
-			var mine []int
-			for k := w; k < keys; k += writers {
-				mine = append(mine, k)
-			}
-			for range txs {
+			for i := range txs {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				var ks []string
 				for range 1 + rng.IntN(4) {
-					ks = append(ks, fmt.Sprintf("key-%03d", mine[rng.IntN(len(mine))]))
+					ks = append(ks, fmt.Sprintf("key-%03d", w+writers*rng.IntN(keys/writers)))
 				}
 				commit := rng.IntN(5) != 0
-				s := addTx(t, db, topic, ks, commit)
+				s, err := addTxE(db, topic, ks, commit)
+				if err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
 				if commit {
 					perWriter[w] = append(perWriter[w], s...)
 				} else {
 					mu.Lock()
 					rolledBack = append(rolledBack, s...)
 					mu.Unlock()
+				}
+				if ticks != nil && i%5 == 4 {
+					ticks <- struct{}{}
 				}
 			}
 		}()
@@ -66,7 +76,7 @@ func TestRelayPublishesCommitted(t *testing.T) {
 	each(t, func(t *testing.T, db *sql.DB, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "orders", 4)
 		r := startRelay(t, relayConfig(t, db, addrs))
-		committed, rolledBack := writeMany(t, db, "orders", 40, 4, 40, 1)
+		committed, rolledBack := writeMany(t, db, "orders", 40, 4, 40, 1, nil, nil)
 		waitDrained(t, db, 30*time.Second)
 		dups := checkDelivery(t, committed, rolledBack, readTopic(t, addrs, "orders"))
 		if dups != 0 {

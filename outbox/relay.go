@@ -48,7 +48,7 @@ type Config struct {
 	// least three times PublishTimeout.
 	LeaseTTL time.Duration
 	// PublishTimeout bounds how long a record may wait for the broker
-	// before the round fails and is retried; default 5s.
+	// before the round fails and is retried; default 5s, at least 1s.
 	PublishTimeout time.Duration
 	// MaxRecordBytes is the largest record (key + value + headers) the
 	// relay sends; a bigger row is rejected before it is sent. Default
@@ -132,6 +132,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("outbox: relay: bad table name %q", c.Table)
 	case c.BatchSize < 1:
 		return fmt.Errorf("outbox: relay: BatchSize %d < 1", c.BatchSize)
+	case c.PublishTimeout < time.Second:
+		return fmt.Errorf("outbox: relay: PublishTimeout %v below franz-go's minimum of 1s", c.PublishTimeout)
 	case c.LeaseTTL < 3*c.PublishTimeout:
 		return fmt.Errorf("outbox: relay: LeaseTTL %v must be at least 3 × PublishTimeout %v", c.LeaseTTL, c.PublishTimeout)
 	case c.MaxRecordBytes < 1:
