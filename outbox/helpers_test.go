@@ -27,21 +27,21 @@ type backend struct {
 	dialect outbox.Dialect
 	// open returns a new, empty, migrated database and a DSN a helper
 	// process can open it with.
-	open func(t *testing.T) (*sql.DB, string)
+	open func(t testing.TB) (*sql.DB, string)
 }
 
 // backends returns SQLite and PostgreSQL. One PostgreSQL server serves
 // the whole top-level test; each subtest gets a database of its own.
-func backends(top *testing.T) []backend {
+func backends(top testing.TB) []backend {
 	var once sync.Once
 	var base string
 	var n atomic.Int64
 	return []backend{
-		{"sqlite", outbox.SQLite, func(t *testing.T) (*sql.DB, string) {
+		{"sqlite", outbox.SQLite, func(t testing.TB) (*sql.DB, string) {
 			dsn := filepath.Join(t.TempDir(), "outbox.db")
 			return openSQLite(t, dsn), dsn
 		}},
-		{"postgres", outbox.Postgres, func(t *testing.T) (*sql.DB, string) {
+		{"postgres", outbox.Postgres, func(t testing.TB) (*sql.DB, string) {
 			once.Do(func() { base = pgtest.Start(top) })
 			if base == "" {
 				t.Skip("pgtest: no server")

@@ -106,4 +106,3 @@ func testSeveralRelays(t *testing.T, b backend, addrs []string, n int) {
 	dups := checkDelivery(t, committed, rolledBack, readTopic(t, addrs, "multi"))
 	t.Logf("%d events, %d duplicates (a relay closed with records in flight, or a takeover)", len(committed), dups)
 }
-
