@@ -65,7 +65,7 @@ func publishRange(t testing.TB, addrs []string, topic, typ string, keys []string
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, published{ev, r})
+			out = append(out, published{ev, r.Record})
 		}
 	}
 	return out

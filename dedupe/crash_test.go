@@ -167,7 +167,7 @@ func testCrash(t *testing.T, addrs []string, dialect string) {
 			t.Fatal(err)
 		}
 		ev.Key = []byte(tr.From)
-		p.PublishAsync(ctx, crashTopic, ev, func(_ *kgo.Record, err error) {
+		p.PublishAsync(ctx, crashTopic, ev, func(_ producer.Result, err error) {
 			if err != nil {
 				t.Error(err)
 			}

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/spoolmq/spool/event"
 	"github.com/spoolmq/spool/internal/kafkatest"
 	"github.com/spoolmq/spool/outbox"
@@ -74,7 +72,7 @@ func BenchmarkRelay(b *testing.B) {
 		b.ResetTimer()
 		start := time.Now()
 		for i := range evs {
-			p.PublishAsync(ctx, "bench", &evs[i], func(_ *kgo.Record, err error) {
+			p.PublishAsync(ctx, "bench", &evs[i], func(_ producer.Result, err error) {
 				if err != nil {
 					b.Error(err)
 				}

@@ -44,11 +44,11 @@ func TestPublish(t *testing.T) {
 		done := make(chan *kgo.Record, 1)
 		ev2, _ := event.New("order.shipped", event.JSON, nil)
 		ev2.Key = []byte("cust-1")
-		p.PublishAsync(hctx, "orders", ev2, func(r *kgo.Record, err error) {
+		p.PublishAsync(hctx, "orders", ev2, func(r producer.Result, err error) {
 			if err != nil {
 				t.Error(err)
 			}
-			done <- r
+			done <- r.Record
 		})
 		if r2 := <-done; r2.Partition != r.Partition || r2.Offset != r.Offset+1 {
 			t.Errorf("same key went to %d@%d after %d@%d", r2.Partition, r2.Offset, r.Partition, r.Offset)

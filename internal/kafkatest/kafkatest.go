@@ -8,6 +8,8 @@ package kafkatest
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -24,11 +26,56 @@ type Cluster struct {
 	// Start starts a cluster (stopped by t.Cleanup) and returns its seed
 	// addresses, or skips t.
 	Start func(t testing.TB) []string
+	// StartAt is Start with the (first) broker listening on addr, an
+	// address from FreeAddr: for clients started before their broker, or
+	// a broker started again where its clients knew it.
+	StartAt func(t testing.TB, addr string) []string
 }
 
 // Clusters returns kfake and Spool.
 func Clusters() []Cluster {
-	return []Cluster{{Name: "kfake", Start: StartKfake}, {Name: "spool", Start: startSpool}}
+	return []Cluster{
+		{Name: "kfake", Start: StartKfake, StartAt: startKfakeAt},
+		{Name: "spool", Start: startSpool, StartAt: startSpoolAt},
+	}
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago (nothing listens on it), for StartAt.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("kafkatest: free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startKfakeAt(t testing.TB, addr string) []string {
+	t.Helper()
+	ports := make([]int, 3)
+	for i, a := range []string{addr, FreeAddr(t), FreeAddr(t)} {
+		_, p, err := net.SplitHostPort(a)
+		if err == nil {
+			ports[i], err = strconv.Atoi(p)
+		}
+		if err != nil {
+			t.Fatalf("kafkatest: address %q: %v", a, err)
+		}
+	}
+	c, err := kfake.NewCluster(
+		kfake.Ports(ports...),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(4),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond),
+	)
+	if err != nil {
+		t.Fatalf("kafkatest: kfake at %s: %v", addr, err)
+	}
+	t.Cleanup(c.Close)
+	sessionTimeouts.Store(c.ListenAddrs()[0], time.Second)
+	return c.ListenAddrs()
 }
 
 // Run runs f as a subtest per cluster.

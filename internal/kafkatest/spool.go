@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmq/spool/broker"
 	"github.com/spoolmq/spool/spooltest"
 )
 
@@ -14,8 +15,11 @@ import (
 // minimum session timeout (spooltest's default), so SessionTimeout is 1s as
 // on kfake. It fails t if the broker does not advertise an API the toolkit
 // needs: a Spool run that skipped would hide the gap it should show.
-func startSpool(t testing.TB) []string {
-	s := spooltest.Start(t, spooltest.WithPartitions(4))
+func startSpool(t testing.TB) []string { return startSpoolAt(t, "127.0.0.1:0") }
+
+func startSpoolAt(t testing.TB, addr string) []string {
+	s := spooltest.Start(t, spooltest.WithPartitions(4),
+		spooltest.WithConfig(func(c *broker.Config) { c.Listen = addr }))
 	addrs := []string{s.Addr()}
 	requireAPIs(t, "Spool", addrs)
 	sessionTimeouts.Store(addrs[0], time.Second)
