@@ -193,42 +193,58 @@ var errUnacked = errors.New("gateway: the broker has not acknowledged the write 
 // errUnacked and, when the broker finally answers, late (if not nil) gets
 // the results.
 func (g *Gateway) produceWait(recs []*kgo.Record, late func(kgo.ProduceResults)) (kgo.ProduceResults, error) {
-	var (
-		mu     sync.Mutex
-		gaveUp bool
-		done   = make(chan kgo.ProduceResults, 1)
-	)
+	w := &waiter{res: make(kgo.ProduceResults, 0, len(recs)), left: len(recs), done: make(chan struct{}), late: late}
 	g.inflight.Add(1)
-	go func() {
-		defer g.inflight.Done()
-		res := g.cl.ProduceSync(context.Background(), recs...)
-		mu.Lock()
-		if !gaveUp {
-			done <- res
-			mu.Unlock()
-			return
-		}
-		mu.Unlock()
-		if late != nil {
-			late(res)
-		}
-	}()
+	for _, r := range recs {
+		// Promises run on franz-go's promise goroutine and must not block:
+		// the late handler (store writes) runs on a goroutine of its own.
+		g.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+			w.mu.Lock()
+			w.res = append(w.res, kgo.ProduceResult{Record: r, Err: err})
+			w.left--
+			last, gaveUp := w.left == 0, w.gaveUp
+			w.mu.Unlock()
+			if !last {
+				return
+			}
+			if !gaveUp {
+				close(w.done)
+				g.inflight.Done()
+				return
+			}
+			go func() {
+				defer g.inflight.Done()
+				if w.late != nil {
+					w.late(w.res)
+				}
+			}()
+		})
+	}
 	t := time.NewTimer(g.cfg.ProduceTimeout)
 	defer t.Stop()
 	select {
-	case res := <-done:
-		return res, nil
+	case <-w.done:
+		return w.res, nil
 	case <-t.C:
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	select {
-	case res := <-done:
-		return res, nil
-	default:
-		gaveUp = true
-		return nil, errUnacked
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.left == 0 {
+		<-w.done
+		return w.res, nil
 	}
+	w.gaveUp = true
+	return nil, errUnacked
+}
+
+// waiter collects the results of one produceWait.
+type waiter struct {
+	mu     sync.Mutex
+	res    kgo.ProduceResults
+	left   int
+	gaveUp bool
+	done   chan struct{}
+	late   func(kgo.ProduceResults)
 }
 
 // produce produces recs and answers with their offsets (or errors) in
