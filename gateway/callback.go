@@ -266,6 +266,7 @@ func (c *callbacks) save(ctx context.Context, r *Request, attempts []Attempt, st
 		c.g.log.Error("gateway: save callback", "id", r.ID, "err", err)
 		return
 	}
+	c.g.cfg.Hooks.CallbackAttempt(state)
 	c.g.hub.notify(r.ID)
 	if state == CallbackDead || state == CallbackGone {
 		c.g.log.Warn("gateway: callback given up", "id", r.ID, "url", r.CallbackURL, "state", state, "attempts", len(attempts))

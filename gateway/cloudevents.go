@@ -71,7 +71,7 @@ func (g *Gateway) produceEvents(w http.ResponseWriter, r *http.Request) error {
 		opts.event = evs[0]
 		return g.submit(w, r, principal, topic, recs[0], opts)
 	}
-	return g.idempotent(w, r, principal, func(late func(int, any, error)) (int, any, error) { return g.produce(recs, late) })
+	return g.idempotent(w, r, principal, func(late func(int, any, error)) (int, any, error) { return g.produce("event", recs, late) })
 }
 
 // readBody reads the body up to limit bytes (413 past it).

@@ -79,6 +79,7 @@ func (g *Gateway) submitCommand(w http.ResponseWriter, r *http.Request) error {
 		if ev.Type == "" {
 			ev.Type = "command"
 		}
+		ev.TraceParent, ev.TraceState = r.Header.Get("traceparent"), r.Header.Get("tracestate")
 		if len(body) == 0 {
 			ev.Data = nil
 		}
@@ -161,6 +162,7 @@ func (g *Gateway) submit(w http.ResponseWriter, r *http.Request, principal, topi
 		}
 		return produceError(err)
 	}
+	g.cfg.Hooks.Produced("command", 1)
 	done, _, err := g.store.Transition(ctx, req.ID, Transition{From: []State{Accepted}, To: Pending,
 		Partition: rec.Partition, Offset: rec.Offset, At: time.Now()})
 	if err != nil {

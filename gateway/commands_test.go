@@ -31,7 +31,8 @@ func TestCommandLifecycle(t *testing.T) {
 			}
 			return agent.Reply(ctx, m, map[string]any{"order": in["order"], "status": "placed"})
 		})
-		st := submit(t, g, "cmd", "type=order.place&key=cust-1", `{"order": 42}`)
+		tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		st := submit(t, g, "cmd", "type=order.place&key=cust-1", `{"order": 42}`, "traceparent", tp)
 		if st.State != "pending" || st.Partition == nil {
 			t.Fatalf("after submit: %+v", st)
 		}
@@ -55,7 +56,7 @@ func TestCommandLifecycle(t *testing.T) {
 		r := recs[0]
 		if headerOf(r, "correlation_id") != st.ID || headerOf(r, "spool_reply_to") != "spool.gateway.replies" ||
 			headerOf(r, "ce_type") != "order.place" || headerOf(r, "ce_id") != st.ID || string(r.Key) != "cust-1" ||
-			headerOf(r, "spool_expires_at") == "" {
+			headerOf(r, "spool_expires_at") == "" || headerOf(r, "traceparent") != tp {
 			t.Fatalf("command record: key %q headers %v", r.Key, r.Headers)
 		}
 		if r.Partition != *st.Partition || r.Offset != *st.Offset {

@@ -97,6 +97,8 @@ type Config struct {
 	RateBurst int
 	// Callback configures result callbacks.
 	Callback CallbackConfig
+	// Hooks receive events for metrics. Default NopHooks.
+	Hooks Hooks
 	// Logger receives the gateway's logs. Default: discarded.
 	Logger *slog.Logger
 	// WebSocketOrigins are the Origin host patterns (path.Match syntax)
@@ -148,6 +150,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Hooks == nil {
+		c.Hooks = NopHooks{}
 	}
 	c.Callback = c.Callback.withDefaults()
 	return c
@@ -204,9 +209,9 @@ func New(cfg Config) (*Gateway, error) {
 	g.limits = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	g.mux = http.NewServeMux()
 	for _, rt := range routes(g) {
-		g.mux.Handle(rt.method+" "+rt.pattern, g.wrap(rt.handle))
+		g.mux.Handle(rt.method+" "+rt.pattern, g.wrap(rt.pattern, rt.handle))
 	}
-	g.mux.Handle("/api/", http.HandlerFunc(g.notFound))
+	g.mux.Handle("/api/", g.wrap("", func(w http.ResponseWriter, r *http.Request) error { g.notFound(w, r); return nil }))
 	return g, nil
 }
 
@@ -347,6 +352,7 @@ func (g *Gateway) expireLoop() {
 // finished tells waiters and the callback loop that r reached a final
 // state.
 func (g *Gateway) finished(r *Request) {
+	g.cfg.Hooks.RequestFinished(r.State)
 	g.hub.notify(r.ID)
 	if r.CallbackURL != "" {
 		g.cb.kick()

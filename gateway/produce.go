@@ -43,8 +43,11 @@ func routes(g *Gateway) []route {
 }
 
 // wrap turns a handler's error into a problem+json answer.
-func (g *Gateway) wrap(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) wrap(route string, h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w := &statusWriter{ResponseWriter: rw}
+		defer func() { g.cfg.Hooks.HTTPDone(route, w.status, time.Since(start)) }()
 		err := h(w, r)
 		if err == nil {
 			return
@@ -171,6 +174,7 @@ func (g *Gateway) produceRecords(w http.ResponseWriter, r *http.Request) error {
 		if recs[i], err = ri.record(topic, i); err != nil {
 			return err
 		}
+		propagate(r, recs[i])
 	}
 	if async(r) {
 		if len(recs) != 1 {
@@ -178,7 +182,7 @@ func (g *Gateway) produceRecords(w http.ResponseWriter, r *http.Request) error {
 		}
 		return g.submit(w, r, principal, topic, recs[0], commandOptions(r))
 	}
-	return g.idempotent(w, r, principal, func(late func(int, any, error)) (int, any, error) { return g.produce(recs, late) })
+	return g.idempotent(w, r, principal, func(late func(int, any, error)) (int, any, error) { return g.produce("record", recs, late) })
 }
 
 // errUnacked: the broker has not answered within ProduceTimeout. The
@@ -249,19 +253,19 @@ type waiter struct {
 
 // produce produces recs and answers with their offsets (or errors) in
 // request order.
-func (g *Gateway) produce(recs []*kgo.Record, late func(int, any, error)) (int, any, error) {
+func (g *Gateway) produce(kind string, recs []*kgo.Record, late func(int, any, error)) (int, any, error) {
 	var lateRes func(kgo.ProduceResults)
 	if late != nil {
-		lateRes = func(res kgo.ProduceResults) { late(g.produceAnswer(recs, res)) }
+		lateRes = func(res kgo.ProduceResults) { late(g.produceAnswer(kind, recs, res)) }
 	}
 	res, err := g.produceWait(recs, lateRes)
 	if err != nil {
 		return 0, nil, produceError(err)
 	}
-	return g.produceAnswer(recs, res)
+	return g.produceAnswer(kind, recs, res)
 }
 
-func (g *Gateway) produceAnswer(recs []*kgo.Record, res kgo.ProduceResults) (int, any, error) {
+func (g *Gateway) produceAnswer(kind string, recs []*kgo.Record, res kgo.ProduceResults) (int, any, error) {
 	// Results come in completion order; answer in request order.
 	index := make(map[*kgo.Record]int, len(recs))
 	for i, r := range recs {
@@ -286,10 +290,23 @@ func (g *Gateway) produceAnswer(recs []*kgo.Record, res kgo.ProduceResults) (int
 		p, o := pr.Record.Partition, pr.Record.Offset
 		out.Offsets[i].Partition, out.Offsets[i].Offset = &p, &o
 	}
+	if ok := len(recs) - countErrs(out); ok > 0 {
+		g.cfg.Hooks.Produced(kind, ok)
+	}
 	if allFailed && firstErr != nil {
 		return 0, nil, produceError(firstErr)
 	}
 	return http.StatusOK, out, nil
+}
+
+func countErrs(o produceOut) int {
+	n := 0
+	for _, x := range o.Offsets {
+		if x.Error != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // produceError maps a produce error to the HTTP answer: 404 for an unknown
@@ -391,6 +408,24 @@ func (g *Gateway) idempotent(w http.ResponseWriter, r *http.Request, principal s
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 	return nil
+}
+
+// propagate copies the request's W3C trace context to a record that
+// carries none, so the trace continues through the broker.
+func propagate(r *http.Request, rec *kgo.Record) {
+	tp := r.Header.Get("traceparent")
+	if tp == "" {
+		return
+	}
+	for _, h := range rec.Headers {
+		if h.Key == "traceparent" {
+			return
+		}
+	}
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte(tp)})
+	if ts := r.Header.Get("tracestate"); ts != "" {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "tracestate", Value: []byte(ts)})
+	}
 }
 
 // async reports whether the request has Prefer: respond-async.

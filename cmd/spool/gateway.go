@@ -13,10 +13,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/spoolmq/spool/gateway"
+	"github.com/spoolmq/spool/gateway/gatewayprom"
 )
 
 // gatewayFlags configure the HTTP gateway, inside `spool serve` (with the
@@ -167,6 +171,13 @@ docs/gateway.md has the API. SIGINT or SIGTERM stops it cleanly.`,
 
 // runGateway serves a standalone gateway until ctx is done.
 func runGateway(ctx context.Context, cfg gateway.Config, httpAddr string, out, errOut io.Writer) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hooks, err := gatewayprom.New(reg)
+	if err != nil {
+		return err
+	}
+	cfg.Hooks = hooks
 	g, err := gateway.New(cfg)
 	if err != nil {
 		return err
@@ -185,6 +196,7 @@ func runGateway(ctx context.Context, cfg gateway.Config, httpAddr string, out, e
 	mux := http.NewServeMux()
 	mountGateway(mux, g)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(g.EndStreams)
 	fmt.Fprintf(out, "spool: gateway on http://%s (brokers %v)\n", ln.Addr(), cfg.Brokers)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/spoolmq/spool/broker"
 	"github.com/spoolmq/spool/gateway"
+	"github.com/spoolmq/spool/gateway/gatewayprom"
 	"github.com/spoolmq/spool/lookback"
 	"github.com/spoolmq/spool/storage"
 )
@@ -377,6 +378,13 @@ func startServeGateway(ctx context.Context, cfg broker.Config, brokerAddr, httpA
 	}
 	if gcfg.StorePath == "" {
 		gcfg.StorePath = filepath.Join(cfg.DataDir, "__gateway", "gateway.db")
+	}
+	if cfg.Registerer != nil {
+		h, err := gatewayprom.New(cfg.Registerer)
+		if err != nil {
+			return nil, fmt.Errorf("gateway metrics: %w", err)
+		}
+		gcfg.Hooks = h
 	}
 	gw, err := gateway.New(gcfg)
 	if err != nil {
