@@ -32,6 +32,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,11 @@ type Message struct {
 	Record       *kgo.Record // the record as fetched
 	Group        string      // the consumer group
 	Attempt      int         // 1 on the first call, 2 on the first retry, ...
+	// ReplayID names the lookback replay that sent this event again
+	// (WithReplay); it is empty for live events.
+	ReplayID string
+
+	took time.Duration // the handler call's duration, for receipts
 
 	cl *kgo.Client // the agent's client, for Reply
 }
@@ -177,7 +183,10 @@ func New(group string, topics []string, opts ...Option) (*Agent, error) {
 		a.mu.owed = map[tp]map[string]int{}
 	}
 	_, nop := cfg.hooks.(NopHooks)
-	a.timeHooks = !nop
+	a.timeHooks = !nop || cfg.receiptsTopic != ""
+	if cfg.replay && cfg.retryMinDelay > 0 {
+		return nil, errors.New("agent: WithReplay cannot be combined with WithRetryTopic")
+	}
 	if cfg.tracerProvider != nil {
 		a.tracer = cfg.tracerProvider.Tracer(msgtrace.ScopeName)
 	}
@@ -217,6 +226,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		topics = a.rt.all()
 		partitioner = retryPartitioner{rt: a.rt, keys: partitioner}
 		kopts = append(kopts, kgo.Balancers(pairedBalancer{a.rt}), kgo.AdjustFetchOffsetsFn(a.inheritAssigned))
+	}
+	if a.cfg.replay {
+		topics = append(slices.Clip(topics), ReplayTopic(a.group))
 	}
 	kopts = append(kopts, kgo.ConsumeTopics(topics...), kgo.RecordPartitioner(partitioner))
 	cl, err := kgo.NewClient(kopts...)
@@ -696,6 +708,11 @@ type callState struct {
 func (a *Agent) process(cs *callState, p *partition, it *item) result {
 	m := &cs.m
 	*m = Message{Record: it.rec, Group: a.group, Attempt: int(it.attempts) + 1, cl: a.cl}
+	if a.cfg.replay && it.rec.Topic == ReplayTopic(a.group) {
+		if orig, id, ok := replayOrigin(it.rec); ok {
+			m.Record, m.ReplayID = orig, id
+		}
+	}
 	if it.dlq != nil { // dead-lettering decided earlier; its publish failed
 		m.Event, m.Attempt = it.ev, int(it.attempts)
 		return a.deadLetter(m, it, it.dlq.reason, it.dlq.err)
@@ -751,6 +768,7 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 	if a.timeHooks {
 		took = time.Since(start)
 	}
+	m.took = took
 	a.cfg.hooks.HandlerDone(m, took, err)
 	a.cnt.inFlight.Add(-1)
 
@@ -805,6 +823,7 @@ func call(ctx context.Context, h Handler, m *Message) (err error) {
 func (a *Agent) outcome(m *Message, o Outcome, err error) {
 	a.cnt.outcomes[o].Add(1)
 	a.cfg.hooks.Outcome(m, o, err)
+	a.receipt(m, o)
 }
 
 func ident(m *Message) string {

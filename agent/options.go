@@ -52,6 +52,8 @@ type config struct {
 	hooks           Hooks
 	propagator      propagation.TextMapPropagator
 	tracerProvider  trace.TracerProvider
+	receiptsTopic   string // "": no receipts
+	replay          bool   // also consume the group's replay topic
 }
 
 func defaults() config {

@@ -76,10 +76,12 @@ func (s *Service) archive(ctx context.Context, cl *kgo.Client) {
 			}
 		}
 		start := time.Now()
-		if !s.durably(ctx, func() error { return s.cfg.Store.Append(ctx, rs) }) {
+		// Receipts first: once a receipt record is searchable, so is
+		// what it says.
+		if !s.durably(ctx, func() error { return s.cfg.Store.AddReceipts(ctx, receipts) }) {
 			return
 		}
-		if !s.durably(ctx, func() error { return s.cfg.Store.AddReceipts(ctx, receipts) }) {
+		if !s.durably(ctx, func() error { return s.cfg.Store.Append(ctx, rs) }) {
 			return
 		}
 		s.cfg.Hooks.Archived(len(rs), bytes, time.Since(start))

@@ -66,9 +66,12 @@ type Hooks interface {
 	Archived(events, bytes int, d time.Duration)
 	// StoreFailed is called when an append fails (it is retried).
 	StoreFailed(err error)
-	// RuleChecked is called when a rule's expectation is settled: met
-	// (on time or late) or violated.
+	// RuleChecked is called when a rule's expectation is settled: met in
+	// time, or violated (missed its deadline).
 	RuleChecked(rule string, violated bool)
+	// RuleHoles is called with a rule's number of open holes (violations
+	// not completed since) when it changes.
+	RuleHoles(rule string, open int)
 }
 
 // NopHooks ignores every event.
@@ -77,6 +80,7 @@ type NopHooks struct{}
 func (NopHooks) Archived(int, int, time.Duration) {}
 func (NopHooks) StoreFailed(error)                {}
 func (NopHooks) RuleChecked(string, bool)         {}
+func (NopHooks) RuleHoles(string, int)            {}
 
 // WithDefaults returns c with defaults filled in.
 func (c Config) WithDefaults() Config {
@@ -154,7 +158,7 @@ func New(cfg Config) (*Service, error) {
 	for _, p := range append([]string{`^__`, `^spool\.replay\.`}, cfg.Exclude...) {
 		s.exclude = append(s.exclude, regexp.MustCompile(p))
 	}
-	s.rules = newRuleEngine(cfg.Rules, cfg.Hooks, cfg.Now)
+	s.rules = newRuleEngine(cfg.Rules, cfg.Hooks, cfg.Now, cfg.ReceiptsTopic)
 	s.replays = newReplayer(s)
 	return s, nil
 }

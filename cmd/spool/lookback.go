@@ -18,11 +18,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/spoolmq/spool/broker"
 	"github.com/spoolmq/spool/lookback"
+	"github.com/spoolmq/spool/lookback/lookbackprom"
 )
 
 func newLookbackCmd() *cobra.Command {
@@ -38,7 +41,7 @@ The other subcommands talk to the HTTP API of a running lookback service
 	}
 	sf := addServerFlags(cmd)
 	cmd.AddCommand(newLookbackServeCmd(), newLookbackSearchCmd(sf), newLookbackShowCmd(sf),
-		newLookbackEraseCmd(sf), newLookbackFlowCmd(sf))
+		newLookbackEraseCmd(sf), newLookbackFlowCmd(sf), newLookbackVerifyCmd(sf))
 	return cmd
 }
 
@@ -111,6 +114,10 @@ func newLookbackServeCmd() *cobra.Command {
 			}
 			defer st.Close()
 			cfg.Store = st
+			reg := prometheus.NewRegistry()
+			if cfg.Hooks, err = lookbackprom.New(reg, cfg.Rules); err != nil {
+				return err
+			}
 			svc, err := lookback.New(cfg)
 			if err != nil {
 				return usageErrorf("%v", err)
@@ -125,6 +132,7 @@ func newLookbackServeCmd() *cobra.Command {
 			}
 			mux := http.NewServeMux()
 			mux.Handle("/api/lookback/", svc.Handler())
+			mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 			fmt.Fprintf(cmd.OutOrStdout(), "spool: lookback archiving from %s into %s, http on %s\n", brokers, f.store, ln.Addr())
 			go func() { <-ctx.Done(); srv.Close() }()
@@ -381,9 +389,12 @@ func printFlow(w io.Writer, f *lookback.Flow) {
 // startServeLookback starts the lookback service of `spool serve`: a Kafka
 // client of the embedded broker over loopback (its advertised address), its
 // store in <data>/__lookback unless --lookback-store names another.
-func startServeLookback(ctx context.Context, cfg broker.Config, brokerAddr string, f *lookbackFlags) (*lookback.Service, lookback.Store, error) {
+func startServeLookback(ctx context.Context, cfg broker.Config, brokerAddr string, f *lookbackFlags, reg prometheus.Registerer) (*lookback.Service, lookback.Store, error) {
 	lcfg, err := f.config([]string{brokerAddr}, cfg.Logger)
 	if err != nil {
+		return nil, nil, err
+	}
+	if lcfg.Hooks, err = lookbackprom.New(reg, lcfg.Rules); err != nil {
 		return nil, nil, err
 	}
 	spec := f.store
@@ -405,4 +416,77 @@ func startServeLookback(ctx context.Context, cfg broker.Config, brokerAddr strin
 		return nil, nil, err
 	}
 	return svc, st, nil
+}
+
+func newLookbackVerifyCmd(sf *serverFlags) *cobra.Command {
+	var rulesFile, since, from, to string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check verification rules over a past range of the archive and report the holes",
+		Long: `Evaluate verification rules over the events archived in a time range (--since,
+or --from and --to) and report, per rule, how many expectations were checked,
+the holes (expectations not met: the event, its correlation id, when it was due)
+and the late completions. --rules names a YAML or JSON rules file; without it
+the service's own rules (spool serve --lookback-rules) are used. Exits 3 when
+there are holes.`,
+		Example: `  spool lookback verify --rules rules.yaml --since 24h`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := lookback.VerifyRequest{Since: since, From: from, To: to}
+			if rulesFile != "" {
+				rules, err := lookback.LoadRules(rulesFile)
+				if err != nil {
+					return usageErrorf("%v", err)
+				}
+				req.Rules = rules
+			}
+			if _, err := (lookback.Filter{Since: since, From: from, To: to}).Query(time.Now()); err != nil {
+				return usageErrorf("%s", strings.TrimPrefix(err.Error(), "lookback: bad query: "))
+			}
+			if since == "" && from == "" {
+				return usageErrorf("give a range: --since, or --from (and --to)")
+			}
+			var rep lookback.Report
+			if err := sf.do(cmd.Context(), http.MethodPost, "/api/lookback/verify", nil, req, &rep); err != nil {
+				return err
+			}
+			holes := 0
+			for _, r := range rep.Rules {
+				holes += len(r.Holes)
+			}
+			if asJSON {
+				if err := printJSON(cmd.OutOrStdout(), &rep); err != nil {
+					return err
+				}
+			} else {
+				printReport(cmd.OutOrStdout(), &rep)
+			}
+			if holes > 0 {
+				return &exitError{code: 3, err: fmt.Errorf("%d holes", holes)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&rulesFile, "rules", "", "rules file (YAML or JSON); default the service's rules")
+	cmd.Flags().StringVar(&since, "since", "", "check events of the last DURATION (e.g. 24h)")
+	cmd.Flags().StringVar(&from, "from", "", "check events at or after this RFC 3339 time")
+	cmd.Flags().StringVar(&to, "to", "", "check events before this RFC 3339 time (default now)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func printReport(w io.Writer, rep *lookback.Report) {
+	for _, r := range rep.Rules {
+		fmt.Fprintf(w, "rule %s: %d checked, %d violations, %d holes open, %d late, %d pending\n",
+			r.Rule.Name, r.Checked, r.Violations, len(r.Holes), len(r.Late), r.Pending)
+		for _, h := range r.Holes {
+			fmt.Fprintf(w, "  HOLE  correlation %s: %s %s/%d/%d (id %s) at %s, due %s\n", dash(h.CorrelationID), dash(h.Event.Type),
+				h.Event.Topic, h.Event.Partition, h.Event.Offset, dash(h.Event.ID), h.Event.Timestamp.Format(time.RFC3339Nano), h.Due.Format(time.RFC3339Nano))
+		}
+		for _, h := range r.Late {
+			fmt.Fprintf(w, "  LATE  correlation %s: %s %s/%d/%d completed %s, %s late\n", dash(h.CorrelationID), dash(h.Event.Type),
+				h.Event.Topic, h.Event.Partition, h.Event.Offset, h.CompletedAt.Format(time.RFC3339Nano), time.Duration(h.LateBy*float64(time.Millisecond)))
+		}
+	}
 }

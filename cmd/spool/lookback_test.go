@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +147,68 @@ func TestServeLookbackOff(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("--lookback=false: /api/lookback/events answered %d, want 404", resp.StatusCode)
+	}
+}
+
+// Rules given to spool serve are evaluated as events arrive and exported
+// on /metrics; `spool lookback verify` reports the same hole over a past
+// range and exits 3; a bad rules file is refused with exit 2.
+func TestServeLookbackRules(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rules, []byte(`rules:
+  - name: payment-follows-order
+    when: {type: order.placed}
+    expect: {type: payment.completed}
+    within: 1m
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("rules: [{name: x, when: {type: a}}]\n"), 0o644)
+	if r := runCLI("lookback", "verify", "--server", "http://127.0.0.1:1", "--rules", bad, "--since", "1h"); exitCode(r.err) != 2 ||
+		!strings.Contains(r.err.Error(), "exactly one of expect and handled_by") {
+		t.Fatalf("verify with a bad rules file: %v", r.err)
+	}
+
+	addr, srv := runServeCmd(t, filepath.Join(dir, "data"), "--lookback-rules", rules)
+	defer srv.stop()
+	server := "http://" + srv.httpAddr
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for _, c := range []struct{ typ, corr string }{{"order.placed", "paid"}, {"payment.completed", "paid"}, {"order.placed", "unpaid"}} {
+		ev, _ := event.New(c.typ, event.JSON, nil)
+		ev.Source, ev.CorrelationID = "/shop", c.corr
+		r, _ := ev.Record("orders")
+		r.Timestamp = time.Now().Add(-10 * time.Minute) // already due
+		recs = append(recs, r)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.Eventually(t, 30*time.Second, "the violation on /metrics", func() bool {
+		resp, err := http.Get(server + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `spool_lookback_rule_violations{rule="payment-follows-order"} 1`) &&
+			strings.Contains(string(b), `spool_lookback_rule_checked_total{rule="payment-follows-order"} 2`)
+	})
+	r := runCLI("lookback", "verify", "--server", server, "--since", "1h")
+	if exitCode(r.err) != 3 || !strings.Contains(r.out, "HOLE  correlation unpaid") || !strings.Contains(r.out, "2 checked, 1 violations") {
+		t.Fatalf("verify: exit %d %v\n%s", exitCode(r.err), r.err, r.out)
+	}
+	var rep lookback.Report
+	if err := (&serverFlags{server: server, timeout: 5 * time.Second}).do(ctx, http.MethodGet, "/api/lookback/rules", nil, nil, &rep); err != nil ||
+		len(rep.Rules) != 1 || len(rep.Rules[0].Holes) != 1 || rep.Rules[0].Holes[0].CorrelationID != "unpaid" {
+		t.Fatalf("live report: %+v %v", rep, err)
 	}
 }

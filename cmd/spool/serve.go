@@ -302,7 +302,7 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 	if lbf != nil {
 		// The archive runs without the HTTP listener too.
 		var lbStore lookback.Store
-		if lb, lbStore, err = startServeLookback(ctx, cfg, b.AdvertisedAddr(), lbf); err != nil {
+		if lb, lbStore, err = startServeLookback(ctx, cfg, b.AdvertisedAddr(), lbf, reg); err != nil {
 			if srv != nil {
 				srv.Close()
 			}
