@@ -2,26 +2,386 @@ package lookback
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spoolmq/spool/internal/httpapi"
 )
 
-type replayer struct{}
+// Replay headers, set on every replayed record (the same names as
+// agent.HeaderReplayID and agent.HeaderReplayOf; part of the wire
+// contract).
+const (
+	HeaderReplayID = "spool_replay_id"
+	HeaderReplayOf = "spool_replay_of"
+)
 
-func newReplayer(*Service) *replayer     { return &replayer{} }
-func (*replayer) resume(context.Context) {}
-func (*replayer) wait()                  {}
+// replayPage is how many events a replay produces between checkpoints.
+const replayPage = 500
+
+// previewEvents is how many events a dry run shows.
+const previewEvents = 10
+
+var topicRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// replayer runs replays, one goroutine each, checkpointing in the store.
+type replayer struct {
+	s  *Service
+	wg sync.WaitGroup
+	mu struct {
+		sync.Mutex
+		cancels map[string]context.CancelCauseFunc
+		ctx     context.Context
+	}
+}
+
+func newReplayer(s *Service) *replayer {
+	r := &replayer{s: s}
+	r.mu.cancels = map[string]context.CancelCauseFunc{}
+	return r
+}
+
+// resume restarts the replays a previous process left running.
+func (r *replayer) resume(ctx context.Context) {
+	r.mu.Lock()
+	r.mu.ctx = ctx
+	r.mu.Unlock()
+	sts, err := r.s.cfg.Store.Replays(ctx)
+	if err != nil {
+		r.s.cfg.Logger.Error("lookback: cannot list replays to resume", "err", err)
+		return
+	}
+	for _, st := range sts {
+		if st.Status == "running" {
+			r.s.cfg.Logger.Info("lookback: resuming replay from its checkpoint", "replay", st.ID, "done", st.Done, "total", st.Total)
+			r.run(st)
+		}
+	}
+}
+
+func (r *replayer) wait() { r.wg.Wait() }
+
+// validate checks a replay spec and resolves since to an absolute from,
+// so a resumed replay selects the same events.
+func (r *replayer) validate(spec *ReplaySpec, now time.Time) (Query, error) {
+	q, err := spec.Filter.Query(now)
+	if err != nil {
+		return Query{}, err
+	}
+	if spec.Filter.Since != "" {
+		spec.Filter.From, spec.Filter.Since = q.From.UTC().Format(time.RFC3339Nano), ""
+	}
+	switch {
+	case spec.ToTopic != "" && spec.ToGroup != "":
+		return Query{}, fmt.Errorf("%w: give to_topic or to_group, not both", ErrBadQuery)
+	case spec.ToTopic != "" && !topicRE.MatchString(spec.ToTopic):
+		return Query{}, fmt.Errorf("%w: to_topic %q is not a valid topic name", ErrBadQuery, spec.ToTopic)
+	case spec.ToGroup != "" && !topicRE.MatchString("spool.replay."+spec.ToGroup):
+		return Query{}, fmt.Errorf("%w: to_group %q cannot name a replay topic (letters, digits, '.', '_', '-')", ErrBadQuery, spec.ToGroup)
+	case spec.Rate < 0:
+		return Query{}, fmt.Errorf("%w: rate %v: must not be negative", ErrBadQuery, spec.Rate)
+	}
+	q.Oldest, q.Limit = true, replayPage
+	return q, nil
+}
+
+// Start validates spec and starts a replay (or, for a dry run, computes
+// its preview and returns it done).
+func (r *replayer) start(ctx context.Context, spec ReplaySpec) (ReplayState, error) {
+	now := r.s.cfg.Now()
+	q, err := r.validate(&spec, now)
+	if err != nil {
+		return ReplayState{}, err
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	st := ReplayState{ID: "rp-" + now.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:4]), Spec: spec,
+		Status: "running", Created: now.UTC(), Updated: now.UTC(), ByTopic: map[string]int64{}}
+	if spec.DryRun {
+		if err := r.preview(ctx, q, &st); err != nil {
+			return ReplayState{}, err
+		}
+		st.Status, st.Finished = "done", r.s.cfg.Now().UTC()
+		return st, r.s.cfg.Store.SaveReplay(ctx, st)
+	}
+	if st.Total, err = r.count(ctx, q); err != nil {
+		return ReplayState{}, err
+	}
+	if err := r.s.cfg.Store.SaveReplay(ctx, st); err != nil {
+		return ReplayState{}, err
+	}
+	r.run(st)
+	return st, nil
+}
+
+// count counts the events a replay will send.
+func (r *replayer) count(ctx context.Context, q Query) (int64, error) {
+	var n int64
+	q.Limit = 1000
+	for {
+		p, err := r.s.cfg.Store.Search(ctx, q)
+		if err != nil {
+			return 0, err
+		}
+		n += int64(len(p.Events))
+		if p.Next == "" {
+			return n, nil
+		}
+		q.Cursor = p.Next
+	}
+}
+
+// preview fills a dry run's counts per topic and first events.
+func (r *replayer) preview(ctx context.Context, q Query, st *ReplayState) error {
+	q.Limit = 1000
+	for {
+		p, err := r.s.cfg.Store.Search(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, e := range p.Events {
+			st.ByTopic[e.Topic]++
+			st.Total++
+			if len(st.Preview) < previewEvents {
+				st.Preview = append(st.Preview, e)
+			}
+		}
+		if p.Next == "" {
+			return nil
+		}
+		q.Cursor = p.Next
+	}
+}
+
+func (r *replayer) run(st ReplayState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.ctx == nil {
+		return
+	}
+	ctx, cancel := context.WithCancelCause(r.mu.ctx)
+	r.mu.cancels[st.ID] = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer cancel(nil)
+		err := r.replay(ctx, &st)
+		r.mu.Lock()
+		delete(r.mu.cancels, st.ID)
+		r.mu.Unlock()
+		switch {
+		case err == nil:
+			st.Status = "done"
+		case errors.Is(err, errCancelled):
+			st.Status = "cancelled"
+		case ctx.Err() != nil:
+			return // shutting down: the checkpoint says "running", resume continues it
+		default:
+			st.Status, st.Error = "failed", err.Error()
+			r.s.cfg.Logger.Error("lookback: replay failed", "replay", st.ID, "err", err)
+		}
+		st.Updated, st.Finished = r.s.cfg.Now().UTC(), r.s.cfg.Now().UTC()
+		if err := r.s.cfg.Store.SaveReplay(context.WithoutCancel(ctx), st); err != nil {
+			r.s.cfg.Logger.Error("lookback: replay state not saved", "replay", st.ID, "err", err)
+		}
+	}()
+}
+
+var errCancelled = errors.New("lookback: replay cancelled")
+
+func (r *replayer) cancel(ctx context.Context, id string) (ReplayState, error) {
+	st, err := r.s.cfg.Store.Replay(ctx, id)
+	if err != nil {
+		return st, err
+	}
+	r.mu.Lock()
+	c := r.mu.cancels[id]
+	r.mu.Unlock()
+	if c == nil || st.Status != "running" {
+		return st, nil
+	}
+	st.Status = "cancelling"
+	c(errCancelled)
+	return st, nil
+}
+
+// replay produces the selection from st's checkpoint on, page by page;
+// each page is acknowledged by the broker before the checkpoint moves past
+// it. A crash between the two sends that page again (at least once).
+func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
+	q, err := st.Spec.Filter.Query(st.Created)
+	if err != nil {
+		return err
+	}
+	q.Oldest, q.Limit, q.Cursor = true, replayPage, st.Cursor
+	spec := st.Spec
+	opts := append([]kgo.Opt{kgo.SeedBrokers(r.s.cfg.Brokers...)}, r.s.cfg.ClientOptions...)
+	if spec.ToTopic == "" && spec.ToGroup == "" {
+		// Back to their own partitions, so keyless events keep their order too.
+		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	}
+	// A missing target topic is created if the broker auto-creates
+	// topics; otherwise the replay fails with UNKNOWN_TOPIC_OR_PARTITION.
+	opts = append(opts, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(4*replayPage))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("lookback: replay client: %w", err)
+	}
+	defer cl.Close()
+	if spec.ToGroup != "" {
+		if err := ensureTopic(ctx, cl, "spool.replay."+spec.ToGroup); err != nil {
+			return err
+		}
+	}
+	start, startDone := time.Now(), st.Done
+	for {
+		p, err := r.s.cfg.Store.Search(ctx, q)
+		if err != nil {
+			return err
+		}
+		var firstErr error
+		var errMu sync.Mutex
+		for _, e := range p.Events {
+			if spec.Rate > 0 {
+				// Pace: event n of this run goes out no earlier than n/rate.
+				due := start.Add(time.Duration(float64(st.Done-startDone) / spec.Rate * float64(time.Second)))
+				if d := time.Until(due); d > 0 {
+					select {
+					case <-ctx.Done():
+					case <-time.After(d):
+					}
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				if context.Cause(ctx) == errCancelled {
+					return errCancelled
+				}
+				return err
+			}
+			cl.Produce(ctx, replayRecord(e, spec, st.ID), func(_ *kgo.Record, err error) {
+				if err != nil {
+					errMu.Lock()
+					firstErr = cmpErr(firstErr, err)
+					errMu.Unlock()
+				}
+			})
+			st.Done++
+			st.ByTopic[e.Topic]++
+		}
+		if err := cl.Flush(ctx); err != nil {
+			return err
+		}
+		if firstErr != nil {
+			return fmt.Errorf("lookback: replay produce: %w", firstErr)
+		}
+		st.Cursor, st.Updated = p.Next, r.s.cfg.Now().UTC()
+		if p.Next == "" {
+			return nil
+		}
+		if err := r.s.cfg.Store.SaveReplay(ctx, *st); err != nil {
+			return err
+		}
+		q.Cursor = p.Next
+	}
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// replayRecord is the record that replays e.
+func replayRecord(e *Event, spec ReplaySpec, id string) *kgo.Record {
+	rec := &kgo.Record{Topic: e.Topic, Partition: e.Partition, Key: e.Key, Value: e.Value}
+	switch {
+	case spec.ToTopic != "":
+		rec.Topic = spec.ToTopic
+	case spec.ToGroup != "":
+		rec.Topic = "spool.replay." + spec.ToGroup
+	}
+	rec.Headers = make([]kgo.RecordHeader, 0, len(e.Headers)+2)
+	for _, h := range e.Headers {
+		if h.Key != HeaderReplayID && h.Key != HeaderReplayOf {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+	}
+	rec.Headers = append(rec.Headers,
+		kgo.RecordHeader{Key: HeaderReplayID, Value: []byte(id)},
+		kgo.RecordHeader{Key: HeaderReplayOf, Value: []byte(e.Topic + "/" + strconv.Itoa(int(e.Partition)) + "/" + strconv.FormatInt(e.Offset, 10))})
+	return rec
+}
+
+// ensureTopic creates a replay topic (one partition: a group's replay is
+// one ordered sequence) unless it exists.
+func ensureTopic(ctx context.Context, cl *kgo.Client, topic string) error {
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, 1, -1, nil, topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("lookback: create replay topic %s: %w", topic, err)
+	}
+	return nil
+}
 
 func (s *Service) apiReplayStart(w http.ResponseWriter, r *http.Request) {
-	httpapi.WriteProblem(w, http.StatusNotImplemented, "replays are not built yet")
+	var spec ReplaySpec
+	if err := httpapi.DecodeJSON(w, r, 1<<20, &spec); err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
+	st, err := s.replays.start(r.Context(), spec)
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	w.Header().Set("Location", "/api/lookback/replays/"+st.ID)
+	status := http.StatusAccepted
+	if spec.DryRun {
+		status = http.StatusOK
+	}
+	httpapi.WriteJSON(w, status, st)
 }
+
 func (s *Service) apiReplayList(w http.ResponseWriter, r *http.Request) {
-	httpapi.WriteProblem(w, http.StatusNotImplemented, "replays are not built yet")
+	sts, err := s.cfg.Store.Replays(r.Context())
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	if sts == nil {
+		sts = []ReplayState{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"replays": sts})
 }
+
 func (s *Service) apiReplayGet(w http.ResponseWriter, r *http.Request) {
-	httpapi.WriteProblem(w, http.StatusNotImplemented, "replays are not built yet")
+	st, err := s.cfg.Store.Replay(r.Context(), r.PathValue("id"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, st)
 }
+
 func (s *Service) apiReplayCancel(w http.ResponseWriter, r *http.Request) {
-	httpapi.WriteProblem(w, http.StatusNotImplemented, "replays are not built yet")
+	st, err := s.replays.cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, st)
 }

@@ -435,7 +435,6 @@ func completionsOnly(rs []Rule) []Rule {
 	return out
 }
 
-
 func (ev *Event) record() *Record {
 	return &Record{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Timestamp: ev.Timestamp, Key: ev.Key,
 		Headers: ev.Headers, Value: ev.Value}

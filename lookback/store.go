@@ -124,6 +124,8 @@ type ReplayState struct {
 	Updated  time.Time        `json:"updated"`
 	Finished time.Time        `json:"finished,omitzero"`
 	ByTopic  map[string]int64 `json:"by_topic,omitempty"`
+	// Preview holds a dry run's first events.
+	Preview []*Event `json:"preview,omitempty"`
 }
 
 // Store is an archive. Every implementation passes the conformance test

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,7 +42,7 @@ The other subcommands talk to the HTTP API of a running lookback service
 	}
 	sf := addServerFlags(cmd)
 	cmd.AddCommand(newLookbackServeCmd(), newLookbackSearchCmd(sf), newLookbackShowCmd(sf),
-		newLookbackEraseCmd(sf), newLookbackFlowCmd(sf), newLookbackVerifyCmd(sf))
+		newLookbackEraseCmd(sf), newLookbackFlowCmd(sf), newLookbackVerifyCmd(sf), newLookbackReplayCmd(sf))
 	return cmd
 }
 
@@ -489,4 +490,120 @@ func printReport(w io.Writer, rep *lookback.Report) {
 				h.Event.Topic, h.Event.Partition, h.Event.Offset, h.CompletedAt.Format(time.RFC3339Nano), time.Duration(h.LateBy*float64(time.Millisecond)))
 		}
 	}
+}
+
+func newLookbackReplayCmd(sf *serverFlags) *cobra.Command {
+	var spec lookback.ReplaySpec
+	var detach bool
+	var ff *filterFlags
+	cmd := &cobra.Command{
+		Use:   "replay [filters] [--to-topic T | --to-group G] [--rate N] [--dry-run]",
+		Short: "Send archived events again: to their topics, to a topic, or to one consumer group",
+		Long: `Replay the archived events a selection matches (the filters of "search"),
+oldest first, keeping each key's order. By default each event goes back to its
+original topic and partition; --to-topic sends all to one topic; --to-group G
+sends them to G's replay topic (spool.replay.G), which only G's agents read
+(agent.WithReplay), so no other group handles them again. Every replayed record
+carries spool_replay_id and spool_replay_of (original topic/partition/offset).
+
+--dry-run prints what would be replayed (counts per topic and the first events)
+and produces nothing. --rate caps events per second. The replay runs in the
+lookback service and checkpoints its progress: if the service restarts, it
+resumes. The command shows progress until the replay ends (--detach returns at
+once; Ctrl-C stops watching, not the replay).`,
+		Example: `  spool lookback replay --type order.placed --since 2h --to-group billing --rate 500
+  spool lookback replay --key customer-42 --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ff.check(); err != nil {
+				return err
+			}
+			if spec.ToTopic != "" && spec.ToGroup != "" {
+				return usageErrorf("give --to-topic or --to-group, not both")
+			}
+			if spec.Rate < 0 {
+				return usageErrorf("--rate %v: must not be negative", spec.Rate)
+			}
+			spec.Filter = ff.f
+			out := cmd.OutOrStdout()
+			var st lookback.ReplayState
+			if err := sf.do(cmd.Context(), http.MethodPost, "/api/lookback/replays", nil, spec, &st); err != nil {
+				return err
+			}
+			if spec.DryRun {
+				printDryRun(out, &st)
+				return nil
+			}
+			fmt.Fprintf(out, "replay %s: %d events\n", st.ID, st.Total)
+			if detach {
+				return nil
+			}
+			return watchReplay(cmd.Context(), sf, st.ID, cmd.ErrOrStderr(), out)
+		},
+	}
+	ff = bindFilterFlags(cmd)
+	cmd.Flags().StringVar(&spec.ToTopic, "to-topic", "", "send every event to this topic")
+	cmd.Flags().StringVar(&spec.ToGroup, "to-group", "", "send every event to this consumer group only (its spool.replay.<group> topic)")
+	cmd.Flags().Float64Var(&spec.Rate, "rate", 0, "at most this many events per second (0: no limit)")
+	cmd.Flags().BoolVar(&spec.DryRun, "dry-run", false, "print what would be replayed; produce nothing")
+	cmd.Flags().BoolVar(&detach, "detach", false, "start the replay and return without watching it")
+	return cmd
+}
+
+func printDryRun(w io.Writer, st *lookback.ReplayState) {
+	fmt.Fprintf(w, "dry run: %d events would be replayed\n", st.Total)
+	topics := make([]string, 0, len(st.ByTopic))
+	for t := range st.ByTopic {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	for _, t := range topics {
+		fmt.Fprintf(w, "  %s: %d\n", t, st.ByTopic[t])
+	}
+	if len(st.Preview) > 0 {
+		fmt.Fprintln(w, "first events:")
+	}
+	for _, e := range st.Preview {
+		fmt.Fprintf(w, "  %s  %s/%d/%d  key=%s  %s  %s\n", e.Timestamp.Format(time.RFC3339Nano), e.Topic, e.Partition, e.Offset,
+			printable(e.Key), dash(e.Type), dash(e.ID))
+	}
+}
+
+// watchReplay polls a replay and draws a progress bar on errOut until it
+// ends; a failed or cancelled replay is an error.
+func watchReplay(ctx context.Context, sf *serverFlags, id string, errOut, out io.Writer) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var st lookback.ReplayState
+		if err := sf.do(ctx, http.MethodGet, "/api/lookback/replays/"+url.PathEscape(id), nil, nil, &st); err != nil {
+			return err
+		}
+		fmt.Fprintf(errOut, "\r%s", progressBar(st.Done, st.Total))
+		switch st.Status {
+		case "done":
+			fmt.Fprintln(errOut)
+			fmt.Fprintf(out, "replay %s: done, %d events replayed\n", id, st.Done)
+			return nil
+		case "failed", "cancelled":
+			fmt.Fprintln(errOut)
+			return fmt.Errorf("replay %s %s after %d of %d events: %s", id, st.Status, st.Done, st.Total, st.Error)
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(errOut)
+			return fmt.Errorf("stopped watching replay %s (it goes on in the service): %w", id, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func progressBar(done, total int64) string {
+	const width = 40
+	frac := 1.0
+	if total > 0 {
+		frac = min(float64(done)/float64(total), 1)
+	}
+	n := int(frac * width)
+	return fmt.Sprintf("[%s%s] %d/%d (%.0f%%)", strings.Repeat("=", n), strings.Repeat(" ", width-n), done, total, frac*100)
 }

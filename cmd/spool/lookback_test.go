@@ -127,8 +127,27 @@ func TestServeLookback(t *testing.T) {
 		t.Fatalf("show missing: %v", r.err)
 	}
 
+	r = runCLI("lookback", "replay", "--server", server, "--key", "customer-42", "--to-topic", "copies", "--dry-run")
+	if r.err != nil || !strings.Contains(r.out, "dry run: 3 events would be replayed") || !strings.Contains(r.out, "orders: 3") {
+		t.Fatalf("replay --dry-run: %v\n%s", r.err, r.out)
+	}
+	r = runCLI("lookback", "replay", "--server", server, "--key", "customer-42", "--to-topic", "copies", "--rate", "1000")
+	if r.err != nil || !strings.Contains(r.out, "done, 3 events replayed") {
+		t.Fatalf("replay: %v\n%s", r.err, r.out)
+	}
+	for _, bad := range [][]string{{"--to-topic", "a", "--to-group", "b"}, {"--rate", "-2"}, {"--to-topic", "no spaces"}} {
+		if r := runCLI(append([]string{"lookback", "replay", "--server", server}, bad...)...); exitCode(r.err) != 2 {
+			t.Fatalf("replay %v: exit %d %v, want 2", bad, exitCode(r.err), r.err)
+		}
+	}
+
+	// The originals and, once archived, the replayed copies.
+	kafkatest.Eventually(t, 20*time.Second, "the copies archived", func() bool {
+		r := runCLI("lookback", "search", "--server", server, "--topic", "copies", "--json")
+		return r.err == nil && strings.Count(r.out, "\n") == 3
+	})
 	r = runCLI("lookback", "erase", "--server", server, "--key", "customer-42")
-	if r.err != nil || !strings.Contains(r.out, "erased 3 events") {
+	if r.err != nil || !strings.Contains(r.out, "erased 6 events") {
 		t.Fatalf("erase: %v %s", r.err, r.out)
 	}
 	r = runCLI("lookback", "search", "--server", server, "--topic", "orders", "--json")
