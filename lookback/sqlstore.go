@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -39,10 +40,16 @@ type dialect struct {
 	ddl      []string
 	dollar   bool // $1 placeholders instead of ?
 	maxBatch int  // rows per multi-row INSERT
+	prefix   string // of table names, e.g. "lookback_" in a shared PostgreSQL database
 }
+
+var tableRE = regexp.MustCompile(`\b(blocks|events|receipts|replays)\b`)
 
 // q rewrites ? placeholders for the dialect.
 func (d dialect) q(s string) string {
+	if d.prefix != "" {
+		s = tableRE.ReplaceAllString(s, d.prefix+"$1")
+	}
 	if !d.dollar {
 		return s
 	}
@@ -557,7 +564,7 @@ func (s *sqlStore) Retain(ctx context.Context, cutoff time.Time, maxBytes int64)
 		}
 	}
 	if maxBytes > 0 {
-		rows, err := tx.QueryContext(ctx, `SELECT id, stored FROM blocks ORDER BY id DESC`)
+		rows, err := tx.QueryContext(ctx, s.d.q(`SELECT id, stored FROM blocks ORDER BY id DESC`))
 		if err != nil {
 			return 0, fmt.Errorf("lookback: retain: %w", err)
 		}
@@ -597,7 +604,7 @@ func (s *sqlStore) Retain(ctx context.Context, cutoff time.Time, maxBytes int64)
 func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	var minTS, maxTS sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(n), 0), COALESCE(SUM(raw), 0), MIN(min_ts), MAX(max_ts) FROM blocks WHERE n > 0`).
+	err := s.r.QueryRowContext(ctx, s.d.q(`SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT), CAST(COALESCE(SUM(raw), 0) AS BIGINT), MIN(min_ts), MAX(max_ts) FROM blocks WHERE n > 0`)).
 		Scan(&st.Events, &st.RawBytes, &minTS, &maxTS)
 	if err != nil {
 		return Stats{}, fmt.Errorf("lookback: stats: %w", err)
@@ -611,6 +618,21 @@ func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 func (s *sqlStore) AddReceipts(ctx context.Context, rs []Receipt) error {
 	if len(rs) == 0 {
 		return nil
+	}
+	// One row per key in a statement (PostgreSQL refuses to update a row
+	// twice in one INSERT): the last receipt of a key wins.
+	last := make(map[[4]string]int, len(rs))
+	for i, r := range rs {
+		last[[4]string{r.Group, r.Topic, strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)}] = i
+	}
+	if len(last) < len(rs) {
+		keep := rs[:0:0]
+		for i, r := range rs {
+			if last[[4]string{r.Group, r.Topic, strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)}] == i {
+				keep = append(keep, r)
+			}
+		}
+		rs = keep
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -704,7 +726,7 @@ func (s *sqlStore) Replay(ctx context.Context, id string) (ReplayState, error) {
 }
 
 func (s *sqlStore) Replays(ctx context.Context) ([]ReplayState, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT state FROM replays ORDER BY created DESC, id DESC LIMIT 1000`)
+	rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT state FROM replays ORDER BY created DESC, id DESC LIMIT 1000`))
 	if err != nil {
 		return nil, fmt.Errorf("lookback: replays: %w", err)
 	}

@@ -3,10 +3,13 @@ package lookback
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/spoolmq/spool/internal/pgtest"
 )
 
 // The conformance test every Store passes: the embedded SQLite store here,
@@ -15,6 +18,30 @@ import (
 func TestSQLiteConformance(t *testing.T) {
 	RunConformance(t, func(t *testing.T) Store {
 		s, err := OpenSQLite(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestPostgresConformance(t *testing.T) {
+	dsn := pgtest.Start(t)
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	n := 0
+	RunConformance(t, func(t *testing.T) Store {
+		// One server, a fresh schema per subtest.
+		n++
+		schema := fmt.Sprintf("conformance_%d", n)
+		if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenPostgres(context.Background(), dsn+" search_path="+schema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -278,7 +305,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) Store) {
 		}
 		var stored int64
 		if ss, ok := s.(*sqlStore); ok {
-			ss.r.QueryRow(`SELECT SUM(stored) FROM blocks`).Scan(&stored)
+			ss.r.QueryRow(ss.d.q(`SELECT CAST(SUM(stored) AS BIGINT) FROM blocks`)).Scan(&stored)
 		}
 		n, err = s.Retain(ctx, time.Time{}, stored/2)
 		if err != nil || n < 60 || n > 80 {
