@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,8 +38,8 @@ type sqlStore struct {
 type dialect struct {
 	name     string
 	ddl      []string
-	dollar   bool // $1 placeholders instead of ?
-	maxBatch int  // rows per multi-row INSERT
+	dollar   bool   // $1 placeholders instead of ?
+	maxBatch int    // rows per multi-row INSERT
 	prefix   string // of table names, e.g. "lookback_" in a shared PostgreSQL database
 }
 
