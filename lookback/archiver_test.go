@@ -174,7 +174,7 @@ func TestArchiver(t *testing.T) {
 	})
 }
 
-func getJSON(t *testing.T, u string, status int, v any) {
+func getJSON(t testing.TB, u string, status int, v any) {
 	t.Helper()
 	resp, err := http.Get(u)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -107,4 +108,83 @@ func BenchmarkAppend(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(dirSize(dir))/float64(rawTotal), "disk/raw")
+}
+
+// benchArchive opens the archive of BenchmarkSearch: LOOKBACK_BENCH_DIR
+// if set (built once and reused), else a temporary directory, filled to
+// LOOKBACK_BENCH_EVENTS events (default 200,000) of benchEvent over
+// 100,000 customer keys, four events per correlation id.
+func benchArchive(b *testing.B) (Store, int64) {
+	ctx := context.Background()
+	dir := os.Getenv("LOOKBACK_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	want := int64(200_000)
+	if v := os.Getenv("LOOKBACK_BENCH_EVENTS"); v != "" {
+		fmt.Sscan(v, &want)
+	}
+	s, err := OpenSQLite(ctx, dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := s.Stats(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(st.Events), 7))
+	ts := time.Now().Add(-time.Duration(want) * time.Millisecond)
+	start := time.Now()
+	for off := st.Events; off < want; {
+		var rs []Record
+		for range 5000 {
+			rs = append(rs, benchEvent(rng, "orders", int32(off%8), off, ts.Add(time.Duration(off)*time.Millisecond)))
+			off++
+		}
+		if err := s.Append(ctx, rs); err != nil {
+			b.Fatal(err)
+		}
+		if off%500_000 == 0 {
+			b.Logf("archive: %d events (%.0f/s)", off, float64(off-st.Events)/time.Since(start).Seconds())
+		}
+	}
+	return s, want
+}
+
+// BenchmarkSearch measures searches by key and by correlation id (newest
+// first, limit 100) in a large archive, reporting p50 and p99 latency.
+func BenchmarkSearch(b *testing.B) {
+	s, n := benchArchive(b)
+	defer s.Close()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct {
+		name string
+		q    func() Query
+	}{
+		{"key", func() Query {
+			return Query{Key: []byte(fmt.Sprintf("customer-%06d", rng.IntN(100000))), HasKey: true, Limit: 100}
+		}},
+		{"correlation", func() Query { return Query{CorrelationID: fmt.Sprintf("flow-%d", rng.Int64N(n/4)), Limit: 100} }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, b.N)
+			found := 0
+			for b.Loop() {
+				q := c.q()
+				t := time.Now()
+				p, err := s.Search(ctx, q)
+				lat = append(lat, time.Since(t))
+				if err != nil {
+					b.Fatal(err)
+				}
+				found += len(p.Events)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(found)/float64(len(lat)), "events/search")
+			b.ReportMetric(float64(n), "archive-events")
+		})
+	}
 }

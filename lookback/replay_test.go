@@ -20,7 +20,7 @@ import (
 	"github.com/spoolmq/spool/lookback"
 )
 
-func postJSON(t *testing.T, u string, body any, status int, v any) {
+func postJSON(t testing.TB, u string, body any, status int, v any) {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	resp, err := http.Post(u, "application/json", bytes.NewReader(b))
