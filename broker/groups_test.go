@@ -25,16 +25,44 @@ type groupConsumer struct {
 }
 
 type seenSet struct {
-	mu   sync.Mutex
-	seen map[string]int
-	n    int
+	mu      sync.Mutex
+	seen    map[string]int
+	n       int
+	changed chan struct{} // closed and replaced by every add
 }
 
 func (s *seenSet) add(r *kgo.Record) {
 	s.mu.Lock()
 	s.seen[fmt.Sprintf("%d/%d", r.Partition, r.Offset)]++
 	s.n++
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	s.mu.Unlock()
+}
+
+// waitCount waits, on the signal add gives, until n records were seen.
+func (s *seenSet) waitCount(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(testTimeout)
+	for {
+		s.mu.Lock()
+		got := s.n
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("timed out with %d of %d records seen", got, n)
+		}
+	}
 }
 
 func (s *seenSet) count() int {
@@ -127,17 +155,17 @@ func TestGroupMembersJoinAndLeave(t *testing.T) {
 			seen := &seenSet{seen: map[string]int{}}
 			produce(0, 1000)
 			a := startGroupConsumer(t, srv, "g", topic, bal, seen)
-			waitFor(t, "first records", func() bool { return seen.count() >= 200 })
+			seen.waitCount(t, 200)
 			b := startGroupConsumer(t, srv, "g", topic, bal, seen)
 			produce(1000, 2000)
 			c := startGroupConsumer(t, srv, "g", topic, bal, seen)
 			produce(2000, 3000)
-			waitFor(t, "3000 records", func() bool { return seen.count() >= 2500 })
+			seen.waitCount(t, 2500)
 			a.close()
 			produce(3000, 3500)
 			b.close()
 			produce(3500, total)
-			waitFor(t, "all records", func() bool { return seen.count() >= total })
+			seen.waitCount(t, total)
 			c.close()
 			seen.mu.Lock()
 			defer seen.mu.Unlock()
@@ -241,13 +269,13 @@ func TestGroupStaticConsumerResumes(t *testing.T) {
 	}
 	seen := &seenSet{seen: map[string]int{}}
 	c := startGroupConsumer(t, srv, "sg", "st", kgo.CooperativeStickyBalancer(), seen, kgo.InstanceID("inst-1"))
-	waitFor(t, "200 records", func() bool { return seen.count() >= 200 })
+	seen.waitCount(t, 200)
 	c.close()
 	for i := range 100 {
 		produceSync(t, prod, &kgo.Record{Topic: "st", Value: fmt.Appendf(nil, "%d", 200+i)})
 	}
 	c = startGroupConsumer(t, srv, "sg", "st", kgo.CooperativeStickyBalancer(), seen, kgo.InstanceID("inst-1"))
-	waitFor(t, "300 records", func() bool { return seen.count() >= 300 })
+	seen.waitCount(t, 300)
 	c.close()
 	if len(seen.seen) != 300 || seen.count() != 300 {
 		t.Fatalf("processed %d records, %d distinct; want 300 exactly once", seen.count(), len(seen.seen))
