@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"testing"
 )
 
@@ -10,8 +11,18 @@ import (
 // held; Wait returns only after that fsync, and no batch is visible (HWM)
 // before it.
 func TestAppendAsyncWaitsForHeldFsync(t *testing.T) {
-	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{})}
-	s := openStore(t, g, "/data")
+	for _, clog := range []bool{true, false} {
+		t.Run(fmt.Sprint("commitlog=", clog), func(t *testing.T) { appendAsyncWaits(t, clog) })
+	}
+}
+
+func appendAsyncWaits(t *testing.T, clog bool) {
+	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{}), clog: clog}
+	var opts []func(*Options)
+	if !clog {
+		opts = append(opts, segmentPath)
+	}
+	s := openStore(t, g, "/data", opts...)
 	l, err := s.CreateLog(TopicPartition{Topic: "async", Partition: 0}, LogConfig{})
 	if err != nil {
 		t.Fatal(err)

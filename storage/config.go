@@ -64,6 +64,17 @@ type Options struct {
 	// FsyncInterval) with its duration and error. It is called from many
 	// goroutines at once and must be fast; the default is none.
 	OnFsync func(d time.Duration, err error)
+
+	// CommitLogMaxBatch: in FsyncAlways mode, batches of at most this many
+	// bytes are acknowledged through the shared commit log (one fsync for
+	// every partition's small appends); larger ones by an fsync of their
+	// partition's segment. Default 32 KiB; a negative value turns the commit
+	// log off (every batch takes the per-partition path).
+	CommitLogMaxBatch int
+	// CommitLogFileBytes is the size of each commit log file, written full
+	// of zeros before use; a full file is checkpointed and deleted. Default
+	// 16 MiB, at least 64 KiB.
+	CommitLogFileBytes int64
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
@@ -83,6 +94,13 @@ func (o Options) WithDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.CommitLogMaxBatch == 0 {
+		o.CommitLogMaxBatch = 32 << 10
+	}
+	if o.CommitLogFileBytes == 0 {
+		o.CommitLogFileBytes = 16 << 20
+	}
+	o.CommitLogFileBytes = max(o.CommitLogFileBytes, 64<<10)
 	return o
 }
 

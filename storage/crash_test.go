@@ -19,12 +19,23 @@ import (
 // be present and intact at its offset, and everything served must be a whole,
 // valid batch that some appender sent, at contiguous offsets.
 func TestCrashDuringConcurrentAppends(t *testing.T) {
-	iterations := 25
+	iterations := 20
 	if testing.Short() {
-		iterations = 5
+		iterations = 4
 	}
-	for iter := 0; iter < iterations; iter++ {
-		t.Run(fmt.Sprint("seed=", iter), func(t *testing.T) { crashIteration(t, uint64(iter)) })
+	for _, path := range []struct {
+		name string
+		opt  func(*Options)
+	}{
+		// Small commit log files: crashes also land in rotations and checkpoints.
+		{"commitlog", func(o *Options) { o.CommitLogFileBytes = 64 << 10 }},
+		{"segment", segmentPath},
+		// Both paths in one log: batches over 1,000 bytes take the segment's fsync.
+		{"mixed", func(o *Options) { o.CommitLogFileBytes, o.CommitLogMaxBatch = 64<<10, 1000 }},
+	} {
+		for iter := 0; iter < iterations; iter++ {
+			t.Run(fmt.Sprint(path.name, "/seed=", iter), func(t *testing.T) { crashIteration(t, uint64(iter), path.opt) })
+		}
 	}
 }
 
@@ -34,10 +45,12 @@ type ack struct {
 	data []byte // batch bytes after the base offset
 }
 
-func crashIteration(t *testing.T, seed uint64) {
+func crashIteration(t *testing.T, seed uint64, opt func(*Options)) {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	fsys := NewMemFS()
-	s, err := Open(Options{Dir: "/data", FS: fsys, RetentionCheckInterval: -1})
+	opts := Options{Dir: "/data", FS: fsys, RetentionCheckInterval: -1}
+	opt(&opts)
+	s, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,10 +136,18 @@ func crashIteration(t *testing.T, seed uint64) {
 	if crashed == nil { // the appenders finished first: crash now
 		crashed = fsys.CrashClone(CrashOptions{Rand: rand.New(rand.NewPCG(seed, 8))})
 	}
-	t.Logf("%d acks, crashed during appends: %v", len(acks), fsys.Crashed() != nil)
+	st := s.Stats()
+	t.Logf("%d acks, crashed during appends: %v; stats %+v", len(acks), fsys.Crashed() != nil, st)
+	if opts.CommitLogMaxBatch >= 0 && len(acks) > 0 && st.CommitLog.Appends == 0 {
+		t.Fatal("no append went through the commit log")
+	}
+	if opts.CommitLogMaxBatch == 1000 && len(acks) > 20 && st.SegmentAppends == 0 {
+		t.Fatal("no append took the segment path")
+	}
 	s.Close() // fails: its FS is dead; it must not matter
 
-	s2, err := Open(Options{Dir: "/data", FS: crashed, RetentionCheckInterval: -1})
+	opts.FS = crashed
+	s2, err := Open(opts)
 	if err != nil {
 		t.Fatalf("recovery: %v", err)
 	}
@@ -359,13 +380,18 @@ func TestCleanOpenReadsNoData(t *testing.T) {
 // high watermark (nothing unsynced is ever served) and refuses later appends;
 // after a crash and recovery the log continues from its durable end.
 func TestSyncFailure(t *testing.T) {
+	t.Run("commitlog", func(t *testing.T) { syncFailure(t, commitLogSuffix) })
+	t.Run("segment", func(t *testing.T) { syncFailure(t, logSuffix, segmentPath) })
+}
+
+func syncFailure(t *testing.T, suffix string, opts ...func(*Options)) {
 	fsys := NewMemFS()
-	s := openStore(t, fsys, "/data")
+	s := openStore(t, fsys, "/data", opts...)
 	l, _ := s.CreateLog(tp0, LogConfig{})
 	mustAppend(t, l, makeBatch(t, batchSpec{n: 2, valueSize: 10}))
 	errDisk := errors.New("disk on fire")
 	fsys.SetInjector(func(op Op, path string) error {
-		if op == OpSync && strings.HasSuffix(path, logSuffix) {
+		if op == OpSync && strings.HasSuffix(path, suffix) {
 			return errDisk
 		}
 		return nil
@@ -385,7 +411,7 @@ func TestSyncFailure(t *testing.T) {
 		t.Fatalf("append to failed log: %v", err)
 	}
 	fsys.Crash()
-	l2, _ := openStore(t, fsys, "/data").Log(tp0)
+	l2, _ := openStore(t, fsys, "/data", opts...).Log(tp0)
 	if l2.LogEndOffset() != 2 {
 		t.Fatalf("LEO after crash %d, want 2", l2.LogEndOffset())
 	}

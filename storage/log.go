@@ -56,6 +56,10 @@ type Log struct {
 
 		unflushed  int64       // FsyncInterval/Never: records appended since the last flush.messages fsync
 		flushTimer *time.Timer // FsyncInterval/Never: the pending flush.ms fsync, nil if none
+		// FsyncAlways: end offset of the last batch acknowledged by a
+		// segment fsync (not the commit log); a batch goes to the commit log
+		// only once the HWM has reached it (see commitlog.go).
+		directEnd int64
 	}
 }
 
@@ -282,9 +286,14 @@ func (l *Log) writeLocked(batch []byte, h BatchHeader, opts AppendOptions) (p *P
 	p = &PendingAppend{l: l, base: base, end: end}
 	switch mode {
 	case FsyncAlways:
+		if c := l.store.clog; c.eligibleLocked(l, len(batch)) {
+			p.sync = c.joinLocked(l, seg, pos, batch, end)
+			break
+		}
 		// Joined after the write and under mu: the fsync the sync loop
 		// starts for p.sync reads the log end after taking p.sync, so it
 		// covers this batch (see syncer).
+		l.mu.directEnd = end
 		p.sync = l.joinSyncLocked()
 	case FsyncInterval:
 		l.dirty.Store(true)

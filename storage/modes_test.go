@@ -161,12 +161,14 @@ func TestGroupCommitManyPartitions(t *testing.T) {
 	}
 }
 
-// gatedFS holds the first fsync of a .log file until gate is closed.
+// gatedFS holds the first fsync of a .log file (or, with clog set, the
+// first fsync of a commit log round) until gate is closed.
 type gatedFS struct {
 	*MemFS
 	gate    chan struct{}
 	entered chan struct{}
 	first   atomic.Bool
+	clog    bool
 }
 
 type gatedFile struct {
@@ -176,19 +178,35 @@ type gatedFile struct {
 
 func (g *gatedFS) Create(name string) (File, error) {
 	f, err := g.MemFS.Create(name)
-	if err != nil || !strings.HasSuffix(name, logSuffix) {
+	suffix := logSuffix
+	if g.clog {
+		suffix = commitLogSuffix
+	}
+	if err != nil || !strings.HasSuffix(name, suffix) {
 		return f, err
 	}
 	return gatedFile{f, g}, nil
 }
 
 func (f gatedFile) Sync() error {
+	if f.fs.clog {
+		// A commit log file is synced once full of zeros before use: hold
+		// only the syncs of rounds (a record at the start).
+		var b [4]byte
+		if _, err := f.ReadAt(b[:], 0); err != nil || b == [4]byte{} {
+			return f.File.Sync()
+		}
+	}
 	if f.fs.first.CompareAndSwap(false, true) { // sync.Once would hold the other files' syncs too
 		close(f.fs.entered)
 		<-f.fs.gate
 	}
 	return f.File.Sync()
 }
+
+// segmentPath turns the commit log off: every FsyncAlways append is made
+// durable by an fsync of its own partition's segment.
+func segmentPath(o *Options) { o.CommitLogMaxBatch = -1 }
 
 // TestGroupCommitSharesFsyncs: while log 0's fsync is held, 10 more appends
 // to log 0 write and queue up, and appends to 10 other partitions complete on
@@ -197,7 +215,7 @@ func (f gatedFile) Sync() error {
 // acknowledged before it.
 func TestGroupCommitSharesFsyncs(t *testing.T) {
 	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{})}
-	s := openStore(t, g, "/data")
+	s := openStore(t, g, "/data", segmentPath)
 	var logs []*Log
 	for p := int32(0); p < 11; p++ {
 		l, err := s.CreateLog(TopicPartition{Topic: "gc", Partition: p}, LogConfig{})
@@ -251,47 +269,203 @@ func TestGroupCommitSharesFsyncs(t *testing.T) {
 	}
 }
 
-// TestOnFsync: the hook sees every fsync the syncer makes, with its error.
+// TestOnFsync: the hook sees every fsync that acknowledges appends, with
+// its error, on both paths.
 func TestOnFsync(t *testing.T) {
-	var mu sync.Mutex
-	var calls, failed int
-	fsys := NewMemFS()
-	s := openStore(t, fsys, "/data", func(o *Options) {
-		o.OnFsync = func(d time.Duration, err error) {
+	for _, path := range []struct {
+		name, suffix string
+		opt          func(*Options)
+	}{{"commitlog", commitLogSuffix, func(*Options) {}}, {"segment", logSuffix, segmentPath}} {
+		t.Run(path.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var calls, failed int
+			fsys := NewMemFS()
+			s := openStore(t, fsys, "/data", path.opt, func(o *Options) {
+				o.OnFsync = func(d time.Duration, err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					calls++
+					if err != nil {
+						failed++
+					}
+					if d < 0 {
+						t.Errorf("negative fsync duration %v", d)
+					}
+				}
+			})
+			l, _ := s.CreateLog(tp0, LogConfig{})
+			for range 3 {
+				mustAppend(t, l, makeBatch(t, batchSpec{n: 1, valueSize: 10}))
+			}
+			mu.Lock()
+			if st := s.Stats(); calls != 3 || int64(calls) != st.Fsyncs || failed != 0 {
+				t.Fatalf("hook saw %d fsyncs (%d failed), stats %+v: want 3, none failed", calls, failed, st)
+			}
+			mu.Unlock()
+			fsys.SetInjector(func(op Op, p string) error {
+				if op == OpSync && strings.HasSuffix(p, path.suffix) {
+					return errDiskFull
+				}
+				return nil
+			})
+			if _, err := l.Append(context.Background(), makeBatch(t, batchSpec{n: 1}), AppendOptions{}); err == nil {
+				t.Fatal("append with a failing fsync succeeded")
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			calls++
-			if err != nil {
-				failed++
+			if calls != 4 || failed != 1 {
+				t.Fatalf("after a failed fsync the hook saw %d calls, %d failed; want 4, 1", calls, failed)
 			}
-			if d < 0 {
-				t.Errorf("negative fsync duration %v", d)
-			}
-		}
-	})
-	l, _ := s.CreateLog(tp0, LogConfig{})
-	for range 3 {
-		mustAppend(t, l, makeBatch(t, batchSpec{n: 1, valueSize: 10}))
-	}
-	mu.Lock()
-	if st := s.Stats(); calls != 3 || int64(calls) != st.Fsyncs || failed != 0 {
-		t.Fatalf("hook saw %d fsyncs (%d failed), stats %+v: want 3, none failed", calls, failed, st)
-	}
-	mu.Unlock()
-	fsys.SetInjector(func(op Op, path string) error {
-		if op == OpSync && strings.HasSuffix(path, logSuffix) {
-			return errDiskFull
-		}
-		return nil
-	})
-	if _, err := l.Append(context.Background(), makeBatch(t, batchSpec{n: 1}), AppendOptions{}); err == nil {
-		t.Fatal("append with a failing fsync succeeded")
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if calls != 4 || failed != 1 {
-		t.Fatalf("after a failed fsync the hook saw %d calls, %d failed; want 4, 1", calls, failed)
+		})
 	}
 }
 
 var errDiskFull = errors.New("disk full")
+
+// TestCommitLogSharesFsyncs: with the commit log, one fsync acknowledges the
+// small appends of every partition. While the first round's fsync is held,
+// appends to 11 partitions write and queue; none is acknowledged before its
+// round, and when the fsync is released exactly one more round covers all of
+// them. The acknowledged batches survive a crash (replayed from the commit
+// log, since no segment was fsynced).
+func TestCommitLogSharesFsyncs(t *testing.T) {
+	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{}), clog: true}
+	s := openStore(t, g, "/data")
+	var logs []*Log
+	for p := int32(0); p < 11; p++ {
+		l, err := s.CreateLog(TopicPartition{Topic: "cl", Partition: p}, LogConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, l)
+	}
+	acked := make(chan int, 32)
+	appendTo := func(i int) {
+		if _, err := logs[i].Append(context.Background(), makeBatch(t, batchSpec{n: 1, valueSize: 10}), AppendOptions{}); err != nil {
+			t.Error(err)
+		}
+		acked <- i
+	}
+	go appendTo(0)
+	<-g.entered // the first round's fsync is in flight (and held)
+	for i := 0; i < 11; i++ {
+		go appendTo(i)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var written int64
+		for _, l := range logs {
+			written += l.LogEndOffset()
+		}
+		if written == 12 {
+			break // all written, so all queued for the next round
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("appends were not written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case i := <-acked:
+		t.Fatalf("an append to log %d was acknowledged before its round's fsync", i)
+	default:
+	}
+	for _, l := range logs {
+		if l.HighWatermark() != 0 {
+			t.Fatalf("%s: HWM %d before any fsync finished", l.TopicPartition(), l.HighWatermark())
+		}
+	}
+	close(g.gate)
+	for range 12 {
+		<-acked
+	}
+	st := s.Stats()
+	if st.CommitLog.Rounds != 2 || st.CommitLog.Appends != 12 || st.SegmentFsyncs != 0 {
+		t.Fatalf("stats %+v: want 2 commit log fsyncs for 12 appends and no segment fsync", st)
+	}
+	crashed := g.CrashClone(CrashOptions{})
+	s2 := openStore(t, crashed, "/data")
+	for i := range logs {
+		l, _ := s2.Log(TopicPartition{Topic: "cl", Partition: int32(i)})
+		want := int64(1)
+		if i == 0 {
+			want = 2
+		}
+		if l.LogEndOffset() != want {
+			t.Fatalf("after a crash %s ends at %d, want %d", l.TopicPartition(), l.LogEndOffset(), want)
+		}
+		readAll(t, l, 0)
+	}
+}
+
+// TestCommitLogCheckpoint: full commit log files are checkpointed (their
+// segments fsynced) and deleted, so the commit log stays small; a clean
+// Close leaves no commit log file and the next Open reads no log data.
+func TestCommitLogCheckpoint(t *testing.T) {
+	fsys := NewMemFS()
+	s := openStore(t, fsys, "/data", func(o *Options) { o.CommitLogFileBytes = 64 << 10 })
+	l, _ := s.CreateLog(tp0, LogConfig{})
+	for l.Size() < 1<<20 {
+		mustAppend(t, l, makeBatch(t, batchSpec{n: 4, valueSize: 1000}))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ents, err := fsys.ReadDir("/data/" + commitLogDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The current file, the prepared next one, at most one being checkpointed.
+		if len(ents) <= 3 && s.Stats().CommitLog.CheckpointSyncs >= 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d commit log files after 1 MiB in 64 KiB files; stats %+v", len(ents), s.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Everything acknowledged that was checkpointed is in the segment itself:
+	// a crash of a copy without the commit log keeps it.
+	clone := fsys.CrashClone(CrashOptions{})
+	if err := removeCommitLog(clone, "/data/"+commitLogDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := fsys.ReadDir("/data/" + commitLogDir); len(ents) != 0 {
+		t.Fatalf("%d commit log files after a clean Close", len(ents))
+	}
+	s2 := openStore(t, clone, "/data")
+	l2, _ := s2.Log(tp0)
+	if l2.LogEndOffset() < l.LogEndOffset()/2 {
+		t.Fatalf("without the commit log %d of %d offsets survive: checkpoints did not sync the segment", l2.LogEndOffset(), l.LogEndOffset())
+	}
+}
+
+// TestCommitLogDeleteRecreate: a deleted log's commit log records are never
+// replayed into a new log of the same name.
+func TestCommitLogDeleteRecreate(t *testing.T) {
+	fsys := NewMemFS()
+	s := openStore(t, fsys, "/data")
+	l, _ := s.CreateLog(tp0, LogConfig{})
+	for range 20 {
+		mustAppend(t, l, makeBatch(t, batchSpec{n: 2, valueSize: 100}))
+	}
+	if err := s.DeleteLog(tp0); err != nil {
+		t.Fatal(err)
+	}
+	l, _ = s.CreateLog(tp0, LogConfig{})
+	mustAppend(t, l, makeBatch(t, batchSpec{n: 1, valueSize: 7}))
+	crashed := fsys.CrashClone(CrashOptions{})
+	l2, _ := openStore(t, crashed, "/data").Log(tp0)
+	if l2.LogEndOffset() != 1 {
+		t.Fatalf("recreated log ends at %d after a crash, want 1 (old records replayed into it?)", l2.LogEndOffset())
+	}
+	res, err := l2.Read(0, 1<<20)
+	if err != nil || len(res.Records) == 0 {
+		t.Fatal(err)
+	}
+	if h := mustHeader(t, res.Records); h.Size() != int64(len(res.Records)) {
+		t.Fatalf("recreated log holds %d bytes, its one batch is %d", len(res.Records), h.Size())
+	}
+}

@@ -28,6 +28,7 @@ type Store struct {
 	fs     FS
 	syncer *syncer
 	lock   io.Closer // the data directory's lock, released by Close
+	clog   *commitLog // FsyncAlways with the commit log on; nil otherwise
 
 	mu struct {
 		sync.Mutex
@@ -83,12 +84,25 @@ func open(opts Options) (*Store, error) {
 	} else if !isNotExist(err) {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
+	// Before any log is opened: put back what the commit log made durable,
+	// so that the scan of each active segment sees it.
+	replayed, err := replayCommitLog(s.fs, opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if replayed > 0 {
+		if clean {
+			opts.Logger.Warn("storage: commit log records after a clean shutdown; recovering", "records", replayed)
+		}
+		clean = false
+		opts.Logger.Info("storage: replayed the commit log", "records", replayed)
+	}
 	ents, err := s.fs.ReadDir(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage: list data dir: %w", err)
 	}
 	for _, e := range ents {
-		if !e.IsDir {
+		if !e.IsDir || e.Name == commitLogDir {
 			continue
 		}
 		if strings.HasSuffix(e.Name, deletedSuffix) {
@@ -114,6 +128,12 @@ func open(opts Options) (*Store, error) {
 		}
 		s.mu.logs[tp] = l
 	}
+	// Every log is now durable on its own (recovery synced the active
+	// segments): the commit log's records are no longer needed.
+	if err := removeCommitLog(s.fs, filepath.Join(opts.Dir, commitLogDir)); err != nil {
+		s.closeLogs()
+		return nil, err
+	}
 	// From here on, new writes may happen: a crash must not look clean.
 	if clean {
 		if err := s.fs.Remove(marker); err != nil {
@@ -126,6 +146,18 @@ func open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("storage: sync data dir: %w", err)
 	}
 	s.syncer = newSyncer(s)
+	if opts.Fsync == FsyncAlways && opts.CommitLogMaxBatch >= 0 {
+		if err := s.fs.MkdirAll(filepath.Join(opts.Dir, commitLogDir)); err != nil {
+			s.closeLogs()
+			return nil, fmt.Errorf("storage: create commit log dir: %w", err)
+		}
+		if err := s.fs.SyncDir(opts.Dir); err != nil {
+			s.closeLogs()
+			return nil, fmt.Errorf("storage: sync data dir: %w", err)
+		}
+		s.clog = newCommitLog(s)
+		s.clog.startPrepareLocked() // the first file, in the background
+	}
 	switch opts.Fsync {
 	case FsyncInterval:
 		s.wg.Add(1)
@@ -275,6 +307,11 @@ func (s *Store) DeleteLog(tp TopicPartition) error {
 	if err == nil {
 		err = s.fs.RemoveAll(tomb)
 	}
+	if err == nil && s.clog != nil {
+		// The log's commit log records must be gone before a log of the
+		// same name can be created, or a replay would write them into it.
+		err = s.clog.checkpointAll()
+	}
 	if err != nil {
 		return fmt.Errorf("storage: delete log %s: %w", tp, err)
 	}
@@ -305,6 +342,11 @@ func (s *Store) Close() error {
 		var errs []error
 		for _, l := range logs {
 			errs = append(errs, l.close())
+		}
+		if s.clog != nil {
+			// Every segment is synced now, unless a log failed: then the
+			// commit log stays for the replay at the next Open.
+			errs = append(errs, s.clog.close(errors.Join(errs...) == nil))
 		}
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = err
@@ -385,11 +427,20 @@ func (s *Store) runRetention(every time.Duration) {
 
 // Stats are counters for metrics.
 type Stats struct {
-	SyncedAppends int64 // FsyncAlways appends that waited for an fsync
-	Fsyncs        int64 // FsyncAlways fsyncs: SyncedAppends/Fsyncs is the group-commit factor
+	SyncedAppends int64 // FsyncAlways appends that waited for an fsync, either path
+	Fsyncs        int64 // FsyncAlways fsyncs that acknowledged appends: SyncedAppends/Fsyncs is the group-commit factor
+	// The part of the above that went through each path.
+	SegmentAppends, SegmentFsyncs int64 // per-partition path: fsyncs of the partition's segment
+	CommitLog                     CommitLogStats
 }
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	return Stats{SyncedAppends: s.syncer.appends.Load(), Fsyncs: s.syncer.fsyncs.Load()}
+	st := Stats{SegmentAppends: s.syncer.appends.Load(), SegmentFsyncs: s.syncer.fsyncs.Load()}
+	if c := s.clog; c != nil {
+		st.CommitLog = CommitLogStats{Appends: c.appends.Load(), Rounds: c.rounds.Load(), CheckpointSyncs: c.checkpointSyncs.Load()}
+	}
+	st.SyncedAppends = st.SegmentAppends + st.CommitLog.Appends
+	st.Fsyncs = st.SegmentFsyncs + st.CommitLog.Rounds
+	return st
 }

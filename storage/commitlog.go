@@ -1,0 +1,543 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The shared commit log (FsyncAlways).
+//
+// A small batch (at most Options.CommitLogMaxBatch bytes) is written to its
+// partition's segment as always, and a copy of it, with where it went
+// (partition, segment, position), is queued for the commit log. One round
+// loop writes everything queued since the last round to the commit log with
+// one pwrite and makes it durable with one fdatasync, then raises the high
+// watermark of every partition in the round: one fsync acknowledges the small
+// appends of every partition, where the per-partition path needs one fsync
+// per partition. The commit log's files are written full of zeros and synced
+// before they take records, so a round's fdatasync flushes data only and
+// never also commits a new file size (an ext4 journal commit).
+//
+// The segments of such batches are not fsynced per append. A commit log file
+// that is full is retired, and a checkpoint then fsyncs every segment it has
+// records of and deletes it; a crash before that replays the file into the
+// segments (replayCommitLog) before the logs are opened, so recovery still
+// scans only what is after the last clean point: the commit log since its last
+// checkpoint and each log's active segment.
+//
+// Large batches take the per-partition path (syncer.go): their fsync is
+// mostly data, which the commit log would write a second time. The two paths
+// meet in one log without breaking the prefix rule of the high watermark: a
+// segment fsync covers every byte written to the file before it, journaled
+// or not; and a batch goes to the commit log only when no direct batch before
+// it is still waiting for its fsync (HWM >= directEnd), so once its round is
+// durable, everything before it is too.
+//
+// Lock order: Log.mu, then commitLog.mu. The round loop holds rmu (never
+// Log.mu) while it writes and syncs.
+type commitLog struct {
+	s         *Store
+	fs        FS
+	dir       string
+	maxBatch  int
+	fileBytes int64
+
+	mu struct {
+		sync.Mutex
+		buf     []byte       // records of the next round
+		spans   []commitSpan // what they acknowledge
+		pending *pendingSync // the next round, joined by appends since the last one began
+		syncing bool         // the round loop is running
+	}
+
+	// Owned by the round loop (one at a time), and taken by checkpointAll.
+	rmu    sync.Mutex
+	cur    *commitFile
+	seq    int64             // of the last file started
+	prep   chan preparedFile // the next file, being prewritten; nil if none started
+	failed error             // a failed write or fsync: every later round fails too
+
+	ckMu     sync.Mutex // serializes checkpoints
+	retired  []*commitFile
+	ckFailed bool // a segment fsync failed in a checkpoint: keep every file for the replay
+
+	bg sync.WaitGroup // preparers and checkpoints
+
+	rounds, appends, checkpointSyncs atomic.Int64
+}
+
+// Commit log files and records (format).
+const (
+	commitLogDir       = "commitlog" // in Dir; no "-<n>" suffix, so never a partition's name
+	commitLogSuffix    = ".clog"     // <20-digit sequence>.clog
+	commitRecordHeader = 8           // length uint32 | crc uint32
+	commitRecordFixed  = 18          // segmentBase int64 | position uint32 | partition int32 | topicLen uint16
+)
+
+// commitSpan is one queued batch: its log, its segment and its end offset.
+type commitSpan struct {
+	l   *Log
+	seg *segment
+	end int64
+}
+
+type commitFile struct {
+	seq  int64
+	path string
+	f    File
+	pos  int64             // where the next round is written
+	segs map[*segment]*Log // segments with records in the file, for the checkpoint
+}
+
+type preparedFile struct {
+	f   *commitFile
+	err error
+}
+
+func newCommitLog(s *Store) *commitLog {
+	return &commitLog{s: s, fs: s.fs, dir: filepath.Join(s.opts.Dir, commitLogDir),
+		maxBatch: s.opts.CommitLogMaxBatch, fileBytes: s.opts.CommitLogFileBytes}
+}
+
+// eligibleLocked reports whether l's append of n bytes goes to the commit
+// log. The caller holds l.mu.
+func (c *commitLog) eligibleLocked(l *Log, n int) bool {
+	return c != nil && n <= c.maxBatch && l.hwm.Load() >= l.mu.directEnd
+}
+
+// joinLocked queues the record of a batch just written to seg at pos (its
+// offsets end at end) for the next round and returns that round. The caller
+// holds l.mu, so a log's records are queued in offset order.
+func (c *commitLog) joinLocked(l *Log, seg *segment, pos int64, batch []byte, end int64) *pendingSync {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.buf = appendCommitRecord(c.mu.buf, l.tp, seg.base, pos, batch)
+	c.mu.spans = append(c.mu.spans, commitSpan{l: l, seg: seg, end: end})
+	p := c.mu.pending
+	if p == nil {
+		p = &pendingSync{done: make(chan struct{})}
+		c.mu.pending = p
+	}
+	if !c.mu.syncing {
+		c.mu.syncing = true
+		c.s.syncer.loops.Add(1) // not concurrent with loops.Wait: Close marks logs closed first
+		go c.roundLoop()
+	}
+	c.appends.Add(1)
+	return p
+}
+
+// appendCommitRecord appends one record to b.
+func appendCommitRecord(b []byte, tp TopicPartition, segBase, pos int64, batch []byte) []byte {
+	start := len(b)
+	b = binary.BigEndian.AppendUint32(b, uint32(commitRecordFixed+len(tp.Topic)+len(batch)))
+	b = binary.BigEndian.AppendUint32(b, 0) // crc, below
+	b = binary.BigEndian.AppendUint64(b, uint64(segBase))
+	b = binary.BigEndian.AppendUint32(b, uint32(pos))
+	b = binary.BigEndian.AppendUint32(b, uint32(tp.Partition))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(tp.Topic)))
+	b = append(b, tp.Topic...)
+	b = append(b, batch...)
+	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+commitRecordHeader:], castagnoli))
+	return b
+}
+
+// roundLoop writes and syncs rounds until no append is waiting.
+func (c *commitLog) roundLoop() {
+	defer c.s.syncer.loops.Done()
+	var spare []byte
+	for {
+		c.mu.Lock()
+		buf, spans, p := c.mu.buf, c.mu.spans, c.mu.pending
+		c.mu.buf, c.mu.spans, c.mu.pending = spare[:0], nil, nil
+		c.mu.Unlock()
+		err := c.write(buf, spans)
+		for _, sp := range spans {
+			switch {
+			case err != nil:
+				// Nothing of the round may be acknowledged; the log's bytes
+				// after its HWM are in doubt until recovery.
+				sp.l.fail(err)
+				sp.l.notify()
+			case !sp.l.gone.Load(): // a deleted log's waiters get ErrClosed
+				sp.l.advanceHWM(sp.end)
+			}
+		}
+		close(p.done)
+		spare = buf
+		c.mu.Lock()
+		if c.mu.pending == nil {
+			c.mu.syncing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// write appends one round to the current file and fsyncs it.
+func (c *commitLog) write(buf []byte, spans []commitSpan) error {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.failed != nil {
+		return c.failed
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	f, err := c.fileFor(int64(len(buf)))
+	if err == nil {
+		_, err = f.f.WriteAt(buf, f.pos)
+	}
+	if err == nil {
+		start := time.Now()
+		err = f.f.Sync()
+		c.rounds.Add(1)
+		if h := c.s.opts.OnFsync; h != nil {
+			h(time.Since(start), err)
+		}
+	}
+	if err != nil {
+		c.failed = fmt.Errorf("storage: commit log: %w", err)
+		c.s.opts.Logger.Error("storage: commit log write or fsync failed; appends of small batches fail until restart", "err", err)
+		return c.failed
+	}
+	f.pos += int64(len(buf))
+	for _, sp := range spans {
+		f.segs[sp.seg] = sp.l
+	}
+	return nil
+}
+
+// fileFor returns the file the next n bytes go to, retiring a full one. The
+// caller holds rmu.
+func (c *commitLog) fileFor(n int64) (*commitFile, error) {
+	if f := c.cur; f != nil && (f.pos == 0 || f.pos+n <= c.fileBytes) {
+		return f, nil // a round larger than a file goes into an empty one, which grows
+	}
+	if c.cur != nil {
+		c.retire(c.cur)
+		c.cur = nil
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			c.checkpointRetired()
+		}()
+	}
+	if c.prep == nil {
+		c.startPrepareLocked()
+	}
+	r := <-c.prep
+	c.prep = nil
+	if r.err != nil {
+		return nil, r.err
+	}
+	c.cur = r.f
+	c.startPrepareLocked() // the one after, in the background
+	return c.cur, nil
+}
+
+// startPrepareLocked starts prewriting the next file. The caller holds rmu
+// (or is Open, before anything runs).
+func (c *commitLog) startPrepareLocked() {
+	c.seq++
+	seq := c.seq
+	ch := make(chan preparedFile, 1)
+	c.prep = ch
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		f, err := c.prepare(seq)
+		ch <- preparedFile{f, err}
+	}()
+}
+
+var zeroChunk [1 << 20]byte
+
+// prepare creates file seq full of zeros, synced with its directory entry,
+// so that the fdatasyncs of the rounds written into it commit no metadata.
+func (c *commitLog) prepare(seq int64) (*commitFile, error) {
+	path := filepath.Join(c.dir, segmentName(seq)+commitLogSuffix)
+	f, err := c.fs.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("storage: commit log: %w", err)
+	}
+	for off := int64(0); off < c.fileBytes && err == nil; off += int64(len(zeroChunk)) {
+		_, err = f.WriteAt(zeroChunk[:min(int64(len(zeroChunk)), c.fileBytes-off)], off)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = c.fs.SyncDir(c.dir)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("storage: commit log: prepare %s: %w", path, err)
+	}
+	return &commitFile{seq: seq, path: path, f: f, segs: map[*segment]*Log{}}, nil
+}
+
+func (c *commitLog) retire(f *commitFile) {
+	c.ckMu.Lock()
+	c.retired = append(c.retired, f)
+	c.ckMu.Unlock()
+}
+
+// checkpointRetired checkpoints the retired files, oldest first.
+func (c *commitLog) checkpointRetired() {
+	c.ckMu.Lock()
+	defer c.ckMu.Unlock()
+	c.checkpointRetiredLocked()
+}
+
+// checkpointRetiredLocked fsyncs every segment a retired file has records
+// of, then deletes the file: its records are then durable where they belong.
+// The caller holds ckMu.
+func (c *commitLog) checkpointRetiredLocked() error {
+	for len(c.retired) > 0 && !c.ckFailed {
+		f := c.retired[0]
+		for seg, l := range f.segs {
+			if !seg.acquire() {
+				continue // deleted by retention (closed, so synced at its roll) or with its log
+			}
+			start := time.Now()
+			err := seg.log.Sync()
+			seg.release()
+			c.checkpointSyncs.Add(1)
+			if h := c.s.opts.OnFsync; h != nil {
+				h(time.Since(start), err)
+			}
+			if err != nil {
+				// The kernel may have dropped the segment's dirty pages: the
+				// commit log files are now the only copy. Keep them all for
+				// the replay at the next Open, and stop the log.
+				c.ckFailed = true
+				c.s.opts.Logger.Error("storage: checkpoint fsync failed", "log", l.tp.String(), "err", err)
+				l.fail(err)
+				l.notify()
+				return err
+			}
+		}
+		_ = f.f.Close()
+		if err := c.fs.Remove(f.path); err != nil {
+			return err
+		}
+		c.retired = c.retired[1:]
+	}
+	return nil
+}
+
+// checkpointAll makes every record queued so far durable in its segment and
+// deletes the commit log files that hold them (DeleteLog: a log created
+// again under the same name must never be replayed into).
+func (c *commitLog) checkpointAll() error {
+	c.mu.Lock()
+	var p *pendingSync
+	if c.mu.syncing || len(c.mu.spans) > 0 {
+		if p = c.mu.pending; p == nil {
+			p = &pendingSync{done: make(chan struct{})}
+			c.mu.pending = p // a round after the one in flight, if any
+		}
+		if !c.mu.syncing {
+			c.mu.syncing = true
+			c.s.syncer.loops.Add(1)
+			go c.roundLoop()
+		}
+	}
+	c.mu.Unlock()
+	if p != nil {
+		<-p.done
+	}
+	c.rmu.Lock()
+	if c.cur != nil && c.cur.pos > 0 {
+		c.retire(c.cur)
+		c.cur = nil
+	}
+	c.rmu.Unlock()
+	c.ckMu.Lock()
+	err := c.checkpointRetiredLocked()
+	c.ckMu.Unlock()
+	if err == nil {
+		err = c.fs.SyncDir(c.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: commit log checkpoint: %w", err)
+	}
+	return nil
+}
+
+// close waits for the background work and closes the files. If every log
+// closed cleanly (all segments synced) it also deletes them.
+func (c *commitLog) close(remove bool) error {
+	c.bg.Wait()
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.prep != nil {
+		if r := <-c.prep; r.f != nil {
+			_ = r.f.f.Close()
+		}
+		c.prep = nil
+	}
+	if c.cur != nil {
+		_ = c.cur.f.Close()
+	}
+	c.ckMu.Lock()
+	for _, f := range c.retired {
+		_ = f.f.Close()
+	}
+	keep := c.ckFailed
+	c.ckMu.Unlock()
+	if !remove || keep {
+		return nil
+	}
+	return removeCommitLog(c.fs, c.dir)
+}
+
+// removeCommitLog deletes every file of the commit log durably.
+func removeCommitLog(fsys FS, dir string) error {
+	ents, err := fsys.ReadDir(dir)
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storage: commit log: %w", err)
+	}
+	for _, e := range ents {
+		if err := fsys.Remove(filepath.Join(dir, e.Name)); err != nil {
+			return fmt.Errorf("storage: commit log: %w", err)
+		}
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		return fmt.Errorf("storage: commit log: %w", err)
+	}
+	return nil
+}
+
+// replayCommitLog writes every record of the commit log's files back to its
+// segment, at its position, and syncs the segments it wrote to. It runs in
+// Open before any log is opened, so that the scan of each active segment then
+// sees every batch the commit log made durable; records of logs or segments
+// that no longer exist are skipped (deleted logs are checkpointed before
+// DeleteLog returns, so a record never belongs to a later log of the same
+// name). Each file's records end at the first zero length, torn record or
+// CRC mismatch. It returns how many records it replayed.
+func replayCommitLog(fsys FS, dataDir string) (int, error) {
+	dir := filepath.Join(dataDir, commitLogDir)
+	ents, err := fsys.ReadDir(dir)
+	if isNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("storage: commit log: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name, commitLogSuffix) {
+			if _, err := strconv.ParseUint(strings.TrimSuffix(e.Name, commitLogSuffix), 10, 64); err == nil {
+				names = append(names, e.Name)
+			}
+		}
+	}
+	sort.Strings(names)        // 20 digits: by sequence
+	files := map[string]File{} // nil: missing, skip its records
+	defer func() {
+		for _, f := range files {
+			if f != nil {
+				_ = f.Close()
+			}
+		}
+	}()
+	n := 0
+	for _, name := range names {
+		data, err := ReadFile(fsys, filepath.Join(dir, name))
+		if err != nil {
+			return n, fmt.Errorf("storage: commit log: %w", err)
+		}
+		for off := 0; ; {
+			rec, next, ok := parseCommitRecord(data, off)
+			if !ok {
+				break
+			}
+			off = next
+			path := filepath.Join(dataDir, rec.tp.String(), segmentName(rec.segBase)+logSuffix)
+			f, seen := files[path]
+			if !seen {
+				f, err = fsys.OpenReadWrite(path)
+				if err != nil && !isNotExist(err) {
+					return n, fmt.Errorf("storage: commit log: replay: %w", err)
+				}
+				files[path] = f // nil if missing
+			}
+			if f == nil {
+				continue
+			}
+			if _, err := f.WriteAt(rec.batch, rec.pos); err != nil {
+				return n, fmt.Errorf("storage: commit log: replay into %s: %w", path, err)
+			}
+			n++
+		}
+	}
+	var errs []error
+	for _, f := range files {
+		if f != nil {
+			errs = append(errs, f.Sync())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("storage: commit log: replay: %w", err)
+	}
+	return n, nil
+}
+
+type commitRecord struct {
+	tp      TopicPartition
+	segBase int64
+	pos     int64
+	batch   []byte
+}
+
+// parseCommitRecord parses the record at data[off:]; ok is false at the end
+// of the records (zero length, torn, bad CRC or bad fields).
+func parseCommitRecord(data []byte, off int) (rec commitRecord, next int, ok bool) {
+	if off+commitRecordHeader > len(data) {
+		return rec, off, false
+	}
+	n := int(binary.BigEndian.Uint32(data[off:]))
+	if n < commitRecordFixed || n > len(data)-off-commitRecordHeader {
+		return rec, off, false
+	}
+	body := data[off+commitRecordHeader : off+commitRecordHeader+n]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(data[off+4:]) {
+		return rec, off, false
+	}
+	rec.segBase = int64(binary.BigEndian.Uint64(body))
+	rec.pos = int64(binary.BigEndian.Uint32(body[8:]))
+	rec.tp.Partition = int32(binary.BigEndian.Uint32(body[12:]))
+	tl := int(binary.BigEndian.Uint16(body[16:]))
+	if commitRecordFixed+tl > n || rec.segBase < 0 || rec.tp.Partition < 0 || tl == 0 {
+		return rec, off, false
+	}
+	rec.tp.Topic = string(body[commitRecordFixed : commitRecordFixed+tl])
+	rec.batch = body[commitRecordFixed+tl:]
+	if strings.ContainsAny(rec.tp.Topic, "/\\") || rec.tp.Topic == "." || rec.tp.Topic == ".." {
+		return rec, off, false
+	}
+	return rec, off + commitRecordHeader + n, true
+}
+
+// CommitLogStats are the commit log's counters (FsyncAlways).
+type CommitLogStats struct {
+	Appends         int64 // appends acknowledged through the commit log
+	Rounds          int64 // commit log fsyncs: Appends/Rounds appends share each
+	CheckpointSyncs int64 // segment fsyncs of checkpoints (not on any append's path)
+}
