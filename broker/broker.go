@@ -120,6 +120,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		FS:                     b.cfg.FS,
 		Fsync:                  b.cfg.Fsync,
 		FsyncInterval:          b.cfg.FsyncInterval,
+		CommitLogMaxBatch:      b.cfg.CommitLogMaxBatch,
 		RetentionCheckInterval: b.cfg.RetentionCheckInterval,
 		Logger:                 b.cfg.Logger,
 		Now:                    b.cfg.Now,

@@ -53,6 +53,12 @@ type Config struct {
 	// (log.segment.bytes). Default 1 GiB; at least 1024.
 	LogSegmentBytes int64
 
+	// CommitLogMaxBatch is storage.Options.CommitLogMaxBatch: with
+	// FsyncAlways, batches up to this many bytes are acknowledged through
+	// storage's shared commit log (one fsync for every partition). Default
+	// 32 KiB; negative: off (each partition fsyncs its own segment).
+	CommitLogMaxBatch int
+
 	// DisableAutoCreateTopics turns off topic creation by Metadata requests
 	// for unknown topics. Default false: topics are auto-created, with
 	// DefaultPartitions partitions, as Kafka's auto.create.topics.enable=true.

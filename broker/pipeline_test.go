@@ -119,6 +119,7 @@ func TestProducePipelinedResponsesWaitForDurabilityInOrder(t *testing.T) {
 	srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) {
 		c.FS = hfs
 		c.Fsync = storage.FsyncAlways
+		c.CommitLogMaxBatch = -1 // partitions fsync on their own: one can be held while the other proceeds
 		c.Registerer = reg
 	}))
 	adm, _ := newAdmin(t, srv)

@@ -27,7 +27,7 @@ type Store struct {
 	opts   Options
 	fs     FS
 	syncer *syncer
-	lock   io.Closer // the data directory's lock, released by Close
+	lock   io.Closer  // the data directory's lock, released by Close
 	clog   *commitLog // FsyncAlways with the commit log on; nil otherwise
 
 	mu struct {

@@ -37,6 +37,7 @@ type serveFlags struct {
 	advertise         string
 	http              string
 	fsync             string
+	commitLogMaxBatch int
 	autoCreateTopics  bool
 	defaultPartitions int32
 	maxFrameBytes     int32
@@ -114,6 +115,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.StringVar(&f.advertise, "advertise", "", "host:port clients are told to connect to (default: the listen address)")
 	fl.StringVar(&f.http, "http", "127.0.0.1:8080", `HTTP listener for /metrics (port 0 picks a free port; "" disables it)`)
 	fl.StringVar(&f.fsync, "fsync", "always", "durability: always (fsync before acknowledging), interval or never")
+	fl.IntVar(&f.commitLogMaxBatch, "commit-log-max-batch", 32<<10, "fsync always: batches up to this many bytes are acknowledged through the shared commit log (one fsync for all partitions); -1: every partition fsyncs its own segment")
 	fl.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create unknown topics when clients ask for their metadata")
 	fl.Int32Var(&f.defaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
 	fl.Int32Var(&f.maxFrameBytes, "max-frame-bytes", 100<<20, "largest request frame accepted; larger ones close the connection")
@@ -232,6 +234,7 @@ func (f *serveFlags) config() (broker.Config, error) {
 		Listen:                     f.listen,
 		Advertise:                  f.advertise,
 		Fsync:                      mode,
+		CommitLogMaxBatch:          f.commitLogMaxBatch,
 		DisableAutoCreateTopics:    !f.autoCreateTopics,
 		DefaultPartitions:          f.defaultPartitions,
 		MaxFrameBytes:              f.maxFrameBytes,
