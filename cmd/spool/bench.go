@@ -84,6 +84,7 @@ Progress goes to standard error; the report to standard output.`,
 	fl.IntVarP(&cfg.Rate, "rate", "r", 0, "offered records per second (0: as fast as possible)")
 	fl.IntVar(&cfg.Producers, "producers", 1, "producer clients (connections) the records are spread over")
 	fl.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random values")
+	fl.StringVar(&cfg.BrokerMetrics, "broker-metrics", "", "a Spool broker's metrics URL (http://host:port/metrics): report its fsyncs per second, per produce request and per record over the produce phase")
 	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no live progress")
 	fl.DurationVar(&interval, "progress-interval", time.Second, "how often to print progress")
@@ -109,6 +110,20 @@ func printBench(w io.Writer, r *bench.Result) {
 	tp("consume", r.Consume)
 	lat("produce ack latency", r.ProduceLatency)
 	lat("end-to-end latency", r.EndToEnd)
+	if b := r.Broker; b != nil {
+		fmt.Fprintf(w, "broker fsyncs %9d  %9.0f fsyncs/s  %.3f per produce request (%d requests)  %.3f per record  fsync p50 %s ms  p99 %s ms  p99.9 %s ms\n",
+			b.Fsyncs, b.FsyncsPerSec, b.FsyncsPerRequest, b.ProduceRequests, b.FsyncsPerRecord,
+			bucketMs(b.FsyncMs.P50), bucketMs(b.FsyncMs.P99), bucketMs(b.FsyncMs.P999))
+	}
+}
+
+// bucketMs prints a quantile taken from histogram buckets: "<= bound", or
+// "> largest bucket" for -1.
+func bucketMs(v float64) string {
+	if v < 0 {
+		return ">max-bucket"
+	}
+	return fmt.Sprintf("<=%g", v)
 }
 
 func rateString(r int) string {

@@ -94,6 +94,11 @@ type Config struct {
 	// DrainTimeout bounds how long the tailing consumer may lag behind the
 	// end of production; default 60s.
 	DrainTimeout time.Duration
+	// BrokerMetrics, if set, is the URL of a Spool broker's Prometheus
+	// endpoint (http://host:port/metrics): it is read before and after the
+	// produce phase, and Result.Broker reports the broker's fsyncs per
+	// second, per produce request and per record over it.
+	BrokerMetrics string
 }
 
 func (c Config) withDefaults() Config {
@@ -186,6 +191,9 @@ type Result struct {
 	// EndToEnd is send to receipt by the tailing consumer, per record.
 	EndToEnd *Latency    `json:"end_to_end_latency,omitempty"`
 	Consume  *Throughput `json:"consume,omitempty"`
+	// Broker is the broker's fsync counters over the produce phase
+	// (Config.BrokerMetrics).
+	Broker *BrokerStats `json:"broker,omitempty"`
 }
 
 // Run executes a benchmark run.
@@ -245,8 +253,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	prodOpts := append(ackOpts, kgo.DefaultProduceTopic(cfg.Topic), kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(cfg.Linger))
+	var before *brokerSample
+	if cfg.BrokerMetrics != "" {
+		if before, err = scrapeBroker(ctx, cfg.BrokerMetrics); err != nil {
+			return res, err
+		}
+	}
 	if err := r.produce(ctx, res, prodOpts, starts); err != nil {
 		return res, err
+	}
+	if before != nil {
+		after, err := scrapeBroker(ctx, cfg.BrokerMetrics)
+		if err != nil {
+			return res, err
+		}
+		res.Broker = brokerStats(before, after, time.Duration(res.Produce.Seconds*float64(time.Second)), res.Produce.Records)
 	}
 	if cfg.Mode == ModeAll {
 		ends, err := r.endOffsets(ctx, adm)
