@@ -60,7 +60,7 @@ type latency struct {
 }
 
 type result struct {
-	Broker         string      `json:"broker"`
+	System         string      `json:"system"`
 	Partitions     int         `json:"partitions"`
 	RecordSize     int         `json:"record_size"`
 	Keys           int         `json:"keys"`
@@ -222,7 +222,7 @@ func run(ctx context.Context, addr string, rate int, d time.Duration, size, keys
 	}
 	secs := lastAck.Sub(start).Seconds()
 	return &result{
-		Broker: "redis", Partitions: streams, RecordSize: size, Keys: keys, Rate: rate,
+		System: "redis", Partitions: streams, RecordSize: size, Keys: keys, Rate: rate,
 		Produce: &throughput{Records: acked, Bytes: acked * int64(size), Errors: errs, Seconds: secs,
 			RecordsPerSec: float64(acked) / secs, MBPerSec: float64(acked*int64(size)) / secs / 1e6},
 		ProduceLatency: latencyOf(ackHist),

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# bench-latency.sh runs the durable-latency comparison of docs/benchmarks.md
+# (issue 15) on this machine, in one run:
+#
+#   spool-before  `spool serve --fsync always` built from BEFORE (default: the
+#                 commit before storage's commit log was added)
+#   spool-after   the same, built from the working tree
+#   redis         Redis Streams, redis-server --appendfsync always (Debian
+#                 redis-server), through internal/tools/redisbench
+#   kfake-sync    franz-go's kfake with SyncWrites (internal/tools/kfakebroker)
+#
+# Latency: 5,000 records/s of 1 KiB values, 1,000 keys, linger 0, acks=all,
+# for LATENCY_DURATION, with 1 and 8 partitions (Redis: streams), end to end
+# (send to receipt by a tailing consumer). The Spool runs also report the
+# broker's fsyncs (spool bench --broker-metrics).
+# Throughput: 1M x 1 KiB, 8 partitions, linger 5 ms, acks=all, no tailing
+# consumer, for spool-before and spool-after.
+#
+# Usage: scripts/bench-latency.sh [RESULT_DIR]
+# Environment: BEFORE (git ref), LATENCY_DURATION (default 30s), RECORDS
+# (default 1000000), BENCH_DATA (default a new directory under /var/tmp: a
+# real disk, not tmpfs).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+RESULTS=${1:-bench-results/latency-$(date -u +%Y%m%dT%H%M%SZ)}
+LATENCY_DURATION=${LATENCY_DURATION:-30s}
+RECORDS=${RECORDS:-1000000}
+BEFORE=${BEFORE:-$(git log -n1 --diff-filter=A --format=%H -- storage/commitlog.go)^}
+BENCH_DATA=${BENCH_DATA:-$(mktemp -d /var/tmp/spool-latency.XXXXXX)}
+command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
+mkdir -p "$RESULTS" "$BENCH_DATA"
+BIN=$(mktemp -d)
+pid=
+
+cleanup() {
+	if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+	rm -rf "$BIN" "$BENCH_DATA"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "building spool (working tree and $BEFORE), redisbench, kfakebroker"
+go build -o "$BIN/spool-after" ./cmd/spool
+mkdir -p "$BIN/before-src"
+git archive "$BEFORE" | tar -x -C "$BIN/before-src"
+(cd "$BIN/before-src" && go build -o "$BIN/spool-before" ./cmd/spool)
+go build -o "$BIN/redisbench" ./internal/tools/redisbench
+go build -o "$BIN/kfakebroker" ./internal/tools/kfakebroker
+
+{
+	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "after:   $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (working tree has uncommitted changes)')"
+	echo "before:  $(git rev-parse --short "$BEFORE")"
+	echo "go:      $(go version)"
+	echo "redis:   $(redis-server --version)"
+	echo "cpu:     $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+	echo "disk:    $(df -T "$BENCH_DATA" | awk 'NR==2 {print $2, $1}')"
+	echo "latency: 5000/s for $LATENCY_DURATION; throughput: $RECORDS records"
+	echo "load before: $(uptime)"
+} | tee "$RESULTS/machine.txt"
+
+wait_kafka() {
+	for _ in $(seq 1 100); do
+		if "$BIN/spool-after" topic list --brokers "$1" --timeout 1s >/dev/null 2>&1; then return 0; fi
+		sleep 0.1
+	done
+	echo "broker at $1 did not come up" >&2
+	return 1
+}
+
+stop() {
+	kill "$pid"
+	wait "$pid" || true
+	pid=
+}
+
+# spool NAME PARTITIONS: one latency run (and, with 8 partitions, a throughput run) against a fresh broker.
+spool() {
+	local name=$1 parts=$2 port http
+	port=$(free_port)
+	http=$(free_port)
+	rm -rf "${BENCH_DATA:?}/$name"
+	"$BIN/$name" serve --data "$BENCH_DATA/$name" --listen "127.0.0.1:$port" --http "127.0.0.1:$http" \
+		--fsync always --log-level warn >"$RESULTS/$name-p$parts-broker.log" 2>&1 &
+	pid=$!
+	wait_kafka "127.0.0.1:$port"
+	echo "== $name: latency, $parts partitions"
+	"$BIN/spool-after" bench --brokers "127.0.0.1:$port" --rate 5000 -d "$LATENCY_DURATION" -s 1024 -k 1000 \
+		-p "$parts" --acks all --linger 0 --broker-metrics "http://127.0.0.1:$http/metrics" --json -q \
+		>"$RESULTS/$name-latency-p$parts.json"
+	if [[ $parts == 8 ]]; then
+		echo "== $name: throughput"
+		"$BIN/spool-after" bench --brokers "127.0.0.1:$port" -n "$RECORDS" -s 1024 -k 1000 -p 8 --acks all \
+			--linger 5ms --no-tail --broker-metrics "http://127.0.0.1:$http/metrics" --json -q \
+			>"$RESULTS/$name-throughput.json"
+	fi
+	stop
+}
+
+redis() {
+	local parts=$1 port dir
+	port=$(free_port)
+	dir="$BENCH_DATA/redis-$parts"
+	mkdir -p "$dir"
+	redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always \
+		--save "" --daemonize no >"$RESULTS/redis-p$parts-server.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 100); do
+		if redis-cli -p "$port" ping >/dev/null 2>&1; then break; fi
+		sleep 0.1
+	done
+	echo "== redis: latency, $parts streams"
+	"$BIN/redisbench" --addr "127.0.0.1:$port" --rate 5000 -d "$LATENCY_DURATION" -s 1024 -k 1000 -p "$parts" \
+		--json >"$RESULTS/redis-latency-p$parts.json"
+	stop
+}
+
+kfake() {
+	local parts=$1 port
+	port=$(free_port)
+	rm -rf "${BENCH_DATA:?}/kfake"
+	"$BIN/kfakebroker" --listen "127.0.0.1:$port" --data "$BENCH_DATA/kfake" --sync-writes \
+		>"$RESULTS/kfake-sync-p$parts-broker.log" 2>&1 &
+	pid=$!
+	wait_kafka "127.0.0.1:$port"
+	echo "== kfake-sync: latency, $parts partitions"
+	"$BIN/spool-after" bench --brokers "127.0.0.1:$port" --rate 5000 -d "$LATENCY_DURATION" -s 1024 -k 1000 \
+		-p "$parts" --acks all --linger 0 --json -q >"$RESULTS/kfake-sync-latency-p$parts.json"
+	stop
+}
+
+for parts in 8 1; do
+	spool spool-before "$parts"
+	spool spool-after "$parts"
+	redis "$parts"
+	kfake "$parts"
+done
+
+echo "load after: $(uptime)" | tee -a "$RESULTS/machine.txt"
+
+python3 - "$RESULTS" <<'PY' | tee "$RESULTS/summary.md"
+import json, os, sys
+d = sys.argv[1]
+def load(name):
+    with open(os.path.join(d, name + ".json")) as f:
+        return json.load(f)
+names = ["spool-before", "spool-after", "redis", "kfake-sync"]
+print("| broker | partitions | e2e p50 / p99 / p99.9 / max (ms) | ack p50 / p99 (ms) | fsyncs/s | fsyncs per request | fsyncs per record |")
+print("|---|---|---|---|---|---|---|")
+lat = {}
+for parts in (1, 8):
+    for n in names:
+        r = load(f"{n}-latency-p{parts}")
+        lat[(n, parts)] = r
+        e, a, b = r["end_to_end_latency"], r["produce_latency"], r.get("broker")
+        fs = f"{b['fsyncs_per_sec']:.0f} | {b['fsyncs_per_request']:.2f} | {b['fsyncs_per_record']:.2f}" if b else "- | - | -"
+        print(f"| {n} | {parts} | {e['p50_ms']:.2f} / {e['p99_ms']:.2f} / {e['p999_ms']:.2f} / {e['max_ms']:.2f} | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} | {fs} |")
+print()
+def mark(ok): return "met" if ok else "MISSED"
+for parts in (1, 8):
+    s, r = lat[("spool-after", parts)]["end_to_end_latency"], lat[("redis", parts)]["end_to_end_latency"]
+    print(f"- {parts} partitions: Spool p99 {s['p99_ms']:.2f} ms <= Redis p99 {r['p99_ms']:.2f} ms: {mark(s['p99_ms'] <= r['p99_ms'])}; "
+          f"Spool p50 {s['p50_ms']:.2f} ms <= 2 x Redis p50 {r['p50_ms']:.2f} ms: {mark(s['p50_ms'] <= 2 * r['p50_ms'])}")
+tb, ta = load("spool-before-throughput")["produce"], load("spool-after-throughput")["produce"]
+print(f"- produce throughput (1M x 1 KiB, linger 5 ms): after {ta['records_per_sec']:.0f} rec/s vs before {tb['records_per_sec']:.0f} rec/s "
+      f"({ta['records_per_sec'] / tb['records_per_sec']:.2f}x): {mark(ta['records_per_sec'] >= tb['records_per_sec'])}")
+PY
+echo "results in $RESULTS"
