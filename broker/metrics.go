@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		produced: prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_produced_records_total", Help: "Records appended by Produce."}),
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "spool_storage_fsync_seconds",
-			Help:    "Duration of each fsync of a partition's active segment (one group-commit round with --fsync always).",
+			Help:    "Duration of each fsync storage makes for durability (with --fsync always: a commit log round, a partition group commit, or a checkpoint fsync).",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
 		}),
 		fsyncErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_storage_fsync_errors_total", Help: "Failed fsyncs (the partition stops accepting appends until restart)."}),

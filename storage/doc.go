@@ -18,6 +18,8 @@
 //	    log-start-offset                (format) decimal log start offset, written by DeleteRecords
 //	    (other files)                   the caller's (the broker keeps topic-meta.json); left alone
 //	  <topic>-<partition>.deleted/    a log being deleted; removed by Open
+//	  commitlog/                      (format) the shared commit log (FsyncAlways)
+//	    00000000000000000001.clog       (format) commit log file; name = sequence, 20 digits
 //
 // A .log file is a sequence of record batches, back to back, exactly as a Kafka
 // client sent them except for the base offset, which the log assigns. Offsets
@@ -43,6 +45,29 @@
 // timestamp, first reached by the batch at relOffset". Its last entry gives
 // the segment's max timestamp (retention.ms, MaxTimestamp).
 //
+// A .clog file is written full of zeros (Options.CommitLogFileBytes) and
+// synced before it takes records, then holds records back to back; the
+// first record of length 0 (the zeros), torn or failing its CRC ends it:
+//
+//	+--------------------------------- commit log record ----------------------------------+
+//	| length uint32 (bytes after the crc) | crc uint32 (CRC-32C of those bytes)             |
+//	| segmentBase int64 | position uint32 | partition int32 | topicLen uint16 | topic bytes |
+//	| batch ... (the record batch exactly as written to the segment, base offset assigned) |
+//	+--------------------------------------------------------------------------------------+
+//	  18 fixed bytes after the crc; all integers big-endian.
+//
+// It says: this batch was written to <topic>-<partition>/<segmentBase>.log at
+// position. Records of one partition are in offset order; files are in
+// sequence order. A record is made durable by the fsync of the .clog file
+// (one per round, for every partition's small appends) and acknowledged
+// then; its segment is fsynced later, when the file is checkpointed (its
+// segments fsynced, then the file deleted) or the segment rolls or closes.
+// Open replays every record still in commitlog/ into its segment before it
+// opens any log (records of missing logs or segments are skipped), then, once
+// every log is recovered and synced, deletes the files. DeleteLog
+// checkpoints every file before it returns, so a record is never replayed
+// into a later log of the same name.
+//
 // Index files are written whole, and synced, when a segment is closed (roll
 // or clean shutdown). The active segment's indexes live in memory; after a
 // crash they are rebuilt by scanning the segment.
@@ -50,8 +75,9 @@
 // Constants that are part of the format: the batch layout constants in
 // batch.go (batchHeaderSize and the field offsets, batchMagic, the attribute
 // bits), offsetEntrySize and timeEntrySize in index.go, the file suffixes and
-// segmentName (20 digits) in segment.go, and cleanShutdownFile, logStartFile
-// and deletedSuffix in store.go. Everything else (IndexIntervalBytes, segment
+// segmentName (20 digits) in segment.go, cleanShutdownFile, logStartFile
+// and deletedSuffix in store.go, and commitLogDir, commitLogSuffix,
+// commitRecordHeader and commitRecordFixed in commitlog.go. Everything else (IndexIntervalBytes, segment
 // sizes, buffer sizes) may change freely: readers never assume it.
 //
 // # Invariants
@@ -61,7 +87,14 @@
 //     Recovery therefore only ever scans the active segment.
 //   - In FsyncAlways mode the high watermark is the durable end: readers never
 //     see a byte that a crash could take away, so an offset is never served and
-//     then reassigned.
+//     then reassigned. A batch is durable once the fsync of its segment, or
+//     of the commit log round holding its record, has covered it; a batch
+//     goes to the commit log only when every batch before it in its log is
+//     either already durable or in the commit log, so both paths keep the
+//     durable part a prefix.
+//   - Recovery reads only what is after the last clean point: the commit log
+//     since its last checkpoint (bounded by two or three files) and each
+//     log's active segment (bounded by segment.bytes).
 //   - A batch's CRC is checked on append, on recovery and on every read; a
 //     corrupt batch is never served.
 //   - Segment positions fit in uint32: segments are limited to 2 GiB - 1.
