@@ -43,6 +43,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/spoolmq/spool/claimcheck"
 	"github.com/spoolmq/spool/event"
 	"github.com/spoolmq/spool/internal/msgtrace"
 )
@@ -147,6 +148,7 @@ type item struct {
 	rt       *retryItem   // retry topics: nil unless read from one or being parked in one
 	attempts int32        // handler calls made
 	traced   bool         // ev has a traceparent
+	claimed  bool         // WithClaimCheck: ev's claim reference (if any) is resolved
 	done     bool
 }
 
@@ -740,6 +742,11 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 			return result{retry: wait}
 		}
 	}
+	if a.cfg.claims != nil && !it.claimed {
+		if res, ok := a.resolveClaim(m, it); !ok {
+			return res
+		}
+	}
 	cs.ctx = event.Context{Context: a.handlerCtx, Event: it.ev}
 	var ctx context.Context = &cs.ctx
 	if it.traced {
@@ -809,6 +816,26 @@ func (a *Agent) process(cs *callState, p *partition, it *item) result {
 		return a.repark(m, p, it, a.cfg.now().Add(delay), delay)
 	}
 	return result{retry: delay}
+}
+
+// resolveClaim puts the payload a claim check reference stands for into
+// the event, once (it stays resolved across retries). It reports false with
+// the item's result when the handler must not run: dead-lettered for a
+// missing or mismatching blob, retried later when the store failed.
+func (a *Agent) resolveClaim(m *Message, it *item) (result, bool) {
+	_, err := a.cfg.claims.Resolve(a.handlerCtx, it.ev)
+	if err == nil {
+		it.claimed = true
+		return result{}, true
+	}
+	if errors.Is(err, claimcheck.ErrClaimMissing) {
+		return a.deadLetter(m, it, ReasonClaimMissing, err), false
+	}
+	a.cfg.log.Warn("agent: claim check store failed, will retry", a.attrs(m, err)...)
+	if a.handlerCtx.Err() != nil {
+		return result{}, false
+	}
+	return result{retry: a.backoff(1)}, false
 }
 
 func call(ctx context.Context, h Handler, m *Message) (err error) {

@@ -16,7 +16,7 @@ import (
 // The names are part of the wire contract; redrive tools read them.
 //
 //	header                   value
-//	dlq_reason               ReasonDeadLetter, ReasonRetriesExhausted or ReasonMalformed
+//	dlq_reason               ReasonDeadLetter, ReasonRetriesExhausted, ReasonMalformed or ReasonClaimMissing
 //	dlq_error                the handler's error text
 //	dlq_original_topic       topic the event was consumed from
 //	dlq_original_partition   its partition (decimal)
@@ -42,6 +42,7 @@ const (
 	ReasonDeadLetter       = "dead-letter"       // the handler returned DeadLetter
 	ReasonRetriesExhausted = "retries-exhausted" // attempts used up under OnExhaustedDeadLetter
 	ReasonMalformed        = "malformed"         // the envelope could not be decoded
+	ReasonClaimMissing     = "claim-missing"     // WithClaimCheck: the payload's blob is gone or does not match
 )
 
 const dlqTimeFormat = "2006-01-02T15:04:05.000Z07:00"

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/spoolmq/spool/claimcheck"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -51,6 +53,7 @@ type config struct {
 	log             *slog.Logger
 	hooks           Hooks
 	propagator      propagation.TextMapPropagator
+	claims          *claimcheck.Checker // nil: claim check references are handed over as they are
 	tracerProvider  trace.TracerProvider
 	receiptsTopic   string // "": no receipts
 	replay          bool   // also consume the group's replay topic
@@ -229,3 +232,13 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 func WithPropagator(p propagation.TextMapPropagator) Option {
 	return func(c *config) { c.propagator = p }
 }
+
+// WithClaimCheck resolves claim check references (package claimcheck)
+// before handlers run, overriding the default of handing events over as
+// fetched: an event whose payload was offloaded to c's blob store reaches
+// its handler with the payload in Data and without the spool_claim_*
+// headers (Message.Record stays the record as fetched). A record whose blob
+// is missing or does not match its size and SHA-256 is dead-lettered with
+// reason ReasonClaimMissing, without calling the handler; a store that does
+// not answer is retried with backoff, holding back only that key.
+func WithClaimCheck(c *claimcheck.Checker) Option { return func(cfg *config) { cfg.claims = c } }

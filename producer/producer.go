@@ -36,6 +36,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/spoolmq/spool/claimcheck"
 	"github.com/spoolmq/spool/event"
 	"github.com/spoolmq/spool/internal/msgtrace"
 	"github.com/spoolmq/spool/storage"
@@ -47,7 +48,8 @@ type Producer struct {
 	own        bool
 	source     string
 	propagator propagation.TextMapPropagator
-	tracer     trace.Tracer // nil: no spans
+	tracer     trace.Tracer        // nil: no spans
+	claims     *claimcheck.Checker // nil: payloads go inline whatever their size
 	log        *slog.Logger
 
 	spoolOn       bool
@@ -110,6 +112,16 @@ func WithPropagator(tp propagation.TextMapPropagator) Option {
 // span, so the consumer's process span is its child.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(p *Producer, _ *[]kgo.Opt) { p.tracer = tp.Tracer(msgtrace.ScopeName) }
+}
+
+// WithClaimCheck offloads payloads larger than c's threshold to its blob
+// store before publishing (package claimcheck), overriding the default of
+// publishing every payload inline: the event is updated, its Data emptied
+// and the spool_claim_* reference headers set. Consumers resolve them with
+// agent.WithClaimCheck on the same store. The upload happens in Publish
+// and PublishAsync, before the record is produced or spooled.
+func WithClaimCheck(c *claimcheck.Checker) Option {
+	return func(p *Producer, _ *[]kgo.Opt) { p.claims = c }
 }
 
 // WithLogger sets the logger (spool and drain events), overriding the
@@ -287,6 +299,9 @@ func (p *Producer) Publish(ctx context.Context, topic string, ev *event.Event) (
 	if span != nil {
 		defer func() { endSend(span, res, err) }()
 	}
+	if err := p.offload(ctx, topic, ev); err != nil {
+		return Result{}, err
+	}
 	r, err := ev.Record(topic)
 	if err != nil {
 		return Result{}, fmt.Errorf("producer: publish to %s: %w", topic, err)
@@ -316,6 +331,10 @@ func (p *Producer) PublishAsync(ctx context.Context, topic string, ev *event.Eve
 			userDone(res, err)
 		}
 	}
+	if err := p.offload(ctx, topic, ev); err != nil {
+		done(Result{}, err)
+		return
+	}
 	r, err := ev.Record(topic)
 	if err != nil {
 		done(Result{}, fmt.Errorf("producer: publish to %s: %w", topic, err))
@@ -344,4 +363,18 @@ func endSend(span trace.Span, res Result, err error) {
 		return
 	}
 	msgtrace.EndSend(span, res.Record, err)
+}
+
+// offload applies the claim check, if any, to ev.
+func (p *Producer) offload(ctx context.Context, topic string, ev *event.Event) error {
+	if p.claims == nil {
+		return nil
+	}
+	if err := ev.Validate(); err != nil { // nothing uploaded for an event that cannot be published
+		return fmt.Errorf("producer: publish to %s: %w", topic, err)
+	}
+	if _, err := p.claims.Offload(ctx, ev); err != nil {
+		return fmt.Errorf("producer: publish %s %s to %s: %w", ev.Type, ev.ID, topic, err)
+	}
+	return nil
 }

@@ -1,0 +1,120 @@
+package s3store_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spoolmq/spool/claimcheck"
+	"github.com/spoolmq/spool/claimcheck/blobstoretest"
+	"github.com/spoolmq/spool/claimcheck/s3store"
+	"github.com/spoolmq/spool/internal/testenv"
+)
+
+// startSeaweed starts a SeaweedFS server (master, volume, filer and S3
+// gateway in one process) on free loopback ports with its data in a temp
+// dir, and returns the S3 endpoint once it answers.
+func startSeaweed(t *testing.T) string {
+	t.Helper()
+	weed := testenv.LookPath(t, "weed", "SeaweedFS, built from its Go module by .ci/run")
+	ports := make([]string, 10)
+	var lns []net.Listener
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports[i] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	dir := t.TempDir()
+	logf, err := os.Create(filepath.Join(dir, "weed.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(weed, "server", "-dir="+data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+		"-master.port="+ports[0], "-master.port.grpc="+ports[1],
+		"-volume.port="+ports[2], "-volume.port.grpc="+ports[3],
+		"-filer", "-filer.port="+ports[4], "-filer.port.grpc="+ports[5],
+		"-s3", "-s3.port="+ports[6], "-s3.port.grpc="+ports[7],
+		"-s3.port.iceberg="+ports[8], "-s3.port.lance="+ports[9],
+		"-metricsPort=0", "-master.volumeSizeLimitMB=64", "-volume.max=8")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start weed: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil && len(b) > 0 {
+				t.Logf("weed log (tail):\n%s", b[max(0, len(b)-4000):])
+			}
+		}
+	})
+	endpoint := "127.0.0.1:" + ports[6]
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + endpoint + "/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return endpoint
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weed S3 gateway at %s did not answer within 60s: %v", endpoint, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// TestS3Conformance runs the BlobStore conformance tests on a real
+// S3-compatible server (SeaweedFS), each test on a prefix of its own in
+// one bucket, and a second bucket with a prefix for the Prefix option.
+func TestS3Conformance(t *testing.T) {
+	endpoint := startSeaweed(t)
+	ctx := context.Background()
+	var n atomic.Int64
+	blobstoretest.Run(t, func(t *testing.T) claimcheck.BlobStore {
+		s, err := s3store.New(ctx, s3store.Config{
+			Endpoint: endpoint, Bucket: "claims", Prefix: fmt.Sprintf("run-%d/", n.Add(1)),
+			AccessKey: "any", SecretKey: "any", CreateBucket: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+
+	t.Run("MissingBucket", func(t *testing.T) {
+		_, err := s3store.New(ctx, s3store.Config{Endpoint: endpoint, Bucket: "no-such-bucket", AccessKey: "any", SecretKey: "any"})
+		if err == nil {
+			t.Fatal("New accepted a bucket that does not exist")
+		}
+		t.Log(err)
+	})
+	t.Run("BadConfig", func(t *testing.T) {
+		for _, cfg := range []s3store.Config{{Bucket: "b"}, {Endpoint: endpoint}, {Endpoint: "http://" + endpoint, Bucket: "b"}} {
+			if _, err := s3store.New(ctx, cfg); err == nil {
+				t.Errorf("New accepted %+v", cfg)
+			}
+		}
+	})
+}
