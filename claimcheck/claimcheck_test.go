@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,3 +206,69 @@ func (failStore) Put(context.Context, string, []byte) error                   { 
 func (failStore) Get(context.Context, string) ([]byte, error)                 { return nil, errDown }
 func (failStore) Delete(context.Context, string) error                        { return errDown }
 func (failStore) List(context.Context, func(claimcheck.BlobInfo) error) error { return errDown }
+
+// countHandler counts log records whose message is msg.
+type countHandler struct {
+	msg string
+	n   *atomic.Int64
+}
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestClaimStoreDown: while the blob store fails, the agent retries the
+// event (logging each failure) and neither calls the handler nor
+// dead-letters it.
+func TestClaimStoreDown(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		kafkatest.CreateTopic(t, addrs, "scans", 1)
+		store, err := claimcheck.NewDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := producer.New(producer.WithBrokers(addrs...), producer.WithSource("/scans"),
+			producer.WithClaimCheck(claimcheck.New(store)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		ev, _ := event.New("scan.stored", event.Raw, payload(1<<20, 5))
+		if _, err := p.Publish(ctx, "scans", ev); err != nil {
+			t.Fatal(err)
+		}
+		var failures atomic.Int64
+		var called atomic.Bool
+		a, err := agent.New("scans-g", []string{"scans"}, agent.WithBrokers(addrs...),
+			agent.WithClientOptions(kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())),
+			agent.WithBackoff(time.Millisecond, 5*time.Millisecond),
+			agent.WithLogger(slog.New(countHandler{"agent: claim check store failed, will retry", &failures})),
+			agent.WithHandler("scan.stored", func(context.Context, *agent.Message) error { called.Store(true); return nil }),
+			agent.WithClaimCheck(claimcheck.New(failStore{})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		ran := make(chan error, 1)
+		go func() { ran <- a.Run(rctx) }()
+		kafkatest.Eventually(t, 30*time.Second, "three failed resolutions", func() bool { return failures.Load() >= 3 })
+		cancel()
+		<-ran
+		if called.Load() {
+			t.Error("the handler ran without its payload")
+		}
+		if dead := kafkatest.ReadAll(t, addrs, "scans.dlq"); len(dead) != 0 {
+			t.Errorf("dead-lettered while the store was down: %d records", len(dead))
+		}
+		if st := a.Stats(); st.DeadLettered != 0 || st.Succeeded != 0 {
+			t.Errorf("stats: %+v", st)
+		}
+	})
+}
