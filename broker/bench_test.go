@@ -154,3 +154,39 @@ func BenchmarkFetchKfake(b *testing.B) {
 		n += fs.NumRecords()
 	}
 }
+
+// BenchmarkProduceCompressionType is BenchmarkProduce with the producer
+// compressing with snappy (kgo's default) into a topic whose
+// compression.type is producer (the default: stored as sent, the baseline)
+// or a codec the broker recompresses every batch into.
+func BenchmarkProduceCompressionType(b *testing.B) {
+	for _, ct := range []string{"producer", "zstd", "lz4", "gzip"} {
+		b.Run("compression.type="+ct, func(b *testing.B) {
+			srv := spooltest.Start(b, spooltest.WithPartitions(8))
+			adm, _ := newAdmin(b, srv)
+			createTopic(b, adm, "bench", 8, map[string]*string{"compression.type": &ct})
+			cl := newClient(b, srv, kgo.ProducerLinger(5e6), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MaxBufferedRecords(1<<16),
+				kgo.ProducerBatchCompression(kgo.SnappyCompression()))
+			value := make([]byte, 1024)
+			for i := range value { // compressible, as JSON events are: 4 distinct bytes
+				value[i] = "{a:1"[i%4]
+			}
+			rand.Read(value[:256])
+			b.SetBytes(int64(len(value)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			var errOnce sync.Once
+			for range b.N {
+				wg.Add(1)
+				cl.Produce(context.Background(), &kgo.Record{Topic: "bench", Value: value}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						errOnce.Do(func() { b.Error(err) })
+					}
+					wg.Done()
+				})
+			}
+			wg.Wait()
+		})
+	}
+}

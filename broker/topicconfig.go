@@ -229,6 +229,7 @@ var knownUnsupported = map[string]string{
 	"local.retention.ms":                      "tiered storage is not supported",
 	"max.compaction.lag.ms":                   "log compaction is not supported yet",
 	"message.downconversion.enable":           "Spool serves no fetch version that needs down-conversion",
+	"message.timestamp.difference.max.ms":     "deprecated by Kafka (removed in 4.0): set message.timestamp.before.max.ms and message.timestamp.after.max.ms",
 	"min.cleanable.dirty.ratio":               "log compaction is not supported yet",
 	"min.compaction.lag.ms":                   "log compaction is not supported yet",
 	"preallocate":                             "segment preallocation is not supported",
