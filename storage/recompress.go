@@ -35,6 +35,20 @@ var zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
 	return e
 })
 
+// Writers are pooled: a new gzip writer allocates about 800 KiB and an lz4
+// one its block buffers, which would cost more than compressing a batch.
+var (
+	gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	lz4Writers  = sync.Pool{New: func() any {
+		w := lz4.NewWriter(nil)
+		// 64 KiB blocks, as the Java client writes them.
+		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
+			panic(err) // only on invalid options
+		}
+		return w
+	}}
+)
+
 // Recompress returns batch with its records compressed with codec instead
 // of the codec the producer used, as Kafka does on append when a topic's
 // compression.type names a codec: the records, header fields and
@@ -67,17 +81,23 @@ func Recompress(batch []byte, codec Codec, limit int) ([]byte, error) {
 	case CodecNone:
 		out.Write(records)
 	case CodecGzip:
-		w := gzip.NewWriter(&out)
+		w := gzipWriters.Get().(*gzip.Writer)
+		w.Reset(&out)
 		w.Write(records)
 		err = w.Close()
+		w.Reset(nil)
+		gzipWriters.Put(w)
 	case CodecSnappy:
 		// The xerial framing, which the Java client writes and every
 		// client reads.
 		out.Write(xerial.Encode(nil, records))
 	case CodecLZ4:
-		w := lz4.NewWriter(&out)
+		w := lz4Writers.Get().(*lz4.Writer)
+		w.Reset(&out)
 		w.Write(records)
 		err = w.Close()
+		w.Reset(nil)
+		lz4Writers.Put(w)
 	case CodecZstd:
 		out.Write(zstdEncoder().EncodeAll(records, nil))
 	default:
