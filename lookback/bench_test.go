@@ -188,3 +188,43 @@ func BenchmarkSearch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendLogBaseline is the baseline for BenchmarkAppend: the same
+// batches encoded and compressed into blocks the same way, appended to a
+// plain file and fsynced once per batch, with no index at all (the cost
+// floor of an append-only body log).
+func BenchmarkAppendLogBaseline(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	const batch = 1000
+	var rs []Record
+	for off := range int64(batch) {
+		rs = append(rs, benchEvent(rng, "orders", int32(off%8), off, time.Now()))
+	}
+	b.ResetTimer()
+	var raw, stored int64
+	for range b.N {
+		var blk []byte
+		for i, r := range rs {
+			blk = appendBody(blk, r.Headers, r.Value)
+			if len(blk) >= blockTarget || i == len(rs)-1 {
+				c := compress(blk)
+				raw, stored = raw+int64(len(blk)), stored+int64(len(c))
+				if _, err := f.Write(c); err != nil {
+					b.Fatal(err)
+				}
+				blk = blk[:0]
+			}
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(stored)/float64(raw), "disk/raw")
+}

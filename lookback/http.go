@@ -1,6 +1,7 @@
 package lookback
 
 import (
+	_ "embed"
 	"errors"
 	"net/http"
 	"strconv"
@@ -9,23 +10,39 @@ import (
 	"github.com/spoolmq/spool/internal/httpapi"
 )
 
+//go:embed openapi.json
+var openAPI []byte
+
+// routes are the API's routes. openapi.json describes each (a test checks).
+func (s *Service) routes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"GET /api/lookback/openapi.json": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(openAPI)
+		},
+		"GET /api/lookback/events":                              s.apiSearch,
+		"GET /api/lookback/events/{topic}/{partition}/{offset}": s.apiShow,
+		"POST /api/lookback/erasures":                           s.apiErase,
+		"GET /api/lookback/stats":                               s.apiStats,
+		"GET /api/lookback/flows/{id}":                          s.apiFlow,
+		"POST /api/lookback/replays":                            s.apiReplayStart,
+		"GET /api/lookback/replays":                             s.apiReplayList,
+		"GET /api/lookback/replays/{id}":                        s.apiReplayGet,
+		"POST /api/lookback/replays/{id}/cancel":                s.apiReplayCancel,
+		"GET /api/lookback/rules":                               s.apiRules,
+		"POST /api/lookback/verify":                             s.apiVerify,
+	}
+}
+
 // handler serves the HTTP API under /api/lookback/ (docs/lookback.md and
 // openapi.json describe it).
 func (s *Service) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/lookback/events", s.apiSearch)
-	mux.HandleFunc("GET /api/lookback/events/{topic}/{partition}/{offset}", s.apiShow)
-	mux.HandleFunc("POST /api/lookback/erasures", s.apiErase)
-	mux.HandleFunc("GET /api/lookback/stats", s.apiStats)
-	mux.HandleFunc("GET /api/lookback/flows/{id}", s.apiFlow)
-	mux.HandleFunc("POST /api/lookback/replays", s.apiReplayStart)
-	mux.HandleFunc("GET /api/lookback/replays", s.apiReplayList)
-	mux.HandleFunc("GET /api/lookback/replays/{id}", s.apiReplayGet)
-	mux.HandleFunc("POST /api/lookback/replays/{id}/cancel", s.apiReplayCancel)
-	mux.HandleFunc("GET /api/lookback/rules", s.apiRules)
-	mux.HandleFunc("POST /api/lookback/verify", s.apiVerify)
+	for pattern, h := range s.routes() {
+		mux.HandleFunc(pattern, h)
+	}
 	mux.HandleFunc("/api/lookback/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteProblem(w, http.StatusNotFound, "no such lookback endpoint: "+r.Method+" "+r.URL.Path+"; see docs/lookback.md")
+		httpapi.WriteProblem(w, http.StatusNotFound, "no such lookback endpoint: "+r.Method+" "+r.URL.Path+"; see /api/lookback/openapi.json")
 	})
 	return mux
 }
