@@ -150,4 +150,24 @@ func BenchmarkReplay(b *testing.B) {
 		took += time.Since(start)
 	}
 	b.ReportMetric(float64(n*b.N)/took.Seconds(), "events/s")
+
+	// Baseline, same run: the same records produced straight to the
+	// broker by one franz-go client (the ceiling a replay can reach).
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(2000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	start := time.Now()
+	for i := range n {
+		cl.Produce(context.Background(), &kgo.Record{Topic: "dst", Key: []byte(fmt.Sprint(i % 1000)), Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "baseline-produce-events/s")
 }

@@ -17,6 +17,7 @@ var postgresDDL = []string{
 		size INTEGER NOT NULL)`,
 	`CREATE UNIQUE INDEX IF NOT EXISTS lookback_events_tpo ON lookback_events (topic, part, off)`,
 	`CREATE INDEX IF NOT EXISTS lookback_events_ts ON lookback_events (ts, seq)`,
+	`CREATE INDEX IF NOT EXISTS lookback_events_topic ON lookback_events (topic, ts, seq)`,
 	`CREATE INDEX IF NOT EXISTS lookback_events_key ON lookback_events (key, ts, seq) WHERE key IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS lookback_events_id ON lookback_events (ce_id) WHERE ce_id IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS lookback_events_type ON lookback_events (ce_type, ts, seq) WHERE ce_type IS NOT NULL`,

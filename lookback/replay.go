@@ -27,9 +27,6 @@ const (
 	HeaderReplayOf = "spool_replay_of"
 )
 
-// replayPage is how many events a replay produces between checkpoints.
-const replayPage = 500
-
 // previewEvents is how many events a dry run shows.
 const previewEvents = 10
 
@@ -92,7 +89,7 @@ func (r *replayer) validate(spec *ReplaySpec, now time.Time) (Query, error) {
 	case spec.Rate < 0:
 		return Query{}, fmt.Errorf("%w: rate %v: must not be negative", ErrBadQuery, spec.Rate)
 	}
-	q.Oldest, q.Limit = true, replayPage
+	q.Oldest, q.Limit = true, min(r.s.cfg.ReplayCheckpoint, 1000)
 	return q, nil
 }
 
@@ -127,6 +124,11 @@ func (r *replayer) start(ctx context.Context, spec ReplaySpec) (ReplayState, err
 
 // count counts the events a replay will send.
 func (r *replayer) count(ctx context.Context, q Query) (int64, error) {
+	if c, ok := r.s.cfg.Store.(interface {
+		Count(context.Context, Query) (int64, error)
+	}); ok && !q.filtered() {
+		return c.Count(ctx, q)
+	}
 	var n int64
 	q.Limit = 1000
 	for {
@@ -224,7 +226,7 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 	if err != nil {
 		return err
 	}
-	q.Oldest, q.Limit, q.Cursor = true, replayPage, st.Cursor
+	q.Oldest, q.Limit, q.Cursor = true, min(r.s.cfg.ReplayCheckpoint, 1000), st.Cursor
 	spec := st.Spec
 	opts := append([]kgo.Opt{kgo.SeedBrokers(r.s.cfg.Brokers...)}, r.s.cfg.ClientOptions...)
 	if spec.ToTopic == "" && spec.ToGroup == "" {
@@ -233,7 +235,7 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 	}
 	// A missing target topic is created if the broker auto-creates
 	// topics; otherwise the replay fails with UNKNOWN_TOPIC_OR_PARTITION.
-	opts = append(opts, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(4*replayPage))
+	opts = append(opts, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(2*r.s.cfg.ReplayCheckpoint))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("lookback: replay client: %w", err)
@@ -245,13 +247,14 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 		}
 	}
 	start, startDone := time.Now(), st.Done
+	sinceCheckpoint := 0
+	var firstErr error
+	var errMu sync.Mutex
 	for {
 		p, err := r.s.cfg.Store.Search(ctx, q)
 		if err != nil {
 			return err
 		}
-		var firstErr error
-		var errMu sync.Mutex
 		for _, e := range p.Events {
 			if spec.Rate > 0 {
 				// Pace: event n of this run goes out no earlier than n/rate.
@@ -279,11 +282,20 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 			st.Done++
 			st.ByTopic[e.Topic]++
 		}
+		sinceCheckpoint += len(p.Events)
+		if sinceCheckpoint < r.s.cfg.ReplayCheckpoint && p.Next != "" {
+			q.Cursor = p.Next
+			continue
+		}
+		sinceCheckpoint = 0
 		if err := cl.Flush(ctx); err != nil {
 			return err
 		}
-		if firstErr != nil {
-			return fmt.Errorf("lookback: replay produce: %w", firstErr)
+		errMu.Lock()
+		ferr := firstErr
+		errMu.Unlock()
+		if ferr != nil {
+			return fmt.Errorf("lookback: replay produce: %w", ferr)
 		}
 		st.Cursor, st.Updated = p.Next, r.s.cfg.Now().UTC()
 		if p.Next == "" {

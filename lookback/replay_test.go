@@ -160,7 +160,7 @@ func TestReplayResume(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		cfg := func(c *lookback.Config) { c.Exclude = []string{"^dst$"} }
+		cfg := func(c *lookback.Config) { c.Exclude = []string{"^dst$"}; c.ReplayCheckpoint = 500 }
 		svc := startWith(t, addrs, st, cfg)
 		archiveN(t, addrs, st, "src", 1200, 10, 1200)
 		srv := httptest.NewServer(svc.Handler())

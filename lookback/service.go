@@ -45,6 +45,10 @@ type Config struct {
 	MaxBytes int64
 	// RetentionInterval is how often retention runs (default 1m).
 	RetentionInterval time.Duration
+	// ReplayCheckpoint is how many events a replay sends between
+	// checkpoints (default 5000): after a restart, at most this many are
+	// sent again.
+	ReplayCheckpoint int
 	// Store is the archive (required): OpenSQLite or OpenPostgres.
 	Store Store
 	// Rules are the verification rules evaluated as events arrive
@@ -98,6 +102,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ReceiptsTopic == "" {
 		c.ReceiptsTopic = "spool.receipts"
+	}
+	if c.ReplayCheckpoint <= 0 {
+		c.ReplayCheckpoint = 5000
 	}
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = time.Minute

@@ -21,6 +21,8 @@ var sqliteDDL = []string{
 		size INTEGER NOT NULL)`,
 	`CREATE UNIQUE INDEX IF NOT EXISTS events_tpo ON events (topic, part, off)`,
 	`CREATE INDEX IF NOT EXISTS events_ts ON events (ts)`,
+	// Topic browsing and replays of a topic read in time order.
+	`CREATE INDEX IF NOT EXISTS events_topic ON events (topic, ts)`,
 	`CREATE INDEX IF NOT EXISTS events_key ON events (key, ts) WHERE key IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS events_id ON events (ce_id) WHERE ce_id IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS events_type ON events (ce_type, ts) WHERE ce_type IS NOT NULL`,

@@ -745,3 +745,14 @@ func (s *sqlStore) Replays(ctx context.Context) ([]ReplayState, error) {
 	}
 	return out, rows.Err()
 }
+
+// Count counts the events matching q's indexed filters, without reading
+// bodies; it ignores the payload filters.
+func (s *sqlStore) Count(ctx context.Context, q Query) (int64, error) {
+	cond, args := q.where()
+	var n int64
+	if err := s.r.QueryRowContext(ctx, s.d.q(`SELECT COUNT(*) FROM events`+cond), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("lookback: count: %w", err)
+	}
+	return n, nil
+}
