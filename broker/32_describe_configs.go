@@ -27,7 +27,9 @@ import (
 //     Broker resource "" (the cluster-wide default): only the dynamic
 //     cluster-wide configs that are set, as Kafka. Another broker name:
 //     INVALID_REQUEST.
-//   - ConfigNames filters (null: all). No documentation.
+//   - ConfigNames filters (null: all). IncludeDocumentation (v3+): what
+//     each topic config (and its broker-wide synonym) does in Spool
+//     (configdocs.go).
 //   - Other resource types: INVALID_REQUEST.
 //
 // Version notes:
@@ -46,12 +48,15 @@ func (b *Broker) handleDescribeConfigs(r *request) (kmsg.Response, error) {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		want := func(name string) bool { return rr.ConfigNames == nil || slices.Contains(rr.ConfigNames, name) }
-		add := func(name string, typ kmsg.ConfigType, readOnly bool, chain []synonym) {
+		add := func(name string, typ kmsg.ConfigType, readOnly bool, chain []synonym, doc string) {
 			if !want(name) {
 				return
 			}
 			c := kmsg.NewDescribeConfigsResponseResourceConfig()
 			c.Name, c.Value, c.ConfigType, c.Source, c.ReadOnly = name, kmsg.StringPtr(chain[0].value), typ, chain[0].src, readOnly
+			if req.IncludeDocumentation && doc != "" {
+				c.Documentation = kmsg.StringPtr(doc)
+			}
 			c.IsDefault = chain[0].src == kmsg.ConfigSourceDefaultConfig
 			if req.IncludeSynonyms {
 				for _, s := range chain {
@@ -71,23 +76,23 @@ func (b *Broker) handleDescribeConfigs(r *request) (kmsg.Response, error) {
 				break
 			}
 			for _, d := range topicConfigDefs {
-				add(d.name, d.typ, false, b.topicChain(t.cfg, d))
+				add(d.name, d.typ, false, b.topicChain(t.cfg, d), configDocs[d.name])
 			}
 		case kmsg.ConfigResourceTypeBroker:
 			switch rr.ResourceName {
 			case "":
 				for _, d := range topicConfigDefs {
 					if v, ok := dyn.cluster[d.broker]; ok && d.broker != "" {
-						add(d.broker, d.typ, false, []synonym{{d.broker, v, kmsg.ConfigSourceDynamicDefaultBrokerConfig}})
+						add(d.broker, d.typ, false, []synonym{{d.broker, v, kmsg.ConfigSourceDynamicDefaultBrokerConfig}}, configDocs[d.name])
 					}
 				}
 			case strconv.Itoa(int(nodeID)):
 				for _, c := range b.brokerConfigs() {
-					add(c.name, c.typ, true, []synonym{{c.name, c.value, kmsg.ConfigSourceStaticBrokerConfig}})
+					add(c.name, c.typ, true, []synonym{{c.name, c.value, kmsg.ConfigSourceStaticBrokerConfig}}, "")
 				}
 				for _, d := range topicConfigDefs {
 					if d.broker != "" {
-						add(d.broker, d.typ, !d.dynamic, b.brokerChain(d, dyn))
+						add(d.broker, d.typ, !d.dynamic, b.brokerChain(d, dyn), configDocs[d.name])
 					}
 				}
 			default:

@@ -431,3 +431,26 @@ func TestStaticBrokerDefaults(t *testing.T) {
 		t.Errorf("2500-byte batch with message.max.bytes 2000: %s", errName(sp.ErrorCode))
 	}
 }
+
+// Every topic config has documentation, returned when asked for.
+func TestDescribeConfigsDocumentation(t *testing.T) {
+	srv := spooltest.Start(t)
+	adm, _ := newAdmin(t, srv)
+	createTopic(t, adm, "documented", 1, nil)
+	for _, doc := range []bool{true, false} {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.Version, req.IncludeDocumentation = 4, doc
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "documented"
+		req.Resources = append(req.Resources, rr)
+		resp := dialRaw(t, srv.Addr()).roundTrip(req).(*kmsg.DescribeConfigsResponse)
+		if len(resp.Resources[0].Configs) < 14 {
+			t.Fatalf("%d configs described", len(resp.Resources[0].Configs))
+		}
+		for _, c := range resp.Resources[0].Configs {
+			if has := c.Documentation != nil && *c.Documentation != ""; has != doc {
+				t.Errorf("IncludeDocumentation %v: %s documentation %v", doc, c.Name, c.Documentation)
+			}
+		}
+	}
+}
