@@ -171,7 +171,13 @@ type Relay struct {
 	retried    atomic.Int64
 	heldLeases atomic.Int64
 
+	marks       chan markJob // to the marker goroutine
+	inflight    inflight
+	markedRound atomic.Uint64 // rounds up to this one are marked (or failed)
+	markFailed  atomic.Bool
+
 	// Owned by the run goroutine.
+	roundNo   uint64
 	buckets   []int32
 	deadline  time.Time // publish only while now + PublishTimeout is before this
 	nextLease time.Time
@@ -191,6 +197,7 @@ func New(cfg Config) (*Relay, error) {
 	return &Relay{
 		cfg: cfg, d: d, q: newQueries(d, cfg.Table), log: cfg.Logger.With("relay", cfg.ID),
 		hooks: cfg.Hooks, wake: make(chan struct{}, 1), runDone: make(chan struct{}),
+		marks: make(chan markJob), inflight: inflight{ids: map[int64]uint64{}},
 	}, nil
 }
 
@@ -231,7 +238,14 @@ func (r *Relay) start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
 	r.started.Store(true)
-	go func() { defer close(r.runDone); r.run(ctx) }()
+	markerDone := make(chan struct{})
+	go func() { defer close(markerDone); r.marker() }()
+	go func() {
+		defer close(r.runDone)
+		r.run(ctx)
+		close(r.marks)
+		<-markerDone
+	}()
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.janitor(ctx) }()
 	if r.d == Postgres && !r.cfg.NoListen {

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -27,7 +28,7 @@ type pending struct {
 // them in id order, send them, then record the outcome. It returns how
 // many rows it read and whether any failed.
 func (r *Relay) round(ctx context.Context) (int, bool, error) {
-	rows, err := r.fetch(ctx)
+	rows, err := r.fetchNew(ctx)
 	if err != nil || len(rows) == 0 {
 		return 0, false, err
 	}
@@ -90,29 +91,140 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 			failedKeys[ordKey(p)] = true
 		}
 	}
-	// Outcomes are written even when ctx ended: an acknowledged row left
-	// unmarked is published again (a duplicate) by the next relay.
+	// Acknowledged rows are marked by the marker goroutine while the next
+	// round is read and sent; the next read skips them meanwhile.
+	r.handOff(published)
+	// Failures are written before the next round: it must see a rejected
+	// row as rejected. Outcomes are written even when ctx ended.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := r.record(wctx, published, rejected, retry); err != nil {
+	if err := r.recordFailures(wctx, rejected, retry); err != nil {
 		return len(rows), true, err
 	}
-	return len(rows), len(rejected)+len(retry) > 0, nil
+	return len(rows), len(rejected)+len(retry) > 0 || r.markFailed.Swap(false), nil
+}
+
+// markJob is one round's acknowledged rows, for the marker.
+type markJob struct {
+	round uint64
+	rows  []*pending
+}
+
+// inflight tracks rows acknowledged but maybe not yet marked published,
+// by the round that sent them.
+type inflight struct {
+	mu  sync.Mutex
+	ids map[int64]uint64
+}
+
+// handOff gives a round's acknowledged rows to the marker. It blocks while
+// the marker still works on the previous round, so at most one round is
+// being marked while the next is read and sent.
+func (r *Relay) handOff(rows []*pending) {
+	if len(rows) == 0 {
+		return
+	}
+	r.roundNo++
+	r.inflight.mu.Lock()
+	for _, p := range rows {
+		r.inflight.ids[p.id] = r.roundNo
+	}
+	r.inflight.mu.Unlock()
+	r.marks <- markJob{r.roundNo, rows}
+}
+
+// fetchNew reads pending rows, leaving out those an earlier round sent and
+// the marker has not marked yet. Rounds up to markedRound (read before the
+// query) were marked before it ran, so the query cannot return their rows.
+func (r *Relay) fetchNew(ctx context.Context) ([]*pending, error) {
+	marked := r.markedRound.Load()
+	r.inflight.mu.Lock()
+	for id, round := range r.inflight.ids {
+		if round <= marked {
+			delete(r.inflight.ids, id)
+		}
+	}
+	extra := len(r.inflight.ids)
+	r.inflight.mu.Unlock()
+	rows, err := r.fetch(ctx, r.cfg.BatchSize+extra)
+	if err != nil || extra == 0 {
+		return rows, err
+	}
+	out := rows[:0]
+	r.inflight.mu.Lock()
+	for _, p := range rows {
+		if _, sent := r.inflight.ids[p.id]; !sent {
+			out = append(out, p)
+		}
+	}
+	r.inflight.mu.Unlock()
+	return out[:min(len(out), r.cfg.BatchSize)], nil
+}
+
+// marker marks handed-off rows published, in round order, until marks is
+// closed. A failed mark leaves the rows pending: they are sent again
+// (duplicates with the same ce_id), and the next round backs off.
+func (r *Relay) marker() {
+	for job := range r.marks {
+		ids := make([]int64, len(job.rows))
+		for i, p := range job.rows {
+			ids[i] = p.id
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := r.cfg.DB.ExecContext(ctx, r.q.markPub, time.Now().UnixMilli(), r.q.ids(ids))
+		cancel()
+		if err != nil {
+			r.log.Warn("outbox relay: mark rows published failed; they will be published again", "rows", len(ids), "err", err)
+			r.markFailed.Store(true)
+		} else {
+			for _, p := range job.rows {
+				r.hooks.Published(p.topic, p.ackAt.Sub(time.UnixMilli(p.created)))
+			}
+			r.published.Add(int64(len(ids)))
+		}
+		if err != nil {
+			r.inflight.mu.Lock()
+			for _, id := range ids {
+				delete(r.inflight.ids, id)
+			}
+			r.inflight.mu.Unlock()
+		}
+		r.markedRound.Store(job.round)
+	}
 }
 
 // fetch reads up to BatchSize pending rows of the leased buckets, oldest
 // first, skipping keys stopped by a rejected row.
-func (r *Relay) fetch(ctx context.Context) ([]*pending, error) {
-	q, args := r.q.fetchAll, []any{r.cfg.BatchSize}
+func (r *Relay) fetch(ctx context.Context, limit int) ([]*pending, error) {
+	q, args := r.q.fetchAll, []any{limit}
 	if len(r.buckets) < NumBuckets {
-		q, args = r.q.fetchSome, []any{r.q.bucketsArg(r.buckets), r.cfg.BatchSize}
+		q, args = r.q.fetchSome, []any{r.q.bucketsArg(r.buckets), limit}
 	}
-	rs, err := r.cfg.DB.QueryContext(ctx, q, args...)
-	if err != nil {
+	var rs *sql.Rows
+	var err error
+	if r.d == Postgres {
+		// Without statistics (a young or freshly emptied table) the planner
+		// reads every pending row and sorts them, to disk for a big
+		// backlog; the pending index read in id order stops after
+		// BatchSize rows. Measured on 20,000 pending 1 KiB rows: 60-97 ms
+		// sorted, 3 ms in index order.
+		tx, err := r.cfg.DB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("outbox: relay: read pending rows: %w", err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "SET LOCAL enable_sort = off"); err != nil {
+			return nil, fmt.Errorf("outbox: relay: read pending rows: %w", err)
+		}
+		rs, err = tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("outbox: relay: read pending rows: %w", err)
+		}
+	} else if rs, err = r.cfg.DB.QueryContext(ctx, q, args...); err != nil {
 		return nil, fmt.Errorf("outbox: relay: read pending rows: %w", err)
 	}
 	defer rs.Close()
-	out := make([]*pending, 0, r.cfg.BatchSize)
+	out := make([]*pending, 0, limit)
 	for rs.Next() {
 		p := new(pending)
 		if err := rs.Scan(&p.id, &p.topic, &p.key, &p.headers, &p.value, &p.created); err != nil {
@@ -167,23 +279,10 @@ func permanent(err error) bool {
 	return !ke.Retriable
 }
 
-// record writes a round's outcomes: published rows marked in one statement,
-// rejected rows one by one with their error, retried rows counted.
-func (r *Relay) record(ctx context.Context, published, rejected, retry []*pending) error {
+// recordFailures writes a round's failures: rejected rows one by one with
+// their error, retried rows counted.
+func (r *Relay) recordFailures(ctx context.Context, rejected, retry []*pending) error {
 	now := time.Now()
-	if len(published) > 0 {
-		ids := make([]int64, len(published))
-		for i, p := range published {
-			ids[i] = p.id
-		}
-		if _, err := r.cfg.DB.ExecContext(ctx, r.q.markPub, now.UnixMilli(), r.q.ids(ids)); err != nil {
-			return fmt.Errorf("outbox: relay: mark %d rows published: %w", len(ids), err)
-		}
-		for _, p := range published {
-			r.hooks.Published(p.topic, p.ackAt.Sub(time.UnixMilli(p.created)))
-		}
-		r.published.Add(int64(len(published)))
-	}
 	for _, p := range rejected {
 		r.log.Error("outbox relay: row rejected for good; its key is stopped until requeued or discarded",
 			"id", p.id, "topic", p.topic, "key", string(p.key), "err", p.err)
