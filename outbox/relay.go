@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/spoolmq/spool/internal/msgtrace"
 	"github.com/spoolmq/spool/producer"
 )
 
@@ -75,6 +77,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Hooks receive metrics events; default: none.
 	Hooks Hooks
+	// TracerProvider, when set, makes the relay start an OpenTelemetry
+	// "send {topic}" span per record (messaging semantic conventions), a
+	// child of the trace context stored by Add; the record's traceparent
+	// is rewritten to the span. Default: no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns c with the defaults filled in.
@@ -154,8 +161,9 @@ type Relay struct {
 	hooks Hooks
 	wake  chan struct{}
 
-	prod *producer.Producer
-	cl   *kgo.Client
+	prod   *producer.Producer
+	cl     *kgo.Client
+	tracer trace.Tracer // nil: no spans
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -235,6 +243,9 @@ func (r *Relay) start(ctx context.Context) error {
 		return fmt.Errorf("outbox: relay: %w", err)
 	}
 	r.prod, r.cl = prod, prod.Client()
+	if r.cfg.TracerProvider != nil {
+		r.tracer = r.cfg.TracerProvider.Tracer(msgtrace.ScopeName)
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
 	r.started.Store(true)

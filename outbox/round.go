@@ -10,6 +10,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/spoolmq/spool/internal/msgtrace"
 )
 
 // pending is one outbox row on its way to the broker.
@@ -58,8 +61,15 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 	wg.Add(len(send))
 	for i, rec := range recs {
 		p := send[i]
-		r.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		var span trace.Span
+		if r.tracer != nil {
+			span = startSend(r.tracer, rec)
+		}
+		r.cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
 			p.err, p.ackAt = err, time.Now()
+			if span != nil {
+				msgtrace.EndSend(span, rec, err)
+			}
 			wg.Done()
 		})
 	}
