@@ -281,7 +281,7 @@ func (r *Relay) Close() {
 		case <-time.After(r.cfg.ShutdownTimeout):
 			r.log.Warn("outbox relay: records still in flight at shutdown; closing the client (they are published again later)")
 		}
-		r.cl.Close() // fails anything still buffered, so the round returns
+		r.prod.Close() // fails anything still buffered, so the round returns
 		<-r.runDone
 		r.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -289,7 +289,6 @@ func (r *Relay) Close() {
 		if err := r.releaseAll(ctx); err != nil {
 			r.log.Warn("outbox relay: release leases", "err", err)
 		}
-		r.prod.Close()
 		r.log.Info("outbox relay stopped")
 	})
 }

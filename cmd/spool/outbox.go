@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,7 +56,7 @@ func (f *outboxFlags) open() (*sql.DB, error) {
 	u := f.db
 	switch {
 	case u == "":
-		return nil, errors.New("outbox: no database: set --db or SPOOL_OUTBOX_DB (postgres://... or sqlite:PATH)")
+		return nil, usageErrorf("outbox: no database: set --db or SPOOL_OUTBOX_DB (postgres://... or sqlite:PATH)")
 	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
 		return sql.Open("pgx", u)
 	case strings.HasPrefix(u, "sqlite:"), strings.HasPrefix(u, "file:"):
@@ -72,7 +71,7 @@ func (f *outboxFlags) open() (*sql.DB, error) {
 		}
 		return db, err
 	}
-	return nil, fmt.Errorf("outbox: --db %q: want postgres://... or sqlite:PATH", u)
+	return nil, usageErrorf("outbox: --db %q: want postgres://... or sqlite:PATH", u)
 }
 
 func (f *outboxFlags) opts() []outbox.Option { return []outbox.Option{outbox.Table(f.table)} }
@@ -86,7 +85,7 @@ func newOutboxSchemaCmd(f *outboxFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := outbox.ParseDialect(dialect)
 			if err != nil {
-				return err
+				return &exitError{code: 2, err: err}
 			}
 			s, err := outbox.Schema(d, f.opts()...)
 			if err != nil {
@@ -288,7 +287,7 @@ func newOutboxResolveCmd(f *outboxFlags, verb string) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(ids) == 0 && !all {
-				return fmt.Errorf("outbox %s: name rows with --id (see spool outbox status) or pass --all", verb)
+				return usageErrorf("outbox %s: name rows with --id (see spool outbox status) or pass --all", verb)
 			}
 			db, err := f.open()
 			if err != nil {

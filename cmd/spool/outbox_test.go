@@ -27,6 +27,12 @@ func TestOutboxCLI(t *testing.T) {
 		wantContains(t, "schema", out, "CREATE TABLE spool_outbox (", "pg_advisory_xact_lock", "INSERT INTO spool_outbox_schema (version) VALUES (1)")
 		mustFail(t, addr, "", []string{"outbox", "schema", "--dialect", "oracle"}, "unknown dialect")
 		mustFail(t, addr, "", []string{"outbox", "status"}, "no database", "--db")
+		for _, bad := range [][]string{{"outbox", "schema", "--dialect", "oracle"}, {"outbox", "status"},
+			{"outbox", "status", "--db", "mysql://x"}, {"outbox", "requeue", "--db", dbURL}} {
+			if r := run(t, addr, "", bad...); exitCode(r.err) != 2 {
+				t.Fatalf("spool %v: exit code %d (%v), want 2 for bad input", bad, exitCode(r.err), r.err)
+			}
+		}
 		mustFail(t, addr, "", []string{"outbox", "status", "--db", dbURL}, "Migrate")
 		wantContains(t, "migrate", mustRun(t, addr, "", "outbox", "migrate", "--db", dbURL), "schema version 1")
 
