@@ -165,7 +165,7 @@ func BenchmarkRelayLatency(b *testing.B) {
 					for j := 0; j < perTx && i+j < b.N; j++ {
 						ev := benchEvent(b, i+j)
 						start := time.Now()
-						p.PublishAsync(context.Background(), "bench", &ev, func(_ *kgo.Record, err error) {
+						p.PublishAsync(context.Background(), "bench", &ev, func(_ producer.Result, err error) {
 							if err != nil {
 								b.Error(err)
 							}
