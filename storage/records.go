@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -109,17 +110,23 @@ func recordsData(b []byte, h BatchHeader, limit int) (decompressed, error) {
 			src = r
 		}
 	case codecSnappy:
-		d.data, err = decodeSnappy(raw, limit)
+		sbuf := inlineBufs.Get().(*[]byte)
+		d.data, err = decodeSnappy((*sbuf)[:0], raw, limit)
+		cleanup = func() {
+			if cap(d.data) <= inlineMax && cap(d.data) >= cap(*sbuf) {
+				*sbuf = d.data[:0]
+			}
+			if cap(*sbuf) <= inlineMax {
+				inlineBufs.Put(sbuf)
+			}
+		}
 	case codecLZ4:
 		r := lz4Readers.Get().(*lz4.Reader)
 		r.Reset(bytes.NewReader(raw))
 		src, cleanup = r, func() { r.Reset(nil); lz4Readers.Put(r) }
 	case codecZstd:
-		z := zstdStreams.Get().(*zstd.Decoder)
-		if err = z.Reset(bytes.NewReader(raw)); err == nil {
-			src = z
-		}
-		cleanup = func() { z.Reset(nil); zstdStreams.Put(z) }
+		zf := &zstdFrame{raw: raw}
+		src, cleanup = zf, zf.close
 	default:
 		err = fmt.Errorf("%w: unknown compression codec %d", ErrInvalidRecord, h.Compression())
 	}
@@ -134,21 +141,95 @@ func recordsData(b []byte, h BatchHeader, limit int) (decompressed, error) {
 		return decompressed{}, fmt.Errorf("%w: decompress: %w", ErrCorruptBatch, err)
 	}
 	if src == nil { // snappy: decoded at once
-		d.done = func() { <-decompressSlots }
+		d.done = func() {
+			cleanup()
+			<-decompressSlots
+		}
+		return d, nil
+	}
+	// Up to inlineMax bytes are decompressed into a pooled buffer and
+	// parsed as a slice (fast); a batch that decompresses to more is
+	// parsed as a stream from there on, the buffer holding its first part.
+	bounded := &boundedReader{r: src, left: int64(limit)}
+	buf := inlineBufs.Get().(*[]byte)
+	var data []byte
+	var full bool
+	if zd, ok := src.(*zstdFrame); ok {
+		data, full, err = zd.decodeAll((*buf)[:0], min(limit, inlineMax))
+		if full {
+			// Larger than inline: stream it from the start.
+			if err = zd.stream(); err == nil {
+				data, full, err = readUpTo(bounded, (*buf)[:0], min(limit, inlineMax))
+			}
+		}
+	} else {
+		data, full, err = readUpTo(bounded, (*buf)[:0], min(limit, inlineMax))
+	}
+	putBuf := func() {
+		if cap(data) <= inlineMax {
+			*buf = data[:0]
+			inlineBufs.Put(buf)
+		}
+	}
+	if err != nil {
+		putBuf()
+		if cleanup != nil {
+			cleanup()
+		}
+		<-decompressSlots
+		return decompressed{}, fmt.Errorf("%w: decompress: %w", ErrCorruptBatch, err)
+	}
+	if !full {
+		d.data = data
+		d.done = func() {
+			putBuf()
+			if cleanup != nil {
+				cleanup()
+			}
+			<-decompressSlots
+		}
 		return d, nil
 	}
 	br := recordsReaders.Get().(*bufio.Reader)
-	br.Reset(&boundedReader{r: src, left: int64(limit)})
+	br.Reset(io.MultiReader(bytes.NewReader(data), bounded))
 	d.r = br
 	d.done = func() {
 		br.Reset(nil)
 		recordsReaders.Put(br)
+		putBuf()
 		if cleanup != nil {
 			cleanup()
 		}
 		<-decompressSlots
 	}
 	return d, nil
+}
+
+// inlineMax is the most a batch's records are decompressed to in one
+// buffer; larger ones are parsed as a stream beyond it.
+const inlineMax = 4 << 20
+
+var inlineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// readUpTo reads r into buf, growing it, until r ends (full false) or buf
+// holds max bytes (full true: r may have more).
+func readUpTo(r io.Reader, buf []byte, max int) (data []byte, full bool, err error) {
+	for {
+		if len(buf) >= max {
+			return buf, true, nil
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(max, 2*cap(buf)+64<<10)-len(buf))
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), max)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, false, nil
+		case err != nil:
+			return buf, false, err
+		}
+	}
 }
 
 // boundedReader reads r and fails with errTooLarge once more than left bytes
@@ -170,6 +251,56 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// zstdFrame decodes a zstd batch: at once (DecodeAll, the fast way) when
+// the frame states a content size that fits inline, else as a stream.
+type zstdFrame struct {
+	raw []byte
+	dec *zstd.Decoder // the streaming decoder, once stream was called
+}
+
+// decodeAll decodes into dst if the frame states a content size of at most
+// max (full is true when it does not: stream instead).
+func (z *zstdFrame) decodeAll(dst []byte, max int) ([]byte, bool, error) {
+	var fh zstd.Header
+	if err := fh.Decode(z.raw); err != nil {
+		return dst, false, err
+	}
+	if !fh.HasFCS || fh.FrameContentSize > uint64(max) {
+		return dst, true, nil
+	}
+	dst = slices.Grow(dst, int(fh.FrameContentSize))
+	out, err := zstdDecoder().DecodeAll(z.raw, dst[:0:fh.FrameContentSize])
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		err = fmt.Errorf("content larger than the frame header says: %w", err)
+	}
+	return out, false, err
+}
+
+// stream switches to streaming decoding; Read then returns the content.
+func (z *zstdFrame) stream() error {
+	z.dec = zstdStreams.Get().(*zstd.Decoder)
+	return z.dec.Reset(bytes.NewReader(z.raw))
+}
+
+func (z *zstdFrame) Read(p []byte) (int, error) { return z.dec.Read(p) }
+
+func (z *zstdFrame) close() {
+	if z.dec != nil {
+		z.dec.Reset(nil)
+		zstdStreams.Put(z.dec)
+		z.dec = nil
+	}
+}
+
+// zstdDecoder decodes whole frames (DecodeAll) into capped buffers.
+var zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		panic(err) // only on invalid options
+	}
+	return d
+})
+
 var lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
 
 // zstdStreams are pooled streaming zstd decoders (one goroutine each, a
@@ -189,11 +320,11 @@ var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
 const xerialHeaderLen = 16
 
-// decodeSnappy decodes raw snappy or xerial-framed snappy into a buffer of
-// exactly the decoded size, after checking that the sizes the blocks claim
+// decodeSnappy decodes raw snappy or xerial-framed snappy into dst (grown to
+// the decoded size), after checking that the sizes the blocks claim
 // add up to at most limit (xerial.Decode would allocate whatever a block
 // header claims, up to 4 GiB, before finding out it lies).
-func decodeSnappy(src []byte, limit int) ([]byte, error) {
+func decodeSnappy(dst, src []byte, limit int) ([]byte, error) {
 	total := 0
 	if len(src) < xerialHeaderLen || !bytes.Equal(src[:len(xerialMagic)], xerialMagic) {
 		n, err := s2.DecodedLen(src)
@@ -225,7 +356,7 @@ func decodeSnappy(src []byte, limit int) ([]byte, error) {
 	if total > limit {
 		return nil, fmt.Errorf("%w (%d bytes, the blocks claim %d or more)", errTooLarge, limit, total)
 	}
-	return xerial.DecodeCapped(make([]byte, 0, total), src)
+	return xerial.DecodeCapped(slices.Grow(dst[:0], total)[:0], src)
 }
 
 // forEachRecord calls fn with the offset and timestamp of each record of the

@@ -56,6 +56,21 @@ func TestValidateRecordsAccepts(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	// Larger than what is decompressed into one buffer (4 MiB): the rest
+	// is parsed as a stream, with the same result.
+	for name, codec := range abuse.Codecs {
+		b := abuse.Plain(now.UnixMilli(), 6, 1<<20)
+		b.Attributes, b.Records = codec, abuse.Compress(codec, b.Records)
+		if _, err := storage.ValidateRecords(b.Encode(), storage.RecordRules{Now: now}, false); err != nil {
+			t.Errorf("%s, 6 MiB of records: %v", name, err)
+		}
+		bad := abuse.Plain(now.UnixMilli(), 7, 1<<20)
+		bad.NumRecords, bad.LastOffsetDelta = 8, 7
+		bad.Attributes, bad.Records = codec, abuse.Compress(codec, bad.Records)
+		if _, err := storage.ValidateRecords(bad.Encode(), storage.RecordRules{Now: now}, false); !errors.Is(err, storage.ErrInvalidRecord) {
+			t.Errorf("%s, 7 MiB of records claimed as 8: %v", name, err)
+		}
+	}
 	if _, err := storage.ValidateRecords(abuse.Plain(now.Add(-2*time.Minute).UnixMilli(), 1, 1).Encode(), rules, false); !errors.Is(err, storage.ErrInvalidTimestamp) {
 		t.Errorf("timestamp two minutes old with a one-minute bound: %v", err)
 	}
