@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -180,7 +181,15 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 	// response is encoded: the partitions' fsyncs run concurrently, so
 	// waiting for them one by one takes as long as the slowest. A
 	// duplicate waits here until its original is durable.
+	written := time.Now()
 	r.finish = func() error {
+		turn := time.Now()
+		defer func() {
+			if req.Acks != 0 {
+				b.metrics.observeProduce([numPhases]time.Duration{
+					phaseWrite: written.Sub(r.start), phaseInOrder: turn.Sub(written), phaseDurable: time.Since(turn)})
+			}
+		}()
 		for i := range jobs {
 			j := &jobs[i]
 			if j.pending == nil {

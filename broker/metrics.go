@@ -22,7 +22,31 @@ type metrics struct {
 	produced    prometheus.Counter       // records appended
 	fsync       prometheus.Histogram     // storage's fsyncs of active segments
 	fsyncErrors prometheus.Counter
+
+	// Where a produce request's time goes (acks != 0), by phase.
+	producePhase *prometheus.HistogramVec
+	slowProduce  prometheus.Counter
+	slowPhase    *prometheus.CounterVec // seconds spent in each phase by the slow requests
+	phaseObs     [numPhases]prometheus.Observer
+	slowObs      [numPhases]prometheus.Counter
 }
+
+// The phases of a produce request (spool_broker_produce_phase_seconds):
+// write (handler: checks and every batch written), in_order (written, waiting
+// for the connection's earlier responses to go out: its fsync runs
+// meanwhile), durable (its turn came, waiting for the rest of its fsync).
+const (
+	phaseWrite = iota
+	phaseInOrder
+	phaseDurable
+	numPhases
+)
+
+var phaseNames = [numPhases]string{"write", "in_order", "durable"}
+
+// slowProduceThreshold: produce requests that took longer in total are
+// counted, with their time per phase, in spool_broker_produce_slow_*.
+const slowProduceThreshold = 5 * time.Millisecond
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -47,10 +71,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
 		}),
 		fsyncErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_storage_fsync_errors_total", Help: "Failed fsyncs (the partition stops accepting appends until restart)."}),
+		producePhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "spool_broker_produce_phase_seconds",
+			Help:    "Time of a produce request in each phase: write (every batch written), in_order (waiting for the connection's earlier responses), durable (then waiting for its fsync).",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
+		}, []string{"phase"}),
+		slowProduce: prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_produce_slow_requests_total", Help: "Produce requests that took longer than 5 ms from being read to being answered."}),
+		slowPhase:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spool_broker_produce_slow_phase_seconds_total", Help: "Seconds the produce requests slower than 5 ms spent in each phase (write, in_order, durable)."}, []string{"phase"}),
+	}
+	for i, name := range phaseNames {
+		m.phaseObs[i] = m.producePhase.WithLabelValues(name)
+		m.slowObs[i] = m.slowPhase.WithLabelValues(name)
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.refused, m.queuedBytes, m.inFlight, m.bytesIn, m.bytesOut, m.panics, m.requests, m.failures, m.latency, m.produced,
-			m.fsync, m.fsyncErrors)
+			m.fsync, m.fsyncErrors, m.producePhase, m.slowProduce, m.slowPhase)
 	}
 	return m
 }
@@ -80,5 +115,20 @@ func (m *metrics) observe(key int16, d time.Duration, err error) {
 	m.latency.WithLabelValues(label).Observe(d.Seconds())
 	if err != nil {
 		m.failures.WithLabelValues(label).Inc()
+	}
+}
+
+// observeProduce records one answered produce request's phases.
+func (m *metrics) observeProduce(phases [numPhases]time.Duration) {
+	var total time.Duration
+	for i, d := range phases {
+		m.phaseObs[i].Observe(d.Seconds())
+		total += d
+	}
+	if total > slowProduceThreshold {
+		m.slowProduce.Inc()
+		for i, d := range phases {
+			m.slowObs[i].Add(d.Seconds())
+		}
 	}
 }

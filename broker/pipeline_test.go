@@ -226,6 +226,36 @@ func TestProducePipelinedResponsesWaitForDurabilityInOrder(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("Close did not return")
 	}
+	// Where the time went: the fsync was held for at least the 100 ms read
+	// above, so all three requests took longer than 5 ms; the first waited
+	// for its fsync (durable), the other two behind its response (in_order).
+	slow, phases := slowProducePhases(t, reg)
+	if slow != 3 || phases["durable"] < 0.1 || phases["in_order"] < 0.2 {
+		t.Fatalf("slow produce requests %v, seconds by phase %v; want 3, durable >= 0.1, in_order >= 0.2", slow, phases)
+	}
+}
+
+// slowProducePhases reads spool_broker_produce_slow_requests_total and the
+// seconds by phase of spool_broker_produce_slow_phase_seconds_total.
+func slowProducePhases(t *testing.T, reg *prometheus.Registry) (float64, map[string]float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slow float64
+	phases := map[string]float64{}
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "spool_broker_produce_slow_requests_total":
+			slow = mf.GetMetric()[0].GetCounter().GetValue()
+		case "spool_broker_produce_slow_phase_seconds_total":
+			for _, m := range mf.GetMetric() {
+				phases[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	return slow, phases
 }
 
 func isTimeout(err error) bool {

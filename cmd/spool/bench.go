@@ -114,6 +114,11 @@ func printBench(w io.Writer, r *bench.Result) {
 		fmt.Fprintf(w, "broker fsyncs %9d  %9.0f fsyncs/s  %.3f per produce request (%d requests)  %.3f per record  fsync p50 %s ms  p99 %s ms  p99.9 %s ms\n",
 			b.Fsyncs, b.FsyncsPerSec, b.FsyncsPerRequest, b.ProduceRequests, b.FsyncsPerRecord,
 			bucketMs(b.FsyncMs.P50), bucketMs(b.FsyncMs.P99), bucketMs(b.FsyncMs.P999))
+		if b.PhaseMeanMs != nil {
+			fmt.Fprintf(w, "broker produce phases (mean ms): write %.3f  in_order %.3f  durable %.3f; %d requests over 5 ms spent %.0f%% in write, %.0f%% in_order, %.0f%% durable\n",
+				b.PhaseMeanMs["write"], b.PhaseMeanMs["in_order"], b.PhaseMeanMs["durable"], b.SlowRequests,
+				100*b.SlowPhaseShare["write"], 100*b.SlowPhaseShare["in_order"], 100*b.SlowPhaseShare["durable"])
+		}
 	}
 }
 

@@ -21,6 +21,9 @@ const (
 	metricFsync    = "spool_storage_fsync_seconds" // histogram: every fsync storage makes
 	metricRequests = "spool_broker_requests_total" // counter by api_key
 	produceAPIKey  = "0"
+	metricPhase    = "spool_broker_produce_phase_seconds"            // histogram by phase
+	metricSlow     = "spool_broker_produce_slow_requests_total"      // produce requests over 5 ms
+	metricSlowTime = "spool_broker_produce_slow_phase_seconds_total" // their seconds by phase
 )
 
 // BrokerStats are the broker's fsync counters over the produce phase.
@@ -38,12 +41,23 @@ type BrokerStats struct {
 		P99  float64 `json:"p99_ms"`
 		P999 float64 `json:"p999_ms"`
 	} `json:"fsync"`
+	// PhaseMeanMs is the mean time of a produce request in each phase
+	// (write, in_order, durable; see docs/metrics.md).
+	PhaseMeanMs map[string]float64 `json:"phase_mean_ms,omitempty"`
+	// SlowRequests took longer than 5 ms inside the broker; SlowPhaseShare
+	// is the fraction of their time spent in each phase.
+	SlowRequests   int64              `json:"slow_requests"`
+	SlowPhaseShare map[string]float64 `json:"slow_phase_share,omitempty"`
 }
 
 type brokerSample struct {
-	fsyncs   uint64
-	buckets  map[float64]uint64 // upper bound (s) -> cumulative count
-	requests float64
+	fsyncs     uint64
+	buckets    map[float64]uint64 // upper bound (s) -> cumulative count
+	requests   float64
+	phaseSum   map[string]float64 // by phase
+	phaseCount map[string]uint64
+	slow       float64
+	slowTime   map[string]float64
 }
 
 func scrapeBroker(ctx context.Context, url string) (*brokerSample, error) {
@@ -66,7 +80,18 @@ func scrapeBroker(ctx context.Context, url string) (*brokerSample, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: broker metrics %s: %w", url, err)
 	}
-	s := &brokerSample{buckets: map[float64]uint64{}}
+	s := &brokerSample{buckets: map[float64]uint64{}, phaseSum: map[string]float64{}, phaseCount: map[string]uint64{},
+		slowTime: map[string]float64{}}
+	for _, m := range fams[metricPhase].GetMetric() {
+		s.phaseSum[labelValue(m, "phase")] = m.GetHistogram().GetSampleSum()
+		s.phaseCount[labelValue(m, "phase")] = m.GetHistogram().GetSampleCount()
+	}
+	for _, m := range fams[metricSlow].GetMetric() {
+		s.slow = m.GetCounter().GetValue()
+	}
+	for _, m := range fams[metricSlowTime].GetMetric() {
+		s.slowTime[labelValue(m, "phase")] = m.GetCounter().GetValue()
+	}
 	f, ok := fams[metricFsync]
 	if !ok || len(f.GetMetric()) == 0 || f.GetMetric()[0].GetHistogram() == nil {
 		return nil, fmt.Errorf("bench: broker metrics %s: no histogram %s (not a Spool broker?)", url, metricFsync)
@@ -123,6 +148,25 @@ func brokerStats(before, after *brokerSample, d time.Duration, records int64) *B
 			}
 		}
 		return -1 // above the largest finite bucket
+	}
+	for phase, sum := range after.phaseSum {
+		if n := after.phaseCount[phase] - before.phaseCount[phase]; n > 0 {
+			if st.PhaseMeanMs == nil {
+				st.PhaseMeanMs = map[string]float64{}
+			}
+			st.PhaseMeanMs[phase] = (sum - before.phaseSum[phase]) * 1e3 / float64(n)
+		}
+	}
+	st.SlowRequests = int64(after.slow - before.slow)
+	var slowTotal float64
+	for phase, v := range after.slowTime {
+		slowTotal += v - before.slowTime[phase]
+	}
+	if slowTotal > 0 {
+		st.SlowPhaseShare = map[string]float64{}
+		for phase, v := range after.slowTime {
+			st.SlowPhaseShare[phase] = (v - before.slowTime[phase]) / slowTotal
+		}
 	}
 	if st.Fsyncs > 0 {
 		st.FsyncMs.P50, st.FsyncMs.P99, st.FsyncMs.P999 = quantile(0.5), quantile(0.99), quantile(0.999)

@@ -45,6 +45,20 @@ func TestBrokerMetrics(t *testing.T) {
 	if b.FsyncsPerSec <= 0 || b.FsyncMs.P50 <= 0 || b.FsyncMs.P50 > b.FsyncMs.P99 && b.FsyncMs.P99 >= 0 {
 		t.Fatalf("broker stats %+v", b)
 	}
+	// Every acknowledged request waited for durability somewhere: in_order
+	// or durable; the phases are reported for all three.
+	if len(b.PhaseMeanMs) != 3 || b.PhaseMeanMs["write"] <= 0 || b.PhaseMeanMs["in_order"]+b.PhaseMeanMs["durable"] <= 0 {
+		t.Fatalf("produce phases %v", b.PhaseMeanMs)
+	}
+	if b.SlowRequests > 0 {
+		var sum float64
+		for _, v := range b.SlowPhaseShare {
+			sum += v
+		}
+		if sum < 0.999 || sum > 1.001 {
+			t.Fatalf("slow phase shares %v do not add up to 1", b.SlowPhaseShare)
+		}
+	}
 }
 
 // TestBrokerMetricsNotSpool: a metrics URL without Spool's fsync histogram
