@@ -3,6 +3,8 @@ package lookback_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spoolmq/spool/internal/kafkatest"
@@ -36,7 +39,9 @@ func crashChild(dir, brokers string) {
 		os.Exit(3)
 	}
 	svc, err := lookback.New(lookback.Config{Brokers: strings.Split(brokers, ","), Store: st,
-		ClientOptions: []kgo.Opt{kgo.SessionTimeout(time.Second), kgo.HeartbeatInterval(200 * time.Millisecond)}})
+		ClientOptions:    []kgo.Opt{kgo.SessionTimeout(time.Second), kgo.HeartbeatInterval(200 * time.Millisecond)},
+		Exclude:          []string{"^dst$"},
+		ReplayCheckpoint: 500})
 	if err == nil {
 		err = svc.Start(ctx)
 	}
@@ -44,7 +49,14 @@ func crashChild(dir, brokers string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
-	select {}
+	// The HTTP API on a free port, announced on stdout.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	fmt.Println(ln.Addr())
+	http.Serve(ln, svc.Handler())
 }
 
 // The archiver process is killed with SIGKILL again and again while events
@@ -162,4 +174,99 @@ func TestCrashArchiver(t *testing.T) {
 		t.Fatalf("%d archived, %d distinct produced values, want %d", len(seen), len(values), total)
 	}
 	t.Logf("%d events archived exactly once across %d SIGKILLs", total, kills)
+}
+
+// A replay whose service process is killed with SIGKILL mid-way resumes
+// from its checkpoint when the service starts again: every selected event
+// is replayed, and at most the events since the last checkpoint twice.
+func TestCrashReplayResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills child processes")
+	}
+	b := spooltest.Start(t, spooltest.WithPartitions(2))
+	addrs := []string{b.Addr()}
+	kafkatest.CreateTopic(t, addrs, "src", 2)
+	kafkatest.CreateTopic(t, addrs, "dst", 2)
+	const total = 4000
+	var rs []*kgo.Record
+	for i := range total {
+		rs = append(rs, &kgo.Record{Topic: "src", Key: []byte(fmt.Sprintf("k-%d", i%13)), Value: []byte(fmt.Sprint(i))})
+	}
+	produce(t, addrs, rs...)
+	dir := t.TempDir()
+	st, err := lookback.OpenSQLite(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	start := func() (*exec.Cmd, string) {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "LOOKBACK_CRASH_STORE="+dir, "LOOKBACK_CRASH_BROKERS="+strings.Join(addrs, ","))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var addr string
+		if _, err := fmt.Fscanln(out, &addr); err != nil {
+			t.Fatalf("child did not announce its address: %v", err)
+		}
+		return cmd, "http://" + addr
+	}
+	cmd, base := start()
+	waitEvents(t, st, total)
+	var rp lookback.ReplayState
+	postJSON(t, base+"/api/lookback/replays", lookback.ReplaySpec{Filter: lookback.Filter{Topic: "src"}, ToTopic: "dst", Rate: 2000}, http.StatusAccepted, &rp)
+	kafkatest.Eventually(t, 30*time.Second, "a checkpoint", func() bool {
+		s, err := st.Replay(context.Background(), rp.ID)
+		return err == nil && s.Done >= 1000
+	})
+	// Kill between checkpoints: with records past the checkpoint produced.
+	adm := kadmClient(t, addrs)
+	kafkatest.Eventually(t, 30*time.Second, "records past the checkpoint", func() bool {
+		s, err := st.Replay(context.Background(), rp.ID)
+		ends, err2 := adm.ListEndOffsets(context.Background(), "dst")
+		if err != nil || err2 != nil {
+			return false
+		}
+		var n int64
+		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+		return n > s.Done+200 && n < total
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	s, _ := st.Replay(context.Background(), rp.ID)
+	if s.Status != "running" || s.Done >= total {
+		t.Fatalf("after SIGKILL: %+v", s)
+	}
+	cmd, _ = start()
+	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+	kafkatest.Eventually(t, 60*time.Second, "the resumed replay", func() bool {
+		s, err := st.Replay(context.Background(), rp.ID)
+		return err == nil && s.Status != "running"
+	})
+	if s, _ := st.Replay(context.Background(), rp.ID); s.Status != "done" || s.Done != total {
+		t.Fatalf("resumed replay: %+v", s)
+	}
+	seen := map[string]int{}
+	got := kafkatest.ReadAll(t, addrs, "dst")
+	for _, r := range got {
+		seen[header(r, lookback.HeaderReplayOf)]++
+	}
+	if len(seen) != total || len(got) > total+1000 {
+		t.Fatalf("dst: %d records, %d distinct originals; want all %d, at most 1000 again", len(got), len(seen), total)
+	}
+	t.Logf("%d records for %d events after a SIGKILL at checkpoint %d", len(got), total, s.Done)
+}
+
+func kadmClient(t *testing.T, addrs []string) *kadm.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
 }
