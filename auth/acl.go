@@ -233,12 +233,13 @@ func (z *Authorizer) Explain(p Principal, host string, rt ResourceType, name str
 		p, op, strings.ToLower(rt.String()), name)
 }
 
-// Add adds acls (already present ones are kept once) and returns the new
-// set, for the caller to persist.
-func (z *Authorizer) Add(acls ...ACL) ([]ACL, error) {
+// Add adds acls (already present ones are kept once). persist, if not
+// nil, is given the new set first: the change takes effect only once it
+// returns nil, so a set that was not made durable is never enforced.
+func (z *Authorizer) Add(persist func([]ACL) error, acls ...ACL) error {
 	for _, a := range acls {
 		if err := a.Validate(); err != nil {
-			return nil, fmt.Errorf("auth: ACL %s: %w", a, err)
+			return fmt.Errorf("auth: ACL %s: %w", a, err)
 		}
 	}
 	z.mu.Lock()
@@ -249,14 +250,14 @@ func (z *Authorizer) Add(acls ...ACL) ([]ACL, error) {
 			all = append(all, a)
 		}
 	}
-	z.snap.Store(newIndex(all))
-	return slices.Clone(all), nil
+	return z.setLocked(all, persist)
 }
 
-// Delete removes the ACLs f matches and returns them and the new set.
-func (z *Authorizer) Delete(f Filter) (deleted, all []ACL) {
+// Delete removes the ACLs f matches and returns them; persist as for Add.
+func (z *Authorizer) Delete(f Filter, persist func([]ACL) error) ([]ACL, error) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
+	var deleted, all []ACL
 	for _, a := range z.snap.Load().all {
 		if f.Matches(a) {
 			deleted = append(deleted, a)
@@ -264,10 +265,23 @@ func (z *Authorizer) Delete(f Filter) (deleted, all []ACL) {
 			all = append(all, a)
 		}
 	}
-	if len(deleted) > 0 {
-		z.snap.Store(newIndex(all))
+	if len(deleted) == 0 {
+		return nil, nil
 	}
-	return deleted, slices.Clone(all)
+	if err := z.setLocked(all, persist); err != nil {
+		return nil, err
+	}
+	return deleted, nil
+}
+
+func (z *Authorizer) setLocked(all []ACL, persist func([]ACL) error) error {
+	if persist != nil {
+		if err := persist(slices.Clone(all)); err != nil {
+			return err
+		}
+	}
+	z.snap.Store(newIndex(all))
+	return nil
 }
 
 // Describe returns the ACLs f matches.

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func TestAuthorizerOffUntilFirstACL(t *testing.T) {
 	if z.Enabled() || !z.Authorize(User("x"), "h", topicT, "t", write) {
 		t.Fatal("an authorizer without ACLs refused")
 	}
-	if _, err := z.Add(acl(User("y"), topicT, "t", literal, read, allow)); err != nil {
+	if err := z.Add(nil, acl(User("y"), topicT, "t", literal, read, allow)); err != nil {
 		t.Fatal(err)
 	}
 	if !z.Enabled() || z.Authorize(User("x"), "h", topicT, "t", write) {
@@ -106,9 +107,15 @@ func TestACLAddDeleteDescribe(t *testing.T) {
 	a1 := acl(User("a"), topicT, "orders", literal, read, allow)
 	a2 := acl(User("a"), topicT, "ord", prefixed, write, allow)
 	a3 := acl(User("b"), groupT, "g", literal, read, allow)
-	all, err := z.Add(a1, a2, a3, a1)
-	if err != nil || len(all) != 3 {
-		t.Fatalf("Add: %v %v", all, err)
+	var saved []ACL
+	persist := func(all []ACL) error { saved = all; return nil }
+	if err := z.Add(persist, a1, a2, a3, a1); err != nil || len(saved) != 3 || len(z.ACLs()) != 3 {
+		t.Fatalf("Add: saved %v, %v", saved, err)
+	}
+	// A set that could not be persisted is not enforced.
+	a4 := acl(User("c"), topicT, "x", literal, read, allow)
+	if err := z.Add(func([]ACL) error { return errors.New("disk full") }, a4); err == nil || len(z.ACLs()) != 3 || z.Authorize(User("c"), "h", topicT, "x", read) {
+		t.Fatalf("an unpersisted ACL took effect: %v %v", err, z.ACLs())
 	}
 	name, userA := "orders", "User:a"
 	match := Filter{ResourceType: topicT, ResourceName: &name, PatternType: kmsg.ACLResourcePatternTypeMatch, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}
@@ -121,9 +128,9 @@ func TestACLAddDeleteDescribe(t *testing.T) {
 		t.Fatalf("LITERAL orders: %v", got)
 	}
 	byUser := Filter{ResourceType: kmsg.ACLResourceTypeAny, PatternType: kmsg.ACLResourcePatternTypeAny, Principal: &userA, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}
-	deleted, rest := z.Delete(byUser)
-	if len(deleted) != 2 || len(rest) != 1 || rest[0] != a3 {
-		t.Fatalf("Delete by principal: %v, left %v", deleted, rest)
+	deleted, err := z.Delete(byUser, persist)
+	if err != nil || len(deleted) != 2 || len(saved) != 1 || saved[0] != a3 {
+		t.Fatalf("Delete by principal: %v, left %v, %v", deleted, saved, err)
 	}
 	if z.Authorize(User("a"), "h", topicT, "orders", read) {
 		t.Fatal("a deleted ACL still allows")
@@ -137,7 +144,7 @@ func TestACLAddDeleteDescribe(t *testing.T) {
 		acl(User("a"), topicT, "t", literal, kmsg.ACLOperationAny, allow),
 		acl(User("a"), topicT, "t", literal, read, kmsg.ACLPermissionTypeAny),
 	} {
-		if _, err := z.Add(bad); err == nil {
+		if err := z.Add(nil, bad); err == nil {
 			t.Errorf("Add(%v) accepted", bad)
 		}
 	}

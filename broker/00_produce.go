@@ -89,6 +89,7 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 		st.Topic = rt.Topic
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		t := set.byName[rt.Topic]
+		denied := fixed == 0 && !r.allowed(resTopic, rt.Topic, opWrite)
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
 			sp := &st.Partitions[j]
@@ -104,6 +105,8 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 				if fixed == kerr.UnsupportedVersion.Code && req.Version >= 8 {
 					sp.ErrorMessage = kmsg.StringPtr(errTransactions)
 				}
+			case denied:
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case l == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case isInternalTopic(rt.Topic):

@@ -72,6 +72,11 @@ func (b *Broker) handleFetch(r *request) (kmsg.Response, error) {
 			t = set.byName[rt.Topic]
 		}
 		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		name := rt.Topic
+		if t != nil {
+			name = t.name
+		}
+		denied := !r.allowed(resTopic, name, opRead)
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
 			sp := &st.Partitions[j]
@@ -80,6 +85,11 @@ func (b *Broker) handleFetch(r *request) (kmsg.Response, error) {
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			sp.RecordBatches = noRecords
 			l := t.partition(rp.Partition)
+			if denied {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				failed = true
+				continue
+			}
 			if l == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				if req.Version >= 13 && t == nil {

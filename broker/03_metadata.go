@@ -35,7 +35,7 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 
 	br := kmsg.NewMetadataResponseBroker()
-	br.NodeID, br.Host, br.Port = nodeID, b.advHost, b.advPort
+	br.NodeID, br.Host, br.Port = nodeID, r.conn.lis.advHost, r.conn.lis.advPort
 	resp.Brokers = append(resp.Brokers, br)
 	resp.ClusterID = &b.clusterID
 	resp.ControllerID = nodeID
@@ -45,7 +45,10 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 	set := b.topics()
 	if req.Topics == nil || req.Version == 0 && len(req.Topics) == 0 {
 		for _, t := range set.sorted() {
-			resp.Topics = append(resp.Topics, metadataTopic(t, tops))
+			// Topics the principal may not describe are left out.
+			if r.allowedQuiet(resTopic, t.name, opDescribe) {
+				resp.Topics = append(resp.Topics, metadataTopic(t, tops))
+			}
 		}
 		return resp, nil
 	}
@@ -60,10 +63,24 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 				resp.Topics = append(resp.Topics, st)
 				continue
 			}
+			if !r.allowed(resTopic, t.name, opDescribe) {
+				st := kmsg.NewMetadataResponseTopic()
+				st.TopicID = rt.TopicID
+				st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			resp.Topics = append(resp.Topics, metadataTopic(t, tops))
 			continue
 		}
 		name := *rt.Topic
+		if !r.allowed(resTopic, name, opDescribe) {
+			st := kmsg.NewMetadataResponseTopic()
+			st.Topic = kmsg.StringPtr(name)
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		t, ok := b.topics().byName[name]
 		if !ok {
 			code := kerr.UnknownTopicOrPartition.Code
@@ -77,6 +94,8 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 				} else {
 					code = kerr.LeaderNotAvailable.Code // retriable
 				}
+			} else if autoCreate && !r.allowedCreateTopic(name) {
+				code = kerr.TopicAuthorizationFailed.Code
 			} else if autoCreate {
 				var err error
 				t, err = b.autoCreate(name)

@@ -25,9 +25,11 @@ func (b *Broker) handleFindCoordinator(r *request) (kmsg.Response, error) {
 			return -1, "", -1, kerr.UnsupportedVersion.Code
 		case key == "":
 			return -1, "", -1, kerr.InvalidRequest.Code
+		case !r.allowed(resGroup, key, opDescribe):
+			return -1, "", -1, kerr.GroupAuthorizationFailed.Code
 		}
 		b.ensureOffsetsTopic() // as Kafka creates it for the first group
-		return nodeID, b.advHost, b.advPort, 0
+		return nodeID, r.conn.lis.advHost, r.conn.lis.advPort, 0
 	}
 	if req.Version < 4 {
 		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode = answer(req.CoordinatorKey)

@@ -13,6 +13,13 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 //   - v0 has no rebalance timeout (the session timeout is used); kept with
 //     v1/v2 for segmentio/kafka-go. v5: group.instance.id; v7: protocol type
 //     and name in the response; v8: reason; v9: SkipAssignment (KIP-814).
+
 func (b *Broker) handleJoinGroup(r *request) (kmsg.Response, error) {
-	return b.groups.JoinGroup(r.ctx, r.client(), r.kreq.(*kmsg.JoinGroupRequest)), nil
+	req := r.kreq.(*kmsg.JoinGroupRequest)
+	if !r.allowed(resGroup, req.Group, opRead) {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.Generation = groupDenied, -1
+		return resp, nil
+	}
+	return b.groups.JoinGroup(r.ctx, r.client(), req), nil
 }

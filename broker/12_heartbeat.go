@@ -10,6 +10,13 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 //
 // Version notes:
 //   - v3: group.instance.id (FENCED_INSTANCE_ID).
+
 func (b *Broker) handleHeartbeat(r *request) (kmsg.Response, error) {
-	return b.groups.Heartbeat(r.ctx, r.kreq.(*kmsg.HeartbeatRequest)), nil
+	req := r.kreq.(*kmsg.HeartbeatRequest)
+	if !r.allowed(resGroup, req.Group, opRead) {
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = groupDenied
+		return resp, nil
+	}
+	return b.groups.Heartbeat(r.ctx, req), nil
 }

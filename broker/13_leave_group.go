@@ -9,6 +9,13 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // Version notes:
 //   - v3: a batch of members, by member ID or group.instance.id, each with
 //     its own error (KIP-345).
+
 func (b *Broker) handleLeaveGroup(r *request) (kmsg.Response, error) {
-	return b.groups.LeaveGroup(r.ctx, r.kreq.(*kmsg.LeaveGroupRequest)), nil
+	req := r.kreq.(*kmsg.LeaveGroupRequest)
+	if !r.allowed(resGroup, req.Group, opRead) {
+		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = groupDenied
+		return resp, nil
+	}
+	return b.groups.LeaveGroup(r.ctx, req), nil
 }

@@ -1,6 +1,9 @@
 package broker
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // DescribeGroups: v0-5
 //
@@ -16,6 +19,10 @@ func (b *Broker) handleDescribeGroups(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeGroupsRequest)
 	resp := b.groups.DescribeGroups(r.ctx, req)
 	for i := range resp.Groups {
+		if g := &resp.Groups[i]; !r.allowed(resGroup, g.Group, opDescribe) {
+			*g = kmsg.DescribeGroupsResponseGroup{Group: g.Group, ErrorCode: kerr.GroupAuthorizationFailed.Code, AuthorizedOperations: -2147483648}
+			continue
+		}
 		if resp.Groups[i].ErrorCode == 0 {
 			resp.Groups[i].AuthorizedOperations = authorizedOps(req.IncludeAuthorizedOperations, groupOps)
 		}

@@ -10,6 +10,18 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // Version notes:
 //   - v4: states filter and group state (KIP-518); v5: types filter and
 //     group type (always "classic", KIP-848).
+
 func (b *Broker) handleListGroups(r *request) (kmsg.Response, error) {
-	return b.groups.ListGroups(r.ctx, r.kreq.(*kmsg.ListGroupsRequest)), nil
+	resp := b.groups.ListGroups(r.ctx, r.kreq.(*kmsg.ListGroupsRequest))
+	if !b.sec.authz.Enabled() || r.allowedQuiet(resCluster, clusterName, opDescribe) {
+		return resp, nil
+	}
+	var kept []kmsg.ListGroupsResponseGroup
+	for _, g := range resp.Groups {
+		if r.allowedQuiet(resGroup, g.Group, opDescribe) {
+			kept = append(kept, g)
+		}
+	}
+	resp.Groups = kept
+	return resp, nil
 }

@@ -50,6 +50,11 @@ func (b *Broker) handleCreateTopics(r *request) (kmsg.Response, error) {
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
+		if !r.allowedCreateTopic(rt.Topic) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		t, err := b.createTopicReq(&rt, req.ValidateOnly)
 		if err != nil {
 			st.ErrorCode = b.errorCode(err)

@@ -50,6 +50,11 @@ func (b *Broker) handleDeleteTopics(r *request) (kmsg.Response, error) {
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
+		if !r.allowed(resTopic, name, opDelete) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		if t, ok := b.topics().byName[name]; ok {
 			st.TopicID = t.id
 		}

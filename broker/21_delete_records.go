@@ -27,12 +27,15 @@ func (b *Broker) handleDeleteRecords(r *request) (kmsg.Response, error) {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
 		t := set.byName[rt.Topic]
+		denied := !r.allowed(resTopic, rt.Topic, opDelete)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
 			l := t.partition(rp.Partition)
-			if l == nil {
+			if denied {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if l == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else if lso, err := l.DeleteRecordsBefore(rp.Offset); err != nil {
 				sp.ErrorCode = b.errorCode(err)

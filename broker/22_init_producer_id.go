@@ -1,6 +1,9 @@
 package broker
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // InitProducerId: v0-4
 //
@@ -15,5 +18,25 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 //   - v3: the producer's current ID and epoch (KIP-360): a non-transactional
 //     producer gets a fresh ID, as from Kafka.
 func (b *Broker) handleInitProducerID(r *request) (kmsg.Response, error) {
-	return b.producers.InitProducerID(r.kreq.(*kmsg.InitProducerIDRequest)), nil
+	req := r.kreq.(*kmsg.InitProducerIDRequest)
+	if req.TransactionalID == nil && !b.allowedIdempotentWrite(r) {
+		resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+		resp.ErrorCode, resp.ProducerID, resp.ProducerEpoch = kerr.ClusterAuthorizationFailed.Code, -1, -1
+		return resp, nil
+	}
+	return b.producers.InitProducerID(req), nil
+}
+
+// allowedIdempotentWrite: IdempotentWrite on the cluster, or (KIP-679)
+// Write on any topic, as Kafka 3 allows an idempotent producer.
+func (b *Broker) allowedIdempotentWrite(r *request) bool {
+	if r.allowedQuiet(resCluster, clusterName, opIdempotentWrite) {
+		return true
+	}
+	for _, t := range b.topics().sorted() {
+		if r.allowedQuiet(resTopic, t.name, opWrite) {
+			return true
+		}
+	}
+	return r.allowed(resCluster, clusterName, opIdempotentWrite) // logs the refusal
 }

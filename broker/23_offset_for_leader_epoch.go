@@ -26,11 +26,14 @@ func (b *Broker) handleOffsetForLeaderEpoch(r *request) (kmsg.Response, error) {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
 		t := set.byName[rt.Topic]
+		denied := !r.allowed(resTopic, rt.Topic, opDescribe)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			if l := t.partition(rp.Partition); l == nil {
+			if l := t.partition(rp.Partition); denied {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if l == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
 				sp.LeaderEpoch, sp.EndOffset = rp.LeaderEpoch, l.HighWatermark()

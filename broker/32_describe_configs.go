@@ -67,6 +67,11 @@ func (b *Broker) handleDescribeConfigs(r *request) (kmsg.Response, error) {
 			}
 			sr.Configs = append(sr.Configs, c)
 		}
+		if err := r.configDenied(rr.ResourceType, rr.ResourceName, opDescribeConfigs); err != nil {
+			sr.ErrorCode = b.errorCode(err)
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
 			t, ok := set.byName[rr.ResourceName]

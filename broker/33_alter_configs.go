@@ -38,6 +38,9 @@ func (b *Broker) handleAlterConfigs(r *request) (kmsg.Response, error) {
 			}
 			return overrides, nil
 		})
+		if derr := r.configDenied(rr.ResourceType, rr.ResourceName, opAlterConfigs); derr != nil {
+			err = derr
+		}
 		sr.ErrorCode = b.errorCode(err)
 		sr.ErrorMessage = errMessage(err)
 		resp.Resources = append(resp.Resources, sr)

@@ -33,6 +33,8 @@ func (b *Broker) handleCreatePartitions(r *request) (kmsg.Response, error) {
 		switch {
 		case seen[rt.Topic] > 1:
 			err = withMessage(kerr.InvalidRequest, "topic listed more than once in the request")
+		case !r.allowed(resTopic, rt.Topic, opAlter):
+			err = kerr.TopicAuthorizationFailed
 		case rt.Assignment != nil && !singleNodeAssignment(rt.Assignment):
 			err = withMessage(kerr.InvalidReplicaAssignment, "Spool is a single node: each new partition's replicas must be [0]")
 		default:

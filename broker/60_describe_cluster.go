@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -20,12 +21,16 @@ import (
 func (b *Broker) handleDescribeCluster(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	if !r.allowed(resCluster, clusterName, opDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	resp.ClusterID = b.clusterID
 	resp.ControllerID = nodeID
 	resp.EndpointType = req.EndpointType
 	resp.ClusterAuthorizedOperations = authorizedOps(req.IncludeClusterAuthorizedOperations, clusterOps)
 	br := kmsg.NewDescribeClusterResponseBroker()
-	br.NodeID, br.Host, br.Port = nodeID, b.advHost, b.advPort
+	br.NodeID, br.Host, br.Port = nodeID, r.conn.lis.advHost, r.conn.lis.advPort
 	resp.Brokers = append(resp.Brokers, br)
 	return resp, nil
 }

@@ -38,6 +38,14 @@ func apiTable() []api {
 		{key: 37, min: 0, max: 3, handle: (*Broker).handleCreatePartitions},
 		{key: 44, min: 0, max: 1, handle: (*Broker).handleIncrementalAlterConfigs},
 		{key: 60, min: 0, max: 1, handle: (*Broker).handleDescribeCluster},
+		// Security: SASL, ACLs and SCRAM users (security.go).
+		{key: 17, min: 1, max: 1, handle: (*Broker).handleSaslHandshake},
+		{key: 36, min: 0, max: 2, handle: (*Broker).handleSaslAuthenticate},
+		{key: 29, min: 1, max: 3, handle: (*Broker).handleDescribeAcls},
+		{key: 30, min: 1, max: 3, handle: (*Broker).handleCreateAcls},
+		{key: 31, min: 1, max: 3, handle: (*Broker).handleDeleteAcls},
+		{key: 50, min: 0, max: 0, handle: (*Broker).handleDescribeUserScramCredentials},
+		{key: 51, min: 0, max: 0, handle: (*Broker).handleAlterUserScramCredentials},
 		// Group coordinator, committed offsets, idempotent producers.
 		{key: 8, min: 2, max: 9, handle: (*Broker).handleOffsetCommit},
 		{key: 9, min: 1, max: 9, handle: (*Broker).handleOffsetFetch},

@@ -12,6 +12,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -41,6 +42,8 @@ type Broker struct {
 	queued *semaphore.Weighted
 
 	// Set by Start.
+	listeners []*listener
+	sec       *security
 	store     *storage.Store
 	ln        net.Listener
 	advHost   string
@@ -138,47 +141,99 @@ func (b *Broker) Start(ctx context.Context) error {
 		store.Close()
 		return err
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", b.cfg.Listen)
-	if err != nil {
-		b.closeGroups()
-		store.Close()
-		return fmt.Errorf("broker: listen: %w", err)
-	}
-	if err := b.setAdvertised(ln.Addr()); err != nil {
-		ln.Close()
+	if err := b.loadSecurity(); err != nil {
 		b.closeGroups()
 		store.Close()
 		return err
 	}
-	b.ln = ln
-	b.wg.Add(1)
-	go b.acceptLoop()
-	b.cfg.Logger.Info("broker: listening", "addr", ln.Addr().String(), "advertised", b.advertised())
+	if err := b.listen(ctx); err != nil {
+		b.closeGroups()
+		store.Close()
+		return err
+	}
+	for _, l := range b.listeners {
+		b.wg.Add(1)
+		go b.acceptLoop(l)
+		b.cfg.Logger.Info("broker: listening", "listener", l.cfg.Name, "protocol", l.cfg.Protocol, "addr", l.ln.Addr().String(), "advertised", l.advertised())
+	}
 	b.started.Store(true)
 	return nil
 }
 
-func (b *Broker) setAdvertised(bound net.Addr) error {
-	tcp := bound.(*net.TCPAddr)
-	if b.cfg.Advertise != "" {
-		host, port, _ := net.SplitHostPort(b.cfg.Advertise)
+// listener is one bound Kafka listener.
+type listener struct {
+	cfg     Listener
+	ln      net.Listener
+	advHost string
+	advPort int32
+}
+
+func (l *listener) advertised() string {
+	return net.JoinHostPort(l.advHost, strconv.Itoa(int(l.advPort)))
+}
+
+// listen binds every listener (Config.Listeners, or one PLAINTEXT on
+// Listen) and works out what each advertises.
+func (b *Broker) listen(ctx context.Context) error {
+	cfgs := b.cfg.Listeners
+	if len(cfgs) == 0 {
+		cfgs = []Listener{{Name: ProtocolPlaintext, Protocol: ProtocolPlaintext, Addr: b.cfg.Listen, Advertise: b.cfg.Advertise}}
+	}
+	var lc net.ListenConfig
+	for _, c := range cfgs {
+		ln, err := lc.Listen(ctx, "tcp", c.Addr)
+		if err == nil && c.TLS != nil {
+			ln = tls.NewListener(ln, c.TLS)
+		}
+		if err != nil {
+			for _, l := range b.listeners {
+				l.ln.Close()
+			}
+			b.listeners = nil
+			return fmt.Errorf("broker: listen %s on %s: %w", c.Name, c.Addr, err)
+		}
+		l := &listener{cfg: c, ln: ln}
+		if err := l.setAdvertised(); err != nil {
+			ln.Close()
+			return err
+		}
+		b.listeners = append(b.listeners, l)
+	}
+	first := b.listeners[0]
+	b.ln, b.advHost, b.advPort = first.ln, first.advHost, first.advPort
+	return nil
+}
+
+func (l *listener) setAdvertised() error {
+	tcp := l.ln.Addr().(*net.TCPAddr)
+	if l.cfg.Advertise != "" {
+		host, port, _ := net.SplitHostPort(l.cfg.Advertise)
 		p, err := strconv.ParseInt(port, 10, 32)
 		if err != nil {
-			return fmt.Errorf("broker: config: Advertise port %q: %w", port, err)
+			return fmt.Errorf("broker: config: listener %s: advertised port %q: %w", l.cfg.Name, port, err)
 		}
-		b.advHost, b.advPort = host, int32(p)
+		l.advHost, l.advPort = host, int32(p)
 		return nil
 	}
-	host, _, _ := net.SplitHostPort(b.cfg.Listen)
+	host, _, _ := net.SplitHostPort(l.cfg.Addr)
 	switch ip := net.ParseIP(host); {
 	case host == "" || ip != nil && ip.IsUnspecified():
 		host = "localhost"
 	case ip != nil:
 		host = tcp.IP.String()
 	}
-	b.advHost, b.advPort = host, int32(tcp.Port)
+	l.advHost, l.advPort = host, int32(tcp.Port)
 	return nil
+}
+
+// ListenerAddrs returns each listener's bound address by name (after
+// Start).
+func (b *Broker) ListenerAddrs() map[string]string {
+	out := map[string]string{}
+	for _, l := range b.listeners {
+		out[l.cfg.Name] = l.ln.Addr().String()
+	}
+	return out
 }
 
 // Addr returns the address the Kafka listener is bound to (with the actual
@@ -208,11 +263,11 @@ func (b *Broker) Store() *storage.Store { return b.store }
 // Config returns the broker's configuration with defaults applied.
 func (b *Broker) Config() Config { return b.cfg }
 
-func (b *Broker) acceptLoop() {
+func (b *Broker) acceptLoop(l *listener) {
 	defer b.wg.Done()
 	var backoff time.Duration
 	for {
-		nc, err := b.ln.Accept()
+		nc, err := l.ln.Accept()
 		if err != nil {
 			if b.isClosed() {
 				return
@@ -229,6 +284,7 @@ func (b *Broker) acceptLoop() {
 		}
 		backoff = 0
 		c := newConn(b, nc)
+		c.lis = l
 		b.mu.Lock()
 		if b.mu.closed {
 			b.mu.Unlock()
@@ -282,8 +338,8 @@ func (b *Broker) Close() error {
 			conns = append(conns, c)
 		}
 		b.mu.Unlock()
-		if b.ln != nil {
-			b.ln.Close()
+		for _, l := range b.listeners {
+			l.ln.Close()
 		}
 		for _, c := range conns {
 			c.stop()

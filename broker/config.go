@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,28 @@ type Config struct {
 	// bound to; when that host is unspecified (0.0.0.0 or ::), "localhost"
 	// with the bound port.
 	Advertise string
+
+	// Listeners, when set, replace Listen and Advertise: each is bound
+	// with its protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), and a
+	// client is told the advertised address of the listener it connected
+	// through. Default: one PLAINTEXT listener named PLAINTEXT on Listen.
+	Listeners []Listener
+
+	// SuperUsers are principals ("User:admin") the authorizer always
+	// allows (Kafka's super.users). Default none.
+	SuperUsers []string
+
+	// Authorizer turns ACL checks on even before the first ACL exists
+	// (then only super users may act until ACLs allow more). Default
+	// false: ACLs are checked once one exists.
+	Authorizer bool
+
+	// SASLReauth is the longest a SASL session lasts before the client
+	// must re-authenticate on its connection (KIP-368,
+	// connections.max.reauth.ms); a request after that, other than the
+	// re-authentication, closes the connection. Default 0: sessions do
+	// not expire.
+	SASLReauth time.Duration
 
 	// Fsync is the storage durability mode. Default storage.FsyncAlways: a
 	// produce with acks=1/all is answered after its batch is fsynced.
@@ -270,6 +293,27 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("broker: config: DataDir is required")
+	}
+	names := map[string]bool{}
+	for _, l := range c.Listeners {
+		if err := l.validate(); err != nil {
+			return fmt.Errorf("broker: config: %w", err)
+		}
+		if names[l.Name] {
+			return fmt.Errorf("broker: config: listener %s listed twice", l.Name)
+		}
+		names[l.Name] = true
+		if _, _, err := net.SplitHostPort(l.Addr); err != nil {
+			return fmt.Errorf("broker: config: listener %s address %q: %w", l.Name, l.Addr, err)
+		}
+	}
+	for _, p := range c.SuperUsers {
+		if !strings.Contains(p, ":") {
+			return fmt.Errorf("broker: config: super user %q: want a principal such as User:admin", p)
+		}
+	}
+	if c.SASLReauth < 0 {
+		return fmt.Errorf("broker: config: SASLReauth %v: must not be negative", c.SASLReauth)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("broker: config: Listen %q: %w", c.Listen, err)

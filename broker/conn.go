@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/spoolmq/spool/auth"
 )
 
 // Connection handling. Each connection has three goroutines:
@@ -109,6 +111,15 @@ type conn struct {
 	// inFlight counts requests read but not answered: a connection with
 	// one is not idle while the client waits for the answer.
 	inFlight atomic.Int32
+
+	// Security (security.go, sasl.go). lis is set before serve starts;
+	// the rest is read and written only by the handle goroutine (and by
+	// serve before it starts it), so it needs no lock.
+	lis       *listener
+	principal auth.Principal
+	authed    bool         // the listener needs no SASL, or SASL succeeded
+	sasl      auth.Session // the exchange in progress after SaslHandshake
+	reauthAt  time.Time    // zero, or when the SASL session expires (KIP-368)
 }
 
 // request is one decoded request.
@@ -125,10 +136,13 @@ type request struct {
 
 	// Set by handle, read by write after the hand-off through answers
 	// (the channel orders the accesses).
-	start  time.Time
-	resp   kmsg.Response // nil: nothing to answer (acks=0 produce)
-	err    error         // the handler failed: close the connection instead
-	finish func() error  // if set, write calls it before encoding resp: it waits until resp may be sent and completes it
+	start time.Time
+	resp  kmsg.Response // nil: nothing to answer (acks=0 produce)
+	err   error         // the handler failed: close the connection instead
+	// closeAfter closes the connection once resp is written (a failed
+	// SASL authentication is answered, then the connection ends).
+	closeAfter bool
+	finish     func() error // if set, write calls it before encoding resp: it waits until resp may be sent and completes it
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -156,6 +170,12 @@ func (c *conn) serve() {
 	defer c.b.removeConn(c)
 	c.b.metrics.connections.Inc()
 	defer c.b.metrics.connections.Dec()
+	if err := c.startSecurity(); err != nil {
+		c.b.cfg.Logger.Warn("broker: closing connection", "remote", c.remote, "listener", c.lis.cfg.Name, "err", err)
+		c.nc.Close()
+		c.cancel()
+		return
+	}
 
 	readDone := make(chan struct{})
 	go func() {
@@ -339,6 +359,9 @@ func (c *conn) handleAll(answers chan<- *request, writeDone <-chan struct{}) {
 		if req.err != nil {
 			return // writeAll logs it and closes the connection
 		}
+		if req.closeAfter {
+			return // writeAll answers it; then the connection closes
+		}
 	}
 }
 
@@ -356,6 +379,10 @@ func (c *conn) handle(req *request) {
 	}()
 	req.start = time.Now()
 	c.b.metrics.inFlight.Inc() // until writeAll is done with it
+	if err := c.checkAuthenticated(req); err != nil {
+		req.err = err
+		return
+	}
 	if req.kreq == nil {
 		req.resp = unsupportedApiVersions(req)
 	} else {

@@ -9,19 +9,21 @@ import (
 
 // metrics are the broker's Prometheus collectors, all named spool_broker_*.
 type metrics struct {
-	connections prometheus.Gauge
-	refused     prometheus.Counter
-	queuedBytes prometheus.Gauge
-	inFlight    prometheus.Gauge
-	bytesIn     prometheus.Counter
-	bytesOut    prometheus.Counter
-	panics      prometheus.Counter
-	requests    *prometheus.CounterVec   // by api_key
-	failures    *prometheus.CounterVec   // by api_key: handler errors that closed the connection
-	latency     *prometheus.HistogramVec // by api_key
-	produced    prometheus.Counter       // records appended
-	fsync       prometheus.Histogram     // storage's fsyncs of active segments
-	fsyncErrors prometheus.Counter
+	authFailed   *prometheus.CounterVec // by mechanism (and "tls")
+	authzRefused *prometheus.CounterVec // by api_key
+	connections  prometheus.Gauge
+	refused      prometheus.Counter
+	queuedBytes  prometheus.Gauge
+	inFlight     prometheus.Gauge
+	bytesIn      prometheus.Counter
+	bytesOut     prometheus.Counter
+	panics       prometheus.Counter
+	requests     *prometheus.CounterVec   // by api_key
+	failures     *prometheus.CounterVec   // by api_key: handler errors that closed the connection
+	latency      *prometheus.HistogramVec // by api_key
+	produced     prometheus.Counter       // records appended
+	fsync        prometheus.Histogram     // storage's fsyncs of active segments
+	fsyncErrors  prometheus.Counter
 
 	// Where a produce request's time goes (acks != 0), by phase.
 	producePhase *prometheus.HistogramVec
@@ -50,6 +52,10 @@ const slowProduceThreshold = 5 * time.Millisecond
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		authFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spool_broker_authentication_failures_total",
+			Help: "Failed authentications, by mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, tls for failed TLS handshakes)."}, []string{"mechanism"}),
+		authzRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spool_broker_authorization_failures_total",
+			Help: "Operations refused by the ACLs, by API key."}, []string{"api_key"}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "spool_broker_connections", Help: "Open client connections."}),
 		refused:     prometheus.NewCounter(prometheus.CounterOpts{Name: "spool_broker_connections_refused_total", Help: "Connections closed on accept: over the total or per-IP connection limit."}),
 		queuedBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "spool_broker_queued_request_bytes", Help: "Bytes of request frames read (or being read) but not yet answered, bounded by --queued-max-request-bytes."}),
@@ -84,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.slowObs[i] = m.slowPhase.WithLabelValues(name)
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.refused, m.queuedBytes, m.inFlight, m.bytesIn, m.bytesOut, m.panics, m.requests, m.failures, m.latency, m.produced,
+		reg.MustRegister(m.authFailed, m.authzRefused, m.connections, m.refused, m.queuedBytes, m.inFlight, m.bytesIn, m.bytesOut, m.panics, m.requests, m.failures, m.latency, m.produced,
 			m.fsync, m.fsyncErrors, m.producePhase, m.slowProduce, m.slowPhase)
 	}
 	return m
@@ -106,11 +112,16 @@ func (m *metrics) observeFsync(d time.Duration, err error) {
 	}
 }
 
-func (m *metrics) observe(key int16, d time.Duration, err error) {
-	label := "other"
+// apiLabel is the api_key label value of key.
+func apiLabel(key int16) string {
 	if key >= 0 && int(key) < len(apiKeyLabels) {
-		label = apiKeyLabels[key]
+		return apiKeyLabels[key]
 	}
+	return "other"
+}
+
+func (m *metrics) observe(key int16, d time.Duration, err error) {
+	label := apiLabel(key)
 	m.requests.WithLabelValues(label).Inc()
 	m.latency.WithLabelValues(label).Observe(d.Seconds())
 	if err != nil {
