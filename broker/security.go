@@ -207,3 +207,15 @@ func (r *request) allowedCreateTopic(topic string) bool {
 	}
 	return r.allowed(resTopic, topic, opCreate)
 }
+
+// SetUserPassword sets user's SCRAM credential for mechanism from a
+// password and writes it durably: for bootstrapping the first user (`spool
+// user create`), when no authenticated connection can do it yet.
+func (b *Broker) SetUserPassword(user, mechanism, password string) error {
+	b.sec.mu.Lock()
+	defer b.sec.mu.Unlock()
+	if err := b.sec.users.SetPassword(user, mechanism, password, 0); err != nil {
+		return err
+	}
+	return b.sec.saveUsersLocked()
+}
