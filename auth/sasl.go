@@ -2,11 +2,15 @@ package auth
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
-
-	"github.com/xdg-go/scram"
+	"strconv"
+	"strings"
 )
 
 // Mechanisms are the SASL mechanisms Spool serves, in the order
@@ -42,6 +46,18 @@ func (u *Users) NewSession(mech string) (Session, error) {
 
 // IsMechanism reports whether mech is one Spool serves.
 func IsMechanism(mech string) bool { return slices.Contains(Mechanisms, mech) }
+
+// FailedError is a failed authentication: its message (what the client is
+// told) is ErrAuthFailed's, whatever the cause; Cause is for logs.
+type FailedError struct {
+	Mechanism string
+	Cause     error
+}
+
+func (e *FailedError) Error() string { return fmt.Sprintf("%v (%s)", ErrAuthFailed, e.Mechanism) }
+
+// Unwrap makes errors.Is(err, ErrAuthFailed) hold.
+func (e *FailedError) Unwrap() error { return ErrAuthFailed }
 
 type plainSession struct {
 	users *Users
@@ -88,57 +104,161 @@ func (s *plainSession) Step(in []byte) ([]byte, bool, error) {
 func (s *plainSession) Principal() Principal { return User(s.user) }
 func (s *plainSession) Mechanism() string    { return "PLAIN" }
 
+// scramSession is the server side of SCRAM (RFC 5802), written here rather
+// than taken from xdg-go/scram because Kafka's server accepts a
+// client-final nonce that merely ends with the server's nonce (librdkafka
+// up to 2.x sends the client nonce twice), and a server that does not
+// cannot authenticate librdkafka, kcat or confluent-kafka-python. Channel
+// binding is not offered (a "p=" GS2 header is refused).
 type scramSession struct {
-	mech string
-	conv *scram.ServerConversation
-	user string
+	mech  string
+	users *Users
+	hash  func() hash.Hash
+
+	step        int // 0: expecting client-first, 1: client-final, 2: done
+	user        string
+	cred        Credential
+	gs2         string // the GS2 header, echoed base64-encoded in c=
+	clientBare  string
+	serverFirst string
+	nonce       string // client nonce + server nonce
 }
 
 func newScramSession(u *Users, mech string) (*scramSession, error) {
-	s := &scramSession{mech: mech}
-	gen := scram.SHA256
-	if mech == ScramSHA512 {
-		gen = scram.SHA512
-	}
-	srv, err := gen.NewServer(func(user string) (scram.StoredCredentials, error) {
-		c, ok := u.Lookup(user, mech)
-		if !ok {
-			return scram.StoredCredentials{}, ErrAuthFailed
-		}
-		return scram.StoredCredentials{
-			KeyFactors: scram.KeyFactors{Salt: string(c.Salt), Iters: c.Iterations},
-			StoredKey:  c.StoredKey,
-			ServerKey:  c.ServerKey,
-		}, nil
-	})
+	h, err := mechHash(mech)
 	if err != nil {
-		return nil, fmt.Errorf("auth: %s server: %w", mech, err)
+		return nil, err
 	}
-	s.conv = srv.NewConversation()
-	return s, nil
+	return &scramSession{mech: mech, users: u, hash: h}, nil
+}
+
+func (s *scramSession) fail(cause string) ([]byte, bool, error) {
+	s.step = 2
+	return nil, false, &FailedError{Mechanism: s.mech, Cause: errors.New(cause)}
 }
 
 func (s *scramSession) Step(in []byte) ([]byte, bool, error) {
 	if len(in) > maxSASLMessage {
-		return nil, false, errors.New("SCRAM message too long")
+		return s.fail("message too long")
 	}
-	if s.conv.Done() {
-		return nil, false, errors.New("SCRAM exchange already complete")
+	switch s.step {
+	case 0:
+		return s.clientFirst(string(in))
+	case 1:
+		return s.clientFinal(string(in))
 	}
-	out, err := s.conv.Step(string(in))
-	if err != nil {
-		// Unknown user, bad proof and malformed messages all look alike
-		// to the client.
-		return nil, false, fmt.Errorf("%w (%s)", ErrAuthFailed, s.mech)
+	return nil, false, errors.New("SCRAM exchange already complete")
+}
+
+// clientFirst: gs2-header client-first-message-bare, where the header is
+// "n," or "y," then an optional "a=authzid", then ",", and the bare
+// message "n=user,r=nonce[,extensions]".
+func (s *scramSession) clientFirst(msg string) ([]byte, bool, error) {
+	if !strings.HasPrefix(msg, "n,") && !strings.HasPrefix(msg, "y,") {
+		return s.fail("client-first: channel binding is not supported, or a malformed GS2 header")
 	}
-	if s.conv.Done() {
-		if !s.conv.Valid() {
-			return nil, false, ErrAuthFailed
+	rest := msg[2:]
+	comma := strings.IndexByte(rest, ',')
+	if comma < 0 {
+		return s.fail("client-first: malformed GS2 header")
+	}
+	authz := rest[:comma]
+	s.gs2 = msg[:2+comma+1]
+	s.clientBare = rest[comma+1:]
+	attrs := strings.Split(s.clientBare, ",")
+	if len(attrs) < 2 || !strings.HasPrefix(attrs[0], "n=") || !strings.HasPrefix(attrs[1], "r=") || len(attrs[1]) < 3 {
+		return s.fail("client-first: want n=user,r=nonce")
+	}
+	user, ok := saslName(attrs[0][2:])
+	if !ok || user == "" {
+		return s.fail("client-first: malformed user name")
+	}
+	if authz != "" && (!strings.HasPrefix(authz, "a=") || authz[2:] != attrs[0][2:]) {
+		return s.fail("client-first: the authorization id must equal the user")
+	}
+	cnonce := attrs[1][2:]
+	if strings.ContainsAny(cnonce, ",") {
+		return s.fail("client-first: malformed nonce")
+	}
+	cred, found := s.users.Lookup(user, s.mech)
+	if !found {
+		return s.fail("unknown user or no " + s.mech + " credential for " + user)
+	}
+	sn := make([]byte, 18)
+	rand.Read(sn)
+	s.user, s.cred = user, cred
+	s.nonce = cnonce + base64.RawStdEncoding.EncodeToString(sn)
+	s.serverFirst = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(cred.Salt) + ",i=" + strconv.Itoa(cred.Iterations)
+	s.step = 1
+	return []byte(s.serverFirst), false, nil
+}
+
+// clientFinal: "c=" base64(gs2-header) ",r=" nonce [",ext"] ",p=" proof.
+func (s *scramSession) clientFinal(msg string) ([]byte, bool, error) {
+	i := strings.LastIndex(msg, ",p=")
+	if i < 0 {
+		return s.fail("client-final: no proof")
+	}
+	withoutProof, proofB64 := msg[:i], msg[i+3:]
+	attrs := strings.Split(withoutProof, ",")
+	if len(attrs) < 2 || !strings.HasPrefix(attrs[0], "c=") || !strings.HasPrefix(attrs[1], "r=") {
+		return s.fail("client-final: want c=...,r=...,p=...")
+	}
+	if cb, err := base64.StdEncoding.DecodeString(attrs[0][2:]); err != nil || string(cb) != s.gs2 {
+		return s.fail("client-final: channel binding does not match the GS2 header")
+	}
+	// Kafka's ScramSaslServer checks endsWith, not equality (see the type).
+	if !strings.HasSuffix(attrs[1][2:], s.nonce) {
+		return s.fail("client-final: nonce does not match")
+	}
+	proof, err := base64.StdEncoding.DecodeString(proofB64)
+	if err != nil || len(proof) != s.hash().Size() {
+		return s.fail("client-final: malformed proof")
+	}
+	authMsg := s.clientBare + "," + s.serverFirst + "," + withoutProof
+	sig := hmacSum(s.hash, s.cred.StoredKey, authMsg)
+	clientKey := make([]byte, len(proof))
+	for j := range proof {
+		clientKey[j] = proof[j] ^ sig[j]
+	}
+	h := s.hash()
+	h.Write(clientKey)
+	if !hmac.Equal(h.Sum(nil), s.cred.StoredKey) {
+		return s.fail("client-final: wrong password")
+	}
+	s.step = 2
+	return []byte("v=" + base64.StdEncoding.EncodeToString(hmacSum(s.hash, s.cred.ServerKey, authMsg))), true, nil
+}
+
+func hmacSum(h func() hash.Hash, key []byte, msg string) []byte {
+	m := hmac.New(h, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
+
+// saslName decodes a SCRAM user name: "=2C" is ",", "=3D" is "=", any
+// other "=" is malformed.
+func saslName(s string) (string, bool) {
+	if !strings.Contains(s, "=") {
+		return s, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '=' {
+			b.WriteByte(s[i])
+			continue
 		}
-		s.user = s.conv.Username()
-		return []byte(out), true, nil
+		switch {
+		case strings.HasPrefix(s[i:], "=2C"):
+			b.WriteByte(',')
+		case strings.HasPrefix(s[i:], "=3D"):
+			b.WriteByte('=')
+		default:
+			return "", false
+		}
+		i += 2
 	}
-	return []byte(out), false, nil
+	return b.String(), true
 }
 
 func (s *scramSession) Principal() Principal { return User(s.user) }

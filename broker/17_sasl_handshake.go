@@ -7,7 +7,7 @@ import (
 	"github.com/spoolmq/spool/auth"
 )
 
-// SaslHandshake: v1 only
+// SaslHandshake: v0-1 (v0 refused, see below)
 //
 // Behaviour:
 //   - On a SASL_PLAINTEXT or SASL_SSL listener: picks the mechanism of the
@@ -18,9 +18,12 @@ import (
 //   - On other listeners: ILLEGAL_SASL_STATE (they take no SASL).
 //
 // Version notes:
-//   - v0 (raw SASL frames after the handshake, not wrapped in
-//     SaslAuthenticate) is not served: every client of the last years
-//     uses v1, and v0 frames cannot be told from requests.
+//   - v0 is advertised, because librdkafka's SASL feature check needs the
+//     range to start at 0, but a v0 handshake (raw SASL frames after it,
+//     not wrapped in SaslAuthenticate) is answered ILLEGAL_SASL_STATE and
+//     the connection closed: v0 frames cannot be told from requests, and
+//     every client of the last years (librdkafka, Java, franz-go, sarama)
+//     uses v1 when the broker offers it.
 
 func (b *Broker) handleSaslHandshake(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.SASLHandshakeRequest)
@@ -28,6 +31,9 @@ func (b *Broker) handleSaslHandshake(r *request) (kmsg.Response, error) {
 	resp.SupportedMechanisms = auth.Mechanisms
 	c := r.conn
 	switch {
+	case req.Version == 0:
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+		r.closeAfter = true
 	case !c.lis.cfg.sasl():
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		resp.SupportedMechanisms = nil

@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/auth"
 )
 
 // SaslAuthenticate: v0-2
@@ -46,7 +48,11 @@ func (b *Broker) handleSaslAuthenticate(r *request) (kmsg.Response, error) {
 	}
 	if err != nil {
 		b.metrics.authFailed.WithLabelValues(mech).Inc()
-		b.cfg.Logger.Warn("broker: SASL authentication failed", "remote", c.remote, "listener", c.lis.cfg.Name, "mechanism", mech, "err", err)
+		cause := err
+		if fe, ok := err.(*auth.FailedError); ok {
+			cause = fe.Cause
+		}
+		b.cfg.Logger.Warn("broker: SASL authentication failed", "remote", c.remote, "listener", c.lis.cfg.Name, "mechanism", mech, "err", cause)
 		c.sasl = nil
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		msg := err.Error()

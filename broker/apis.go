@@ -39,7 +39,7 @@ func apiTable() []api {
 		{key: 44, min: 0, max: 1, handle: (*Broker).handleIncrementalAlterConfigs},
 		{key: 60, min: 0, max: 1, handle: (*Broker).handleDescribeCluster},
 		// Security: SASL, ACLs and SCRAM users (security.go).
-		{key: 17, min: 1, max: 1, handle: (*Broker).handleSaslHandshake},
+		{key: 17, min: 0, max: 1, handle: (*Broker).handleSaslHandshake},
 		{key: 36, min: 0, max: 2, handle: (*Broker).handleSaslAuthenticate},
 		{key: 29, min: 1, max: 3, handle: (*Broker).handleDescribeAcls},
 		{key: 30, min: 1, max: 3, handle: (*Broker).handleCreateAcls},
