@@ -63,4 +63,3 @@ func TestConfluentKafkaPythonSCRAM(t *testing.T) {
 		t.Fatalf("confluent_scram.py: %v\n%s", err, out)
 	}
 }
-
