@@ -2,7 +2,6 @@ package broker
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -66,6 +65,10 @@ func (b *Broker) handleAlterUserScramCredentials(r *request) (kmsg.Response, err
 			fail(u, kerr.ClusterAuthorizationFailed.Code, "altering SCRAM credentials needs Alter on the cluster")
 		}
 	}
+	// Validate every operation first, then apply those of the users without
+	// an error: a user's alterations apply all or not at all.
+	b.sec.mu.Lock()
+	defer b.sec.mu.Unlock()
 	seen := map[[2]string]bool{}
 	for _, o := range ops {
 		k := [2]string{o.user, o.mech}
@@ -76,14 +79,14 @@ func (b *Broker) handleAlterUserScramCredentials(r *request) (kmsg.Response, err
 			fail(o.user, kerr.UnsupportedSaslMechanism.Code, "unknown SCRAM mechanism; want SCRAM-SHA-256 (1) or SCRAM-SHA-512 (2)")
 		case seen[k]:
 			fail(o.user, kerr.DuplicateResource.Code, fmt.Sprintf("user %s is altered twice for %s", o.user, o.mech))
+		case o.del != nil && !b.sec.hasCredential(o.user, o.mech):
+			fail(o.user, kerr.ResourceNotFound.Code, fmt.Sprintf("user %s has no %s credential", o.user, o.mech))
 		case o.up != nil && (o.up.Iterations < auth.MinIterations || o.up.Iterations > auth.MaxIterations):
 			fail(o.user, kerr.UnacceptableCredential.Code, fmt.Sprintf("%d iterations: want %d to %d", o.up.Iterations, auth.MinIterations, auth.MaxIterations))
 		}
 		seen[k] = true
 	}
 
-	b.sec.mu.Lock()
-	defer b.sec.mu.Unlock()
 	before, err := json.Marshal(b.sec.users)
 	if err != nil {
 		return nil, fmt.Errorf("broker: AlterUserScramCredentials: %w", err)
@@ -95,10 +98,6 @@ func (b *Broker) handleAlterUserScramCredentials(r *request) (kmsg.Response, err
 		}
 		if o.del != nil {
 			err = b.sec.users.Delete(o.user, o.mech)
-			if errors.Is(err, auth.ErrNoCredential) {
-				fail(o.user, kerr.ResourceNotFound.Code, err.Error())
-				continue
-			}
 		} else {
 			err = b.sec.users.SetSalted(o.user, o.mech, int(o.up.Iterations), o.up.Salt, o.up.SaltedPassword)
 		}

@@ -199,7 +199,16 @@ func (b *Broker) listen(ctx context.Context) error {
 		}
 		b.listeners = append(b.listeners, l)
 	}
+	// The primary listener (Addr, AdvertisedAddr: what the embedded
+	// services of spool serve connect to) is the first PLAINTEXT one, else
+	// the first.
 	first := b.listeners[0]
+	for _, l := range b.listeners {
+		if l.cfg.Protocol == ProtocolPlaintext {
+			first = l
+			break
+		}
+	}
 	b.ln, b.advHost, b.advPort = first.ln, first.advHost, first.advPort
 	return nil
 }

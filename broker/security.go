@@ -118,6 +118,12 @@ func (b *Broker) loadSecurity() error {
 	return nil
 }
 
+// hasCredential reports whether user has a credential for mech.
+func (s *security) hasCredential(user, mech string) bool {
+	_, ok := s.users.Lookup(user, mech)
+	return ok
+}
+
 // saveUsersLocked writes the credential set; s.mu is held.
 func (s *security) saveUsersLocked() error {
 	raw, err := json.Marshal(s.users)

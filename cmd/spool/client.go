@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spoolmq/spool/internal/kopt"
 )
 
 // defaultBrokers is where the client commands connect unless --brokers or
@@ -27,6 +29,7 @@ const defaultBrokers = "localhost:9092"
 type clientFlags struct {
 	brokers string
 	timeout time.Duration
+	sec     kopt.Security
 }
 
 // addClientFlags registers --brokers and --timeout on cmd and its subcommands.
@@ -40,6 +43,14 @@ func addClientFlags(cmd *cobra.Command) *clientFlags {
 		"comma-separated seed brokers (host:port); also SPOOL_BROKERS")
 	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second,
 		"give up on a request (metadata, admin, produce) after this long")
+	pf := cmd.PersistentFlags()
+	pf.BoolVar(&f.sec.TLS, "tls", false, "connect with TLS (implied by --tls-ca and --tls-cert)")
+	pf.StringVar(&f.sec.CAFile, "tls-ca", "", "PEM file of the CA that signed the broker's certificate (default: the system's)")
+	pf.StringVar(&f.sec.CertFile, "tls-cert", "", "PEM client certificate, for listeners that require one (mTLS)")
+	pf.StringVar(&f.sec.KeyFile, "tls-key", "", "PEM key of --tls-cert")
+	pf.StringVar(&f.sec.SASLMechanism, "sasl-mechanism", os.Getenv("SPOOL_SASL_MECHANISM"), "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; also SPOOL_SASL_MECHANISM")
+	pf.StringVar(&f.sec.User, "sasl-user", os.Getenv("SPOOL_SASL_USER"), "SASL user; also SPOOL_SASL_USER")
+	f.sec.Password = os.Getenv("SPOOL_SASL_PASSWORD") // never a flag: it would show in ps
 	return f
 }
 
@@ -75,6 +86,11 @@ func (f *clientFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
 		// deadline, so a silent broker fails after --timeout.
 		kgo.RequestTimeoutOverhead(f.timeout),
 	}
+	secOpts, err := f.sec.Opts()
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	base = append(base, secOpts...)
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", f.brokers, err)

@@ -37,6 +37,8 @@ func newRootCmd() *cobra.Command {
 		newGatewayCmd(),
 		newLookbackCmd(),
 		newOutboxCmd(),
+		newUserCmd(),
+		newACLCmd(),
 	)
 	return root
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,8 @@ type serveFlags struct {
 	groupInitialDelay time.Duration
 	logFormat         string
 	configFile        string
+	sec               *securityFlags
+	httpTLS           *tls.Config // from --http-tls, set by config
 	pprof             bool
 	lookback          bool
 	lookbackFlags     *lookbackFlags
@@ -109,7 +112,7 @@ logs, and exits 0.`,
 
 // bindServeFlags defines the serve flags on fl.
 func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
-	f := &serveFlags{}
+	f := &serveFlags{sec: bindSecurityFlags(fl)}
 	fl.StringVar(&f.data, "data", "./spool-data", "data directory (partition logs and topic metadata)")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:9092", "Kafka listener address host:port (port 0 picks a free port)")
 	fl.StringVar(&f.advertise, "advertise", "", "host:port clients are told to connect to (default: the listen address)")
@@ -258,6 +261,9 @@ func (f *serveFlags) config() (broker.Config, error) {
 		MaxDecompressedBytes:       f.maxDecompressed,
 		Logger:                     logger,
 	}.WithDefaults()
+	if f.httpTLS, err = f.sec.apply(&cfg); err != nil {
+		return broker.Config{}, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return broker.Config{}, fmt.Errorf("serve: %w", err)
 	}
@@ -293,6 +299,9 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 		mux = newServeMux(reg, &ready, hopts)
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		httpAddr = ln.Addr().String()
+		if hopts.tls != nil {
+			ln = tls.NewListener(ln, hopts.tls)
+		}
 		go func() { httpErr <- srv.Serve(ln) }()
 	}
 	if err := b.Start(ctx); err != nil {
@@ -302,6 +311,12 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 		return fmt.Errorf("serve: %w", err)
 	}
 	fmt.Fprintf(out, "spool: kafka listener on %s (advertised as %s), data in %s, fsync=%s\n", b.Addr(), b.AdvertisedAddr(), cfg.DataDir, cfg.Fsync)
+	if len(cfg.Listeners) > 1 {
+		addrs := b.ListenerAddrs()
+		for _, l := range cfg.Listeners {
+			fmt.Fprintf(out, "spool: listener %s (%s) on %s\n", l.Name, l.Protocol, addrs[l.Name])
+		}
+	}
 	if lbf != nil {
 		// The archive runs without the HTTP listener too.
 		var lbStore lookback.Store

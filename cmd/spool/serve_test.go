@@ -201,7 +201,8 @@ func TestServeStartStop(t *testing.T) {
 }
 
 type runningServe struct {
-	httpAddr string
+	httpAddr  string
+	listeners map[string]string // NAME -> address, with several --listener
 	cancel   context.CancelFunc
 	done     chan error
 }
@@ -236,11 +237,16 @@ func runServeCmd(t *testing.T, dir string, extra ...string) (string, *runningSer
 	}()
 	kafkaRe := regexp.MustCompile(`kafka listener on (\S+)`)
 	httpRe := regexp.MustCompile(`http listener on (\S+)`)
+	listenerRe := regexp.MustCompile(`listener (\S+) \(\S+\) on (\S+)`)
+	r.listeners = map[string]string{}
 	sc := bufio.NewScanner(pr)
 	var addr string
 	for sc.Scan() {
 		if m := kafkaRe.FindStringSubmatch(sc.Text()); m != nil {
 			addr = m[1]
+		}
+		if m := listenerRe.FindStringSubmatch(sc.Text()); m != nil {
+			r.listeners[m[1]] = m[2]
 		}
 		if m := httpRe.FindStringSubmatch(sc.Text()); m != nil {
 			r.httpAddr = m[1]

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,11 +17,14 @@ import (
 
 // httpOptions configure serve's HTTP listener.
 type httpOptions struct {
-	addr  string // "" disables the listener
-	pprof bool   // mount net/http/pprof under /debug/pprof/
+	addr  string      // "" disables the listener
+	pprof bool        // mount net/http/pprof under /debug/pprof/
+	tls   *tls.Config // serve HTTPS (--http-tls)
 }
 
-func (f *serveFlags) httpOptions() httpOptions { return httpOptions{addr: f.http, pprof: f.pprof} }
+func (f *serveFlags) httpOptions() httpOptions {
+	return httpOptions{addr: f.http, pprof: f.pprof, tls: f.httpTLS}
+}
 
 // readiness is what /readyz reports: not ready until the broker has
 // recovered its storage and loaded its coordinator (Start returned) and
