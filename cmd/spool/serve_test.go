@@ -203,8 +203,8 @@ func TestServeStartStop(t *testing.T) {
 type runningServe struct {
 	httpAddr  string
 	listeners map[string]string // NAME -> address, with several --listener
-	cancel   context.CancelFunc
-	done     chan error
+	cancel    context.CancelFunc
+	done      chan error
 }
 
 // stop cancels serve's context (what SIGINT/SIGTERM do) and returns its
