@@ -150,8 +150,8 @@ func (g *Gateway) submit(w http.ResponseWriter, r *http.Request, principal, topi
 		g.log.Warn("gateway: command not acknowledged in time", "id", req.ID)
 		return produceError(err)
 	}
-	ctx := context.WithoutCancel(r.Context())
 	if err := res.FirstErr(); err != nil {
+		ctx := context.WithoutCancel(r.Context())
 		if e := outOfRange(rec); e != nil {
 			err = e
 		}
@@ -163,6 +163,7 @@ func (g *Gateway) submit(w http.ResponseWriter, r *http.Request, principal, topi
 		return produceError(err)
 	}
 	g.cfg.Hooks.Produced("command", 1)
+	ctx := context.WithoutCancel(r.Context())
 	done, _, err := g.store.Transition(ctx, req.ID, Transition{From: []State{Accepted}, To: Pending,
 		Partition: rec.Partition, Offset: rec.Offset, At: time.Now()})
 	if err != nil {

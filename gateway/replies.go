@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -101,13 +102,47 @@ func (g *Gateway) consumeReplies(cl *kgo.Client) {
 				g.log.Warn("gateway: reply fetch", "topic", t, "partition", p, "err", err)
 			}
 		})
+		// Apply the poll's replies concurrently, so the store commits
+		// them together; only the first reply of a request counts, as in
+		// offset order.
+		var (
+			batch []*kgo.Record
+			seen  = map[string]bool{}
+			ends  = map[int32]int64{}
+		)
 		fs.EachRecord(func(r *kgo.Record) {
-			// A store error is most likely transient: retry this reply
-			// (the positions stay before it) until it applies or we close.
+			if id := replyID(r); id != "" && !seen[id] {
+				seen[id] = true
+				batch = append(batch, r)
+			}
+			ends[r.Partition] = r.Offset + 1
+		})
+		g.applyAll(batch)
+		if g.ctx.Err() != nil {
+			return // closing: the positions stay before replies that may be unapplied
+		}
+		for p, o := range ends {
+			next[p] = o
+			dirty = true
+		}
+		if time.Since(lastSave) > 500*time.Millisecond {
+			save(g.ctx)
+		}
+	}
+}
+
+// applyAll applies replies, retrying each until it applies or the gateway
+// closes (a store error is most likely transient).
+func (g *Gateway) applyAll(batch []*kgo.Record) {
+	var wg sync.WaitGroup
+	for _, r := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for {
 				err := g.applyReply(r)
 				if err == nil || g.ctx.Err() != nil {
-					break
+					return
 				}
 				g.log.Error("gateway: apply reply, will retry", "partition", r.Partition, "offset", r.Offset, "err", err)
 				select {
@@ -115,15 +150,18 @@ func (g *Gateway) consumeReplies(cl *kgo.Client) {
 				case <-time.After(time.Second):
 				}
 			}
-			if g.ctx.Err() == nil {
-				next[r.Partition] = r.Offset + 1
-				dirty = true
-			}
-		})
-		if time.Since(lastSave) > 500*time.Millisecond {
-			save(g.ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+func replyID(r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key == HeaderCorrelationID {
+			return string(h.Value)
 		}
 	}
+	return ""
 }
 
 // applyReply finishes the request a reply names, if it is still open.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -29,10 +30,126 @@ const (
 //	spool_gateway_requests     one row per request (id primary key, idem_key unique)
 //	spool_gateway_idempotency  produce answers by Idempotency-Key
 //	spool_gateway_positions    (topic, partition) -> next reply offset applied
+//
+// Every write goes through one writer goroutine that runs whatever writes
+// are waiting in one transaction, each in a savepoint of its own (group
+// commit: one fsync for many requests, and no writers queueing on
+// SQLite's lock). Reads go to the pool directly.
 type SQLStore struct {
 	db  *sql.DB
 	d   Dialect
 	own bool
+
+	ops       chan *writeOp
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// writeOp is one write waiting for the writer.
+type writeOp struct {
+	fn  func(ctx context.Context, tx *sql.Tx) error
+	err chan error
+}
+
+// maxBatch bounds the writes of one transaction.
+const maxBatch = 256
+
+// write runs fn in the writer's next transaction and returns its error, or
+// the commit's.
+func (s *SQLStore) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	op := &writeOp{fn: fn, err: make(chan error, 1)}
+	select {
+	case s.ops <- op:
+	case <-s.stop:
+		return errors.New("gateway: store closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the write happens: wait for it whatever ctx says.
+	return <-op.err
+}
+
+func (s *SQLStore) writer() {
+	defer close(s.done)
+	batch := make([]*writeOp, 0, maxBatch)
+	for {
+		var op *writeOp
+		select {
+		case op = <-s.ops:
+		case <-s.stop:
+			// Drain what was queued before the stop.
+			for {
+				select {
+				case op := <-s.ops:
+					s.commit([]*writeOp{op})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], op)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-s.ops:
+				batch = append(batch, op)
+			default:
+				break more
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction, each op in a savepoint so that
+// one op's error undoes only its own statements.
+func (s *SQLStore) commit(batch []*writeOp) {
+	ctx := context.Background()
+	errs := make([]error, len(batch))
+	if len(batch) == 1 {
+		// Alone: no savepoint needed, the transaction is the op's own.
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err == nil {
+			if errs[0] = batch[0].fn(ctx, tx); errs[0] != nil {
+				tx.Rollback()
+			} else if err = tx.Commit(); err != nil {
+				errs[0] = fmt.Errorf("gateway: store transaction: %w", err)
+			}
+		} else {
+			errs[0] = fmt.Errorf("gateway: store transaction: %w", err)
+		}
+		batch[0].err <- errs[0]
+		return
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err == nil {
+		for i, op := range batch {
+			if _, err = tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+				break
+			}
+			if errs[i] = op.fn(ctx, tx); errs[i] != nil {
+				if _, err = tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
+					break
+				}
+			}
+			if _, err = tx.ExecContext(ctx, "RELEASE SAVEPOINT w"); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = tx.Commit()
+		} else {
+			tx.Rollback()
+		}
+	}
+	for i, op := range batch {
+		if err != nil {
+			op.err <- fmt.Errorf("gateway: store transaction: %w", err)
+			continue
+		}
+		op.err <- errs[i]
+	}
 }
 
 // OpenStore opens the store named by dsn: "postgres://..." or
@@ -69,7 +186,7 @@ func OpenStore(ctx context.Context, dsn string) (*SQLStore, error) {
 // NewSQLStore returns a store in db (which the caller keeps owning) and
 // creates its tables if needed.
 func NewSQLStore(ctx context.Context, db *sql.DB, d Dialect) (*SQLStore, error) {
-	s := &SQLStore{db: db, d: d}
+	s := &SQLStore{db: db, d: d, ops: make(chan *writeOp, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
 	blob := "BLOB"
 	if d == Postgres {
 		blob = "BYTEA"
@@ -113,6 +230,7 @@ func NewSQLStore(ctx context.Context, db *sql.DB, d Dialect) (*SQLStore, error) 
 			return nil, fmt.Errorf("gateway: create store tables: %w", err)
 		}
 	}
+	go s.writer()
 	return s, nil
 }
 
@@ -181,30 +299,40 @@ func ms(t time.Time) int64 {
 
 // Create implements Store.
 func (s *SQLStore) Create(ctx context.Context, r *Request) (*Request, bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_requests (`+requestCols+`, callback_lease)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', 0, 0) ON CONFLICT DO NOTHING`),
-		r.ID, r.Topic, r.Principal, nullIfEmpty(r.IdempotencyKey), string(r.State), r.ContentType, r.Result, r.Error,
-		ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.ExpiresAt), r.Partition, r.Offset, r.CallbackURL, r.CallbackState)
+	var (
+		old     *Request
+		created bool
+	)
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_requests (`+requestCols+`, callback_lease)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', 0, 0) ON CONFLICT DO NOTHING`),
+			r.ID, r.Topic, r.Principal, nullIfEmpty(r.IdempotencyKey), string(r.State), r.ContentType, r.Result, r.Error,
+			ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.ExpiresAt), r.Partition, r.Offset, r.CallbackURL, r.CallbackState)
+		if err != nil {
+			return fmt.Errorf("gateway: store request: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("gateway: store request: %w", err)
+		}
+		if n == 1 {
+			created = true
+			return nil
+		}
+		if r.IdempotencyKey == "" {
+			return fmt.Errorf("gateway: store request: id %s exists", r.ID)
+		}
+		old, err = scanRequest(tx.QueryRowContext(ctx, s.q(`SELECT `+requestCols+` FROM spool_gateway_requests WHERE idem_key = ?`), r.IdempotencyKey))
+		if err != nil {
+			return fmt.Errorf("gateway: read request by idempotency key: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, false, fmt.Errorf("gateway: store request: %w", err)
+		return nil, false, err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return nil, false, fmt.Errorf("gateway: store request: %w", err)
-	} else if n == 1 {
+	if created {
 		return r, true, nil
-	}
-	if r.IdempotencyKey == "" {
-		return nil, false, fmt.Errorf("gateway: store request: id %s exists", r.ID)
-	}
-	row := s.db.QueryRowContext(ctx, s.q(`SELECT `+requestCols+` FROM spool_gateway_requests WHERE idem_key = ?`), r.IdempotencyKey)
-	old, err := scanRequest(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		// The holder of the key was purged between the insert and the
-		// select; the caller may retry.
-		return nil, false, fmt.Errorf("gateway: store request: idempotency key %q raced with a purge; retry", r.IdempotencyKey)
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("gateway: read request by idempotency key: %w", err)
 	}
 	return old, false, nil
 }
@@ -232,21 +360,33 @@ func (s *SQLStore) Transition(ctx context.Context, id string, t Transition) (*Re
 	for _, f := range t.From {
 		args = append(args, string(f))
 	}
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET state = ?, content_type = ?, result = ?,
-		error = ?, updated_at = ?,
-		cmd_partition = CASE WHEN ? >= 0 THEN ? ELSE cmd_partition END,
-		cmd_offset = CASE WHEN ? >= 0 THEN ? ELSE cmd_offset END,
-		callback_state = CASE WHEN callback_url <> '' AND ? THEN ? ELSE callback_state END,
-		callback_next_at = CASE WHEN callback_url <> '' THEN ? ELSE callback_next_at END
-		WHERE id = ? AND state IN (`+in+`)`), expandPos(args)...)
-	if err != nil {
-		return nil, false, fmt.Errorf("gateway: update request %s: %w", id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return nil, false, fmt.Errorf("gateway: update request %s: %w", id, err)
-	}
-	r, err := s.Get(ctx, id)
+	var (
+		r *Request
+		n int64
+	)
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET state = ?, content_type = ?, result = ?,
+			error = ?, updated_at = ?,
+			cmd_partition = CASE WHEN ? >= 0 THEN ? ELSE cmd_partition END,
+			cmd_offset = CASE WHEN ? >= 0 THEN ? ELSE cmd_offset END,
+			callback_state = CASE WHEN callback_url <> '' AND ? THEN ? ELSE callback_state END,
+			callback_next_at = CASE WHEN callback_url <> '' THEN ? ELSE callback_next_at END
+			WHERE id = ? AND state IN (`+in+`)`), expandPos(args)...)
+		if err != nil {
+			return fmt.Errorf("gateway: update request %s: %w", id, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("gateway: update request %s: %w", id, err)
+		}
+		r, err = scanRequest(tx.QueryRowContext(ctx, s.q(`SELECT `+requestCols+` FROM spool_gateway_requests WHERE id = ?`), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("gateway: read request %s: %w", id, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, false, err
 	}
@@ -264,24 +404,31 @@ func expandPos(a []any) []any {
 
 // Delete implements Store.
 func (s *SQLStore) Delete(ctx context.Context, id string) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_requests WHERE id = ?`), id); err != nil {
-		return fmt.Errorf("gateway: delete request %s: %w", id, err)
-	}
-	return nil
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_requests WHERE id = ?`), id); err != nil {
+			return fmt.Errorf("gateway: delete request %s: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // Expire implements Store.
 func (s *SQLStore) Expire(ctx context.Context, now time.Time) ([]*Request, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`UPDATE spool_gateway_requests SET state = ?, error = ?, updated_at = ?,
-		callback_state = CASE WHEN callback_url <> '' THEN ? ELSE callback_state END,
-		callback_next_at = CASE WHEN callback_url <> '' THEN ? ELSE callback_next_at END
-		WHERE state IN (?, ?) AND expires_at <= ? RETURNING `+requestCols),
-		string(Expired), "no reply before the request expired", ms(now), CallbackPending, ms(now),
-		string(Accepted), string(Pending), ms(now))
-	if err != nil {
-		return nil, fmt.Errorf("gateway: expire requests: %w", err)
-	}
-	return collect(rows)
+	var out []*Request
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`UPDATE spool_gateway_requests SET state = ?, error = ?, updated_at = ?,
+			callback_state = CASE WHEN callback_url <> '' THEN ? ELSE callback_state END,
+			callback_next_at = CASE WHEN callback_url <> '' THEN ? ELSE callback_next_at END
+			WHERE state IN (?, ?) AND expires_at <= ? RETURNING `+requestCols),
+			string(Expired), "no reply before the request expired", ms(now), CallbackPending, ms(now),
+			string(Accepted), string(Pending), ms(now))
+		if err != nil {
+			return fmt.Errorf("gateway: expire requests: %w", err)
+		}
+		out, err = collect(rows)
+		return err
+	})
+	return out, err
 }
 
 func collect(rows *sql.Rows) ([]*Request, error) {
@@ -302,16 +449,20 @@ func collect(rows *sql.Rows) ([]*Request, error) {
 
 // Purge implements Store.
 func (s *SQLStore) Purge(ctx context.Context, t time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_requests WHERE state NOT IN (?, ?)
-		AND updated_at < ? AND callback_state <> ?`), string(Accepted), string(Pending), ms(t), CallbackPending)
-	if err != nil {
-		return 0, fmt.Errorf("gateway: purge requests: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_idempotency WHERE created_at < ?`), ms(t)); err != nil {
-		return n, fmt.Errorf("gateway: purge idempotency keys: %w", err)
-	}
-	return n, nil
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_requests WHERE state NOT IN (?, ?)
+			AND updated_at < ? AND callback_state <> ?`), string(Accepted), string(Pending), ms(t), CallbackPending)
+		if err != nil {
+			return fmt.Errorf("gateway: purge requests: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_idempotency WHERE created_at < ?`), ms(t)); err != nil {
+			return fmt.Errorf("gateway: purge idempotency keys: %w", err)
+		}
+		return nil
+	})
+	return n, err
 }
 
 // ClaimCallbacks implements Store.
@@ -337,12 +488,20 @@ func (s *SQLStore) ClaimCallbacks(ctx context.Context, now time.Time, lease time
 	}
 	var out []*Request
 	for _, id := range ids {
-		res, err := s.db.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET callback_lease = ?
-			WHERE id = ? AND callback_state = ? AND callback_lease <= ?`), ms(now.Add(lease)), id, CallbackPending, ms(now))
+		var n int64
+		err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET callback_lease = ?
+				WHERE id = ? AND callback_state = ? AND callback_lease <= ?`), ms(now.Add(lease)), id, CallbackPending, ms(now))
+			if err != nil {
+				return fmt.Errorf("gateway: lease callback %s: %w", id, err)
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		})
 		if err != nil {
-			return out, fmt.Errorf("gateway: lease callback %s: %w", id, err)
+			return out, err
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if n != 1 {
 			continue // another instance leased it first
 		}
 		r, err := s.Get(ctx, id)
@@ -360,54 +519,61 @@ func (s *SQLStore) SaveCallback(ctx context.Context, id, state string, attempts 
 	if err != nil {
 		return fmt.Errorf("gateway: callback attempts: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET callback_state = ?, callback_attempts = ?,
-		callback_next_at = ?, callback_lease = 0 WHERE id = ?`), state, string(a), ms(next), id); err != nil {
-		return fmt.Errorf("gateway: save callback %s: %w", id, err)
-	}
-	return nil
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET callback_state = ?, callback_attempts = ?,
+			callback_next_at = ?, callback_lease = 0 WHERE id = ?`), state, string(a), ms(next), id); err != nil {
+			return fmt.Errorf("gateway: save callback %s: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // BeginIdem implements Store.
 func (s *SQLStore) BeginIdem(ctx context.Context, key string, now time.Time) (*IdemEntry, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_idempotency (idem_key, done, status, body, created_at)
-		VALUES (?, 0, 0, NULL, ?) ON CONFLICT DO NOTHING`), key, ms(now))
-	if err != nil {
-		return nil, fmt.Errorf("gateway: idempotency key: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return nil, nil
-	}
-	var (
-		e    IdemEntry
-		done int
-	)
-	err = s.db.QueryRowContext(ctx, s.q(`SELECT done, status, body FROM spool_gateway_idempotency WHERE idem_key = ?`), key).
-		Scan(&done, &e.Status, &e.Body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return &IdemEntry{}, nil // aborted in between: in flight as far as the caller knows
-	}
-	if err != nil {
-		return nil, fmt.Errorf("gateway: idempotency key: %w", err)
-	}
-	e.Done = done == 1
-	return &e, nil
+	var out *IdemEntry
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_idempotency (idem_key, done, status, body, created_at)
+			VALUES (?, 0, 0, NULL, ?) ON CONFLICT DO NOTHING`), key, ms(now))
+		if err != nil {
+			return fmt.Errorf("gateway: idempotency key: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		var (
+			e    IdemEntry
+			done int
+		)
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT done, status, body FROM spool_gateway_idempotency WHERE idem_key = ?`), key).
+			Scan(&done, &e.Status, &e.Body); err != nil {
+			return fmt.Errorf("gateway: idempotency key: %w", err)
+		}
+		e.Done = done == 1
+		out = &e
+		return nil
+	})
+	return out, err
 }
 
 // FinishIdem implements Store.
 func (s *SQLStore) FinishIdem(ctx context.Context, key string, status int, body []byte) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE spool_gateway_idempotency SET done = 1, status = ?, body = ? WHERE idem_key = ?`),
-		status, body, key); err != nil {
-		return fmt.Errorf("gateway: idempotency key: %w", err)
-	}
-	return nil
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE spool_gateway_idempotency SET done = 1, status = ?, body = ? WHERE idem_key = ?`),
+			status, body, key); err != nil {
+			return fmt.Errorf("gateway: idempotency key: %w", err)
+		}
+		return nil
+	})
 }
 
 // AbortIdem implements Store.
 func (s *SQLStore) AbortIdem(ctx context.Context, key string) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_idempotency WHERE idem_key = ? AND done = 0`), key); err != nil {
-		return fmt.Errorf("gateway: idempotency key: %w", err)
-	}
-	return nil
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_idempotency WHERE idem_key = ? AND done = 0`), key); err != nil {
+			return fmt.Errorf("gateway: idempotency key: %w", err)
+		}
+		return nil
+	})
 }
 
 // Positions implements Store.
@@ -437,20 +603,28 @@ func (s *SQLStore) SavePositions(ctx context.Context, topic string, next map[int
 	if s.d == Postgres {
 		greatest = "GREATEST"
 	}
-	for p, o := range next {
-		if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_positions (topic, part, next_offset) VALUES (?, ?, ?)
-			ON CONFLICT (topic, part) DO UPDATE SET next_offset = `+greatest+`(spool_gateway_positions.next_offset, excluded.next_offset)`),
-			topic, p, o); err != nil {
-			return fmt.Errorf("gateway: save reply positions: %w", err)
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for p, o := range next {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_positions (topic, part, next_offset) VALUES (?, ?, ?)
+				ON CONFLICT (topic, part) DO UPDATE SET next_offset = `+greatest+`(spool_gateway_positions.next_offset, excluded.next_offset)`),
+				topic, p, o); err != nil {
+				return fmt.Errorf("gateway: save reply positions: %w", err)
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
-// Close closes the database if OpenStore opened it.
+// Close stops the writer (after the writes already queued) and closes the
+// database if OpenStore opened it. It is idempotent.
 func (s *SQLStore) Close() error {
-	if s.own {
-		return s.db.Close()
-	}
-	return nil
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		if s.own {
+			err = s.db.Close()
+		}
+	})
+	return err
 }

@@ -36,6 +36,7 @@ var stores = []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { s.Close() })
 		return s
 	}},
 }
@@ -220,6 +221,7 @@ func TestPostgresStoreTwoInstances(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { s.Close() })
 		return s
 	}
 	sa, sb := open(), open()
