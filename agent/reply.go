@@ -85,12 +85,16 @@ func (a *Agent) replyDeadLetter(m *Message, orig *kgo.Record, reason string, cau
 	if header(orig, HeaderReplyTo) == "" || header(orig, event.HeaderCorrelationID) == "" {
 		return nil
 	}
-	msg := reason
+	msg := "dead-lettered (" + reason + ")"
+	var ve *VerdictError
+	if errors.As(cause, &ve) && ve.Err != nil {
+		cause = ve.Err // the handler's own error, not the verdict's wrapping
+	}
 	if cause != nil {
-		msg = reason + ": " + cause.Error()
+		msg += ": " + cause.Error()
 	}
 	rm := &Message{Event: m.Event, Record: orig, Group: m.Group, cl: a.cl}
-	return Reply(a.handlerCtx, rm, errors.New("dead-lettered ("+msg+")"))
+	return Reply(a.handlerCtx, rm, errors.New(msg))
 }
 
 func header(r *kgo.Record, k string) string {
