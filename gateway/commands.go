@@ -133,6 +133,7 @@ func (g *Gateway) submit(w http.ResponseWriter, r *http.Request, principal, topi
 	}
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header().Set("Location", "/api/requests/"+stored.ID)
 		g.writeStatus(w, stored, http.StatusAccepted)
 		return nil
 	}

@@ -156,7 +156,7 @@ func submit(t testing.TB, g *gw, topic, query, body string, hdr ...string) statu
 		t.Fatalf("submit: status %d, body %s", resp.StatusCode, b)
 	}
 	st := decode[status](t, b)
-	if loc := resp.Header.Get("Location"); resp.Header.Get("Idempotent-Replayed") == "" && loc != "/api/requests/"+st.ID {
+	if loc := resp.Header.Get("Location"); loc != "/api/requests/"+st.ID {
 		t.Fatalf("Location %q, want /api/requests/%s", loc, st.ID)
 	}
 	if resp.Header.Get("Retry-After") == "" {
