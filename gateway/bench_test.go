@@ -37,7 +37,7 @@ func BenchmarkHTTPProduce(b *testing.B) {
 			cl := &http.Client{Transport: tr}
 			b.SetBytes(int64(100 * batch))
 			b.ReportAllocs()
-			b.SetParallelism(128)
+			b.SetParallelism(32)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
