@@ -44,6 +44,11 @@ Progress goes to standard error; the report to standard output.`,
 				return err
 			}
 			cfg.Brokers = seeds
+			secOpts, err := f.sec.Opts()
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			cfg.ClientOpts = append(cfg.ClientOpts, secOpts...)
 			cfg.Mode = bench.Mode(mode)
 			cfg.ProgressInterval = interval
 			if !quiet {
