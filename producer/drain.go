@@ -25,11 +25,8 @@ import (
 // are appended in their produce order, behind any earlier spooled record of
 // their key.
 func (p *Producer) publishSpooling(ctx context.Context, r *kgo.Record, typ, id string, done func(Result, error)) {
-	fail := func(err error) {
-		done(Result{}, fmt.Errorf("producer: publish %s %s to %s: %w", typ, id, r.Topic, err))
-	}
 	if p.sp.mustSpool(r) {
-		p.spoolRecord(r, fail, done)
+		p.spoolRecord(r, typ, id, done)
 		return
 	}
 	p.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
@@ -37,27 +34,28 @@ func (p *Producer) publishSpooling(ctx context.Context, r *kgo.Record, typ, id s
 		case err == nil:
 			done(Result{Record: r}, nil)
 		case ctx.Err() != nil || !spoolable(err):
-			fail(err)
+			done(Result{}, publishError(typ, id, r.Topic, err))
 		default:
 			p.markDown(err)
-			p.spoolRecord(r, fail, done)
+			p.spoolRecord(r, typ, id, done)
 		}
 	})
+}
+
+func publishError(typ, id, topic string, err error) error {
+	return fmt.Errorf("producer: publish %s %s to %s: %w", typ, id, topic, err)
 }
 
 // publishSync is publishSpooling for Publish: through ProduceSync, which
 // does not wait for the client's linger.
 func (p *Producer) publishSync(ctx context.Context, r *kgo.Record, typ, id string) (Result, error) {
-	fail := func(err error) (Result, error) {
-		return Result{}, fmt.Errorf("producer: publish %s %s to %s: %w", typ, id, r.Topic, err)
-	}
 	if !p.sp.mustSpool(r) {
 		err := p.cl.ProduceSync(ctx, r).FirstErr()
 		switch {
 		case err == nil:
 			return Result{Record: r}, nil
 		case ctx.Err() != nil || !spoolable(err):
-			return fail(err)
+			return Result{}, publishError(typ, id, r.Topic, err)
 		}
 		p.markDown(err)
 	}
@@ -66,7 +64,7 @@ func (p *Producer) publishSync(ctx context.Context, r *kgo.Record, typ, id strin
 		err = wait()
 	}
 	if err != nil {
-		return fail(err)
+		return Result{}, publishError(typ, id, r.Topic, err)
 	}
 	r.Partition, r.Offset = -1, -1
 	return Result{Record: r, Spooled: true}, nil
@@ -75,15 +73,15 @@ func (p *Producer) publishSync(ctx context.Context, r *kgo.Record, typ, id strin
 // spoolRecord appends r to the spool now (so that spool order is call
 // order) and reports the result once it is durable. It may run inside a
 // produce promise, so it never waits for the fsync itself.
-func (p *Producer) spoolRecord(r *kgo.Record, fail func(error), done func(Result, error)) {
+func (p *Producer) spoolRecord(r *kgo.Record, typ, id string, done func(Result, error)) {
 	wait, err := p.sp.append(r)
 	if err != nil {
-		fail(err)
+		done(Result{}, publishError(typ, id, r.Topic, err))
 		return
 	}
 	go func() {
 		if err := wait(); err != nil {
-			fail(err)
+			done(Result{}, publishError(typ, id, r.Topic, err))
 			return
 		}
 		r.Partition, r.Offset = -1, -1
