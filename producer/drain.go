@@ -64,8 +64,10 @@ func (p *Producer) publishSync(ctx context.Context, r *kgo.Record, typ, id strin
 		err = wait()
 	}
 	if err != nil {
+		p.spoolHooks.Refused(r.Topic, err)
 		return Result{}, publishError(typ, id, r.Topic, err)
 	}
+	p.spoolHooks.Spooled(r.Topic)
 	r.Partition, r.Offset = -1, -1
 	return Result{Record: r, Spooled: true}, nil
 }
@@ -76,14 +78,17 @@ func (p *Producer) publishSync(ctx context.Context, r *kgo.Record, typ, id strin
 func (p *Producer) spoolRecord(r *kgo.Record, typ, id string, done func(Result, error)) {
 	wait, err := p.sp.append(r)
 	if err != nil {
+		p.spoolHooks.Refused(r.Topic, err)
 		done(Result{}, publishError(typ, id, r.Topic, err))
 		return
 	}
 	go func() {
 		if err := wait(); err != nil {
+			p.spoolHooks.Refused(r.Topic, err)
 			done(Result{}, publishError(typ, id, r.Topic, err))
 			return
 		}
+		p.spoolHooks.Spooled(r.Topic)
 		r.Partition, r.Offset = -1, -1
 		done(Result{Record: r, Spooled: true}, nil)
 	}()
@@ -94,6 +99,7 @@ func (p *Producer) spoolRecord(r *kgo.Record, typ, id string, done func(Result, 
 func (p *Producer) markDown(err error) {
 	p.sp.failed(err)
 	if p.sp.down.CompareAndSwap(false, true) {
+		p.spoolHooks.ModeChanged(true)
 		p.log.Warn("producer: broker not answering in time, spooling events", "err", err,
 			"deadline", p.spoolDeadline, "spool", p.spoolDir)
 	}
@@ -215,11 +221,13 @@ func (p *Producer) drain(ctx context.Context) {
 			}
 		}
 		if len(delivered) > 0 {
+			p.spoolHooks.Delivered(len(delivered)) // before WaitSpoolEmpty can return
 			s.delivered(delivered)
 		}
 		if firstErr == nil {
 			backoff = 0
 			if s.down.CompareAndSwap(true, false) {
+				p.spoolHooks.ModeChanged(false)
 				p.log.Info("producer: broker back, publishing directly again", "spooled", s.records.Load())
 			}
 			continue
@@ -239,10 +247,11 @@ func (p *Producer) drain(ctx context.Context) {
 		cancel()
 		if perr == nil {
 			if s.down.CompareAndSwap(true, false) {
+				p.spoolHooks.ModeChanged(false)
 				p.log.Info("producer: broker answers again, publishing directly", "spooled", s.records.Load())
 			}
-		} else {
-			s.down.Store(true)
+		} else if s.down.CompareAndSwap(false, true) {
+			p.spoolHooks.ModeChanged(true)
 		}
 		backoff = min(max(2*backoff, drainBackoffMin), drainBackoffMax)
 		d := backoff/2 + rand.N(backoff/2+1)

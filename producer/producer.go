@@ -56,6 +56,7 @@ type Producer struct {
 	spoolDir      string
 	spoolMax      int64
 	spoolDeadline time.Duration
+	spoolHooks    SpoolHooks
 	spoolFS       storage.FS      // nil: the OS file system
 	drainGate     <-chan struct{} // tests: the drainer takes one value before each delivery
 
@@ -141,6 +142,12 @@ func WithSpool(dir string, maxBytes int64) Option {
 	return func(p *Producer, _ *[]kgo.Opt) { p.spoolOn, p.spoolDir, p.spoolMax = true, dir, maxBytes }
 }
 
+// WithSpoolHooks sets the hooks that receive the spool's events,
+// overriding the default no-op hooks (see producer/producerprom).
+func WithSpoolHooks(h SpoolHooks) Option {
+	return func(p *Producer, _ *[]kgo.Opt) { p.spoolHooks = h }
+}
+
 // WithSpoolDeadline sets how long an event may wait for the broker before
 // it is spooled, overriding the default 5s. It is the client's record
 // delivery timeout (kgo.RecordDeliveryTimeout), so it is at least 1s; a
@@ -159,6 +166,9 @@ func New(opts ...Option) (*Producer, error) {
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.spoolHooks == nil {
+		p.spoolHooks = NopSpoolHooks{}
 	}
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers("127.0.0.1:9092"),

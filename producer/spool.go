@@ -52,6 +52,33 @@ var ErrSpoolLocked = errors.New("producer: spool locked")
 // ErrSpoolClosed is returned (wrapped) when an event is spooled after Close.
 var ErrSpoolClosed = errors.New("producer: spool closed")
 
+// SpoolHooks receive the fallback spool's events, for metrics (package
+// producer/producerprom adapts them to Prometheus). They are called from
+// publishing goroutines, produce promises and the drainer, and must be
+// fast and safe for concurrent use.
+type SpoolHooks interface {
+	// Spooled is called when an event is durable in the spool (its
+	// Publish reports Spooled).
+	Spooled(topic string)
+	// Delivered is called when the broker acknowledged n spooled events.
+	Delivered(n int)
+	// Refused is called when an event that should have been spooled was
+	// not: the spool is full (errors.Is(err, ErrSpoolFull)) or its disk
+	// failed. The publish fails with err.
+	Refused(topic string, err error)
+	// ModeChanged is called when spool mode starts (the broker is
+	// considered down: every event goes to the spool) or ends.
+	ModeChanged(spooling bool)
+}
+
+// NopSpoolHooks implements SpoolHooks with no-ops.
+type NopSpoolHooks struct{}
+
+func (NopSpoolHooks) Spooled(string)        {}
+func (NopSpoolHooks) Delivered(int)         {}
+func (NopSpoolHooks) Refused(string, error) {}
+func (NopSpoolHooks) ModeChanged(bool)      {}
+
 // SpoolStats describes the fallback spool at one moment.
 type SpoolStats struct {
 	Records int64 // events in the spool, not yet acknowledged by the broker
