@@ -303,9 +303,9 @@ func (b *Broker) acceptLoop(l *listener) {
 		if len(b.mu.conns) >= b.cfg.MaxConnections || b.mu.perIP[c.ip] >= b.cfg.MaxConnectionsPerIP {
 			open, fromIP := len(b.mu.conns), b.mu.perIP[c.ip]
 			b.mu.Unlock()
+			b.metrics.refused.Inc() // before the close a client can observe
 			nc.Close()
 			c.cancel()
-			b.metrics.refused.Inc()
 			b.cfg.Logger.Debug("broker: connection refused: too many connections", "remote", c.remote, "open", open, "from_ip", fromIP,
 				"max", b.cfg.MaxConnections, "max_per_ip", b.cfg.MaxConnectionsPerIP)
 			continue
