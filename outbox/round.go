@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,6 +26,32 @@ type pending struct {
 	created int64
 	err     error
 	ackAt   time.Time
+	done    atomic.Bool // set by the promise after err and ackAt
+}
+
+// errWaiting is reported for rows the broker has not answered within
+// PublishTimeout.
+var errWaiting = errors.New("outbox: no answer from the broker within PublishTimeout; still trying")
+
+// reportWaiting reports the rows of a round still unanswered after
+// PublishTimeout: hook, log, attempts and last_error (ReadStatus shows them
+// retrying). Their outcome is recorded when it comes.
+func (r *Relay) reportWaiting(ctx context.Context, send []*pending) {
+	var ids []int64
+	for _, p := range send {
+		if !p.done.Load() {
+			ids = append(ids, p.id)
+			r.hooks.Failed(p.topic, errWaiting, false)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	r.retried.Add(int64(len(ids)))
+	r.log.Warn("outbox relay: the broker has not answered; waiting and retrying in order", "rows", len(ids), "timeout", r.cfg.PublishTimeout)
+	if _, err := r.cfg.DB.ExecContext(ctx, r.q.markRetry, errWaiting.Error(), r.q.ids(ids)); err != nil {
+		r.log.Warn("outbox relay: record failed attempts", "err", err)
+	}
 }
 
 // round publishes one batch of pending rows of the leased buckets: read
@@ -67,14 +94,27 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 		}
 		r.cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
 			p.err, p.ackAt = err, time.Now()
+			p.done.Store(true)
 			if span != nil {
 				msgtrace.EndSend(span, rec, err)
 			}
 			wg.Done()
 		})
 	}
-	// Errors surface per record below; Flush only returns ctx's.
-	_ = r.cl.Flush(ctx)
+	// Errors surface per record below. franz-go's delivery timeout does not
+	// fire while no request can be sent at all (broker down, no producer
+	// id), so the round has its own: past PublishTimeout whatever is still
+	// buffered is aborted (franz-go waits for requests in flight to be
+	// answered, so sequence numbers stay valid) and retried next round.
+	// A request franz-go cannot know the outcome of (the broker went away
+	// with it in flight) keeps the abort waiting until the broker answers;
+	// the rows still waiting are reported as retrying meanwhile.
+	fctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	if err := r.cl.Flush(fctx); err != nil && ctx.Err() == nil {
+		r.reportWaiting(ctx, send)
+		_ = r.cl.AbortBufferedRecords(ctx)
+	}
+	cancel()
 	wg.Wait()
 
 	var published, retry []*pending
