@@ -54,11 +54,15 @@ func TestBrokerDown(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("no retryable failure reported while the broker is down")
 			}
-			st, err := outbox.ReadStatus(t.Context(), db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(st.Stuck) == 0 || st.Stuck[0].Rejected || st.Stuck[0].Attempts < 1 || st.Stuck[0].LastError == "" {
+			var st *outbox.Status
+			kafkatest.Eventually(t, 20*time.Second, "ReadStatus to show rows retrying", func() bool {
+				var err error
+				if st, err = outbox.ReadStatus(t.Context(), db); err != nil {
+					t.Fatal(err)
+				}
+				return len(st.Stuck) > 0
+			})
+			if s := st.Stuck[0]; s.Rejected || s.Attempts < 1 || s.LastError == "" {
 				t.Fatalf("status while the broker is down: %+v; want retrying rows with attempts and an error", st.Stuck)
 			}
 			if r.Stats().Rejected != 0 {

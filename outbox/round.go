@@ -37,20 +37,24 @@ var errWaiting = errors.New("outbox: no answer from the broker within PublishTim
 // PublishTimeout: hook, log, attempts and last_error (ReadStatus shows them
 // retrying). Their outcome is recorded when it comes.
 func (r *Relay) reportWaiting(ctx context.Context, send []*pending) {
+	var waiting []*pending
 	var ids []int64
 	for _, p := range send {
 		if !p.done.Load() {
+			waiting = append(waiting, p)
 			ids = append(ids, p.id)
-			r.hooks.Failed(p.topic, errWaiting, false)
 		}
 	}
 	if len(ids) == 0 {
 		return
 	}
-	r.retried.Add(int64(len(ids)))
 	r.log.Warn("outbox relay: the broker has not answered; waiting and retrying in order", "rows", len(ids), "timeout", r.cfg.PublishTimeout)
 	if _, err := r.cfg.DB.ExecContext(ctx, r.q.markRetry, errWaiting.Error(), r.q.ids(ids)); err != nil {
 		r.log.Warn("outbox relay: record failed attempts", "err", err)
+	}
+	r.retried.Add(int64(len(ids)))
+	for _, p := range waiting {
+		r.hooks.Failed(p.topic, errWaiting, false)
 	}
 }
 
