@@ -35,6 +35,7 @@ func newRootCmd() *cobra.Command {
 		newGroupCmd(),
 		newBenchCmd(),
 		newGatewayCmd(),
+		newConsoleCmd(),
 		newLookbackCmd(),
 		newOutboxCmd(),
 		newUserCmd(),

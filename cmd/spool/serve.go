@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/spoolmq/spool/broker"
+	"github.com/spoolmq/spool/console"
 	"github.com/spoolmq/spool/gateway"
 	"github.com/spoolmq/spool/gateway/gatewayprom"
 	"github.com/spoolmq/spool/lookback"
@@ -47,6 +48,7 @@ type serveFlags struct {
 	logLevel          string
 	recoverMetadata   bool
 	gateway           *gatewayFlags
+	console           *consoleFlags
 
 	fsyncInterval     time.Duration
 	logRetentionMs    int64
@@ -103,7 +105,7 @@ logs, and exits 0.`,
 			if f.lookback {
 				lbf = f.lookbackFlags
 			}
-			return runServe(ctx, cfg, f.httpOptions(), f.gateway, lbf, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runServe(ctx, cfg, f.httpOptions(), f.gateway, lbf, f.console, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f = bindServeFlags(cmd.Flags())
@@ -127,6 +129,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.BoolVar(&f.recoverMetadata, "recover-metadata", false, "rebuild broker-meta.json from the partition directories (after it was lost); partitions missing from disk are recreated empty")
 	f.gateway = bindGatewayFlags(fl, "gateway-", true)
+	f.console = bindConsoleFlags(fl, true)
 	fl.DurationVar(&f.fsyncInterval, "fsync-interval", 50*time.Millisecond, "how often --fsync interval syncs the logs")
 	fl.Int64Var(&f.logRetentionMs, "log-retention-ms", 7*24*3600*1000, "default retention.ms of topics (log.retention.ms); -1 keeps forever")
 	fl.Int64Var(&f.logRetentionBytes, "log-retention-bytes", -1, "default retention.bytes of topics (log.retention.bytes), per partition; -1 is no limit")
@@ -272,7 +275,7 @@ func (f *serveFlags) config() (broker.Config, error) {
 
 // runServe runs the broker and the HTTP listener until ctx is done, then
 // shuts both down cleanly. It prints the addresses it listens on to out.
-func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *gatewayFlags, lbf *lookbackFlags, out, errOut io.Writer) error {
+func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *gatewayFlags, lbf *lookbackFlags, kf *consoleFlags, out, errOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Registerer = reg
@@ -287,6 +290,7 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 		httpAddr string
 		gw       *gateway.Gateway
 		lb       *lookback.Service
+		con      *console.Console
 	)
 	httpErr := make(chan error, 1)
 	if hopts.addr != "" {
@@ -349,6 +353,23 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 			mux.Handle("/api/lookback/", lb.Handler())
 			served += ", /api/lookback"
 		}
+		if kf != nil && kf.enabled {
+			var lbh, gwh http.Handler
+			if lb != nil {
+				lbh = lb.Handler()
+			}
+			if gw != nil {
+				gwh = gw.Handler()
+			}
+			if con, err = startServeConsole(ctx, b.AdvertisedAddr(), kf, lbh, gwh, cfg.Logger); err != nil {
+				srv.Close()
+				b.Close()
+				return fmt.Errorf("serve: %w", err)
+			}
+			mux.Handle("/ui/", con.Handler())
+			mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+			served += ", /ui console"
+		}
 		fmt.Fprintf(out, "spool: http listener on %s (%s)\n", httpAddr, served)
 	}
 	ready.setReady()
@@ -367,6 +388,9 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 			fmt.Fprintln(errOut, "spool: http shutdown:", err)
 		}
 		cancel()
+	}
+	if con != nil {
+		con.Close()
 	}
 	if gw != nil {
 		if err := gw.Close(); err != nil {

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/spoolmq/spool/console"
+)
+
+// consoleFlags are the console's flags, in `spool serve` (--console,
+// --console-read-only) and in `spool console`.
+type consoleFlags struct {
+	enabled  bool
+	readOnly bool
+}
+
+func bindConsoleFlags(fl *pflag.FlagSet, inServe bool) *consoleFlags {
+	f := &consoleFlags{}
+	if inServe {
+		fl.BoolVar(&f.enabled, "console", true, "serve the web console on /ui/ of the HTTP listener")
+	}
+	fl.BoolVar(&f.readOnly, "console-read-only", false, "the console shows everything and changes nothing (every write answers 403)")
+	return f
+}
+
+// proxyTo returns a reverse proxy to the HTTP API at rawURL ("" gives
+// nil: that part of the console is off).
+func proxyTo(flag, rawURL string) (http.Handler, error) {
+	if rawURL == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageErrorf("console: --%s %q: want http(s)://host:port", flag, rawURL)
+	}
+	return httputil.NewSingleHostReverseProxy(u), nil
+}
+
+func newConsoleCmd() *cobra.Command {
+	var (
+		cf          *clientFlags
+		kf          *consoleFlags
+		httpAddr    string
+		lookbackURL string
+		gatewayURL  string
+		logLevel    string
+	)
+	cmd := &cobra.Command{
+		Use:   "console",
+		Short: "Run the web console standalone against any Kafka cluster",
+		Long: `Run the web console (topics, messages, consumer groups and lag, dead letters,
+lookback, async requests) as a Kafka client of --brokers, on --http under /ui/.
+--lookback-url and --gateway-url point it at a lookback archive and a gateway
+(spool serve's HTTP listener, spool lookback serve, spool gateway) for the
+archive pages and the requests page. docs/console.md describes every page.
+SIGINT or SIGTERM stops it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageErrorf("console: --log-level %q: %v", logLevel, err)
+			}
+			seeds, err := cf.seeds()
+			if err != nil {
+				return err
+			}
+			secOpts, err := cf.sec.Opts()
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			cfg := console.Config{
+				Brokers: seeds, ClientOptions: secOpts, ReadOnly: kf.readOnly,
+				Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+			}
+			if cfg.Lookback, err = proxyTo("lookback-url", lookbackURL); err != nil {
+				return err
+			}
+			if cfg.Gateway, err = proxyTo("gateway-url", gatewayURL); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runConsole(ctx, cfg, httpAddr, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cf = addClientFlags(cmd)
+	kf = bindConsoleFlags(cmd.Flags(), false)
+	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8082", "HTTP listener address")
+	cmd.Flags().StringVar(&lookbackURL, "lookback-url", "", "base URL of a lookback archive's HTTP API (e.g. http://127.0.0.1:8080)")
+	cmd.Flags().StringVar(&gatewayURL, "gateway-url", "", "base URL of a gateway's HTTP API (e.g. http://127.0.0.1:8080)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// runConsole serves a standalone console until ctx is done.
+func runConsole(ctx context.Context, cfg console.Config, httpAddr string, out, errOut io.Writer) error {
+	c, err := console.New(cfg)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = c.Start(sctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ln, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		return fmt.Errorf("console: http listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ui/", c.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(out, "spool: console on http://%s/ui/ (brokers %v)\n", ln.Addr(), cfg.Brokers)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("console: http: %w", err)
+	}
+	shctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if err := srv.Shutdown(shctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(errOut, "spool: console shutdown:", err)
+	}
+	return nil
+}
+
+// startServeConsole starts the console of `spool serve`: a Kafka client of
+// the embedded broker over loopback, with the in-process lookback and
+// gateway APIs (nil when they are off).
+func startServeConsole(ctx context.Context, brokerAddr string, kf *consoleFlags, lookback, gateway http.Handler, log *slog.Logger) (*console.Console, error) {
+	c, err := console.New(console.Config{
+		Brokers: []string{brokerAddr}, ReadOnly: kf.readOnly,
+		Lookback: lookback, Gateway: gateway, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := c.Start(sctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

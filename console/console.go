@@ -1,0 +1,207 @@
+// Package console is Spool's web console: server-rendered pages over any
+// Kafka cluster (Spool or Apache Kafka) for its topics, messages, consumer
+// groups and their lag, dead letters, and, when they run, the lookback
+// archive and the gateway's asynchronous requests.
+//
+// It is a Kafka client (franz-go kadm/kgo) and never reads the broker's
+// internals, so it runs unchanged against a real Kafka cluster: mounted on
+// /ui/ by `spool serve`, or standalone with `spool console --brokers ...`.
+//
+// The pages are Go templates rendered on the server; the embedded htmx
+// library (static/htmx.min.js, 0BSD) swaps fragments for live updates and
+// forms, so there is no JavaScript build step. Every write (create or
+// delete a topic, produce, reset offsets, redrive) is a POST that answers
+// application/problem+json on failure and is refused in read-only mode and
+// by the ACLs when an Authorizer is set.
+package console
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Config configures a Console. The zero value of every field is its
+// default.
+type Config struct {
+	// Brokers are the seed brokers (default 127.0.0.1:9092).
+	Brokers []string
+	// ClientOptions are extra franz-go options (TLS, SASL) for the
+	// console's Kafka clients (default none).
+	ClientOptions []kgo.Opt
+	// BasePath is the path the console is mounted on, starting and ending
+	// in "/" (default "/ui/"); every link of the pages starts with it.
+	BasePath string
+	// ReadOnly refuses every write with 403 (default false).
+	ReadOnly bool
+	// Authorizer decides what the principal of a request may see and do
+	// (default nil: no authentication, everything is allowed).
+	Authorizer Authorizer
+	// Lookback is the lookback archive's HTTP API (its /api/lookback/
+	// routes), in process or a reverse proxy to a remote one (default nil:
+	// the lookback pages say it is off and message filters scan the
+	// broker).
+	Lookback http.Handler
+	// Gateway is the gateway's HTTP API (its /api/ routes), in process or
+	// a reverse proxy (default nil: the requests page says it is off).
+	Gateway http.Handler
+	// SampleInterval is how often the console samples the cluster's
+	// offsets for its charts and rates (default 5s).
+	SampleInterval time.Duration
+	// History is how far back the charts go (default 15m).
+	History time.Duration
+	// RequestTimeout bounds the Kafka requests of one page (default 10s).
+	RequestTimeout time.Duration
+	// Logger receives the console's logs (default: discard).
+	Logger *slog.Logger
+}
+
+// Console serves the web console. Create it with New, then Start it.
+type Console struct {
+	cfg     Config
+	tmpl    *templates
+	mux     http.Handler
+	sampler *sampler
+
+	mu     sync.Mutex
+	cl     *kgo.Client
+	adm    *kadm.Client
+	closed bool
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a Console for cfg; Start connects it.
+func New(cfg Config) (*Console, error) {
+	if len(cfg.Brokers) == 0 {
+		cfg.Brokers = []string{"127.0.0.1:9092"}
+	}
+	if cfg.BasePath == "" {
+		cfg.BasePath = "/ui/"
+	}
+	if !strings.HasPrefix(cfg.BasePath, "/") || !strings.HasSuffix(cfg.BasePath, "/") {
+		return nil, fmt.Errorf("console: base path %q must start and end with /", cfg.BasePath)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.SampleInterval <= 0 {
+		cfg.SampleInterval = 5 * time.Second
+	}
+	if cfg.History <= 0 {
+		cfg.History = 15 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &Console{cfg: cfg, sampler: newSampler(cfg.SampleInterval, cfg.History)}
+	t, err := parseTemplates(cfg.BasePath)
+	if err != nil {
+		return nil, err
+	}
+	c.tmpl = t
+	c.mux = c.routes()
+	return c, nil
+}
+
+// Start opens the Kafka client and checks that the cluster answers.
+func (c *Console) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("console: closed")
+	}
+	if c.cl != nil {
+		return nil
+	}
+	opts := append([]kgo.Opt{kgo.SeedBrokers(c.cfg.Brokers...)}, c.cfg.ClientOptions...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("console: kafka client: %w", err)
+	}
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return fmt.Errorf("console: kafka %v: %w", c.cfg.Brokers, err)
+	}
+	c.cl, c.adm = cl, kadm.NewClient(cl)
+	sctx, stop := context.WithCancel(context.Background())
+	c.stop, c.done = stop, make(chan struct{})
+	go func() {
+		defer close(c.done)
+		c.sampler.run(sctx, c.adm, c.cfg.RequestTimeout)
+	}()
+	return nil
+}
+
+// Close closes the Kafka client; it is idempotent.
+func (c *Console) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.stop != nil {
+		c.stop()
+		<-c.done
+	}
+	if c.cl != nil {
+		c.cl.Close()
+	}
+	return nil
+}
+
+// Handler serves the console under Config.BasePath (mount it there, e.g.
+// mux.Handle("/ui/", c.Handler())).
+func (c *Console) Handler() http.Handler { return c.mux }
+
+// client returns the Kafka clients, or a 503 error before Start or after
+// Close.
+func (c *Console) client() (*kgo.Client, *kadm.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cl == nil || c.closed {
+		return nil, nil, errUnavailable
+	}
+	return c.cl, c.adm, nil
+}
+
+// pageContext bounds the Kafka requests of one page or action.
+func (c *Console) pageContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), c.cfg.RequestTimeout)
+}
+
+// navItem is one entry of the navigation bar.
+type navItem struct {
+	Path  string // below BasePath, without a leading "/"
+	Title string
+}
+
+// nav is the navigation bar, in order. A page adds its entry here and its
+// routes in routes.
+var nav = []navItem{
+	{"", "Overview"},
+}
+
+// routes registers every page and action below BasePath.
+func (c *Console) routes() http.Handler {
+	mux := http.NewServeMux()
+	b := c.cfg.BasePath
+	mux.Handle("GET "+b+"static/", http.StripPrefix(b, staticHandler()))
+	mux.HandleFunc("GET "+b+"{$}", c.overview)
+	mux.HandleFunc(b, c.notFound)
+	return c.authenticate(mux)
+}

@@ -1,0 +1,68 @@
+package console_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/spoolmq/spool/console"
+	"github.com/spoolmq/spool/internal/kafkatest"
+)
+
+func TestOverview(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		kafkatest.CreateTopic(t, addrs, "ov-a", 3)
+		kafkatest.CreateTopic(t, addrs, "ov-b", 2)
+		_, url := startConsole(t, addrs, console.Config{})
+		status, body := get(t, url+"/ui/")
+		if status != http.StatusOK {
+			t.Fatalf("GET /ui/: %d %s", status, body)
+		}
+		for _, want := range []string{`id="topic-count">2<`, "Produce rate", `href="/ui/static/console.css"`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("overview lacks %q", want)
+			}
+		}
+		status, body = get(t, url+"/ui/no-such-page")
+		if status != http.StatusNotFound || !strings.Contains(body, "no page /ui/no-such-page") {
+			t.Fatalf("unknown page: %d %s", status, body)
+		}
+		status, body = get(t, url+"/ui/no-such-page", "Accept", "application/json")
+		if status != http.StatusNotFound || !strings.Contains(body, `"status":404`) {
+			t.Fatalf("unknown page as JSON: %d %s", status, body)
+		}
+	})
+}
+
+func TestConsoleBeforeStart(t *testing.T) {
+	c, err := console.New(console.Config{Brokers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptestGet(c.Handler(), "/ui/")
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "not connected") {
+		t.Fatalf("before Start: %d %s", rec.Code, rec.Body)
+	}
+	if _, err := console.New(console.Config{BasePath: "ui"}); err == nil {
+		t.Fatal("base path without slashes accepted")
+	}
+}
+
+func TestBrowserOverview(t *testing.T) {
+	addrs := kafkatest.StartKfake(t)
+	kafkatest.CreateTopic(t, addrs, "ov-browser", 2)
+	_, url := startConsole(t, addrs, console.Config{})
+	ctx := tab(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(url+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#topic-count"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, ctx, "#topic-count"); got != "1" {
+		t.Fatalf("topic count %q", got)
+	}
+	if got := text(t, ctx, "nav a[aria-current=page]"); got != "Overview" {
+		t.Fatalf("current nav entry %q", got)
+	}
+	screenshot(t, ctx, "overview")
+}
