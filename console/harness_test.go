@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/spoolmq/spool/console"
+	"github.com/spoolmq/spool/internal/kafkatest"
 	"github.com/spoolmq/spool/internal/testenv"
 )
 
@@ -202,4 +203,14 @@ func httptestGet(h http.Handler, path string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	return rec
+}
+
+// startKfakeWithTopics starts kfake with the topics (2 partitions each).
+func startKfakeWithTopics(t testing.TB, topics ...string) []string {
+	t.Helper()
+	addrs := kafkatest.StartKfake(t)
+	for _, tp := range topics {
+		kafkatest.CreateTopic(t, addrs, tp, 2)
+	}
+	return addrs
 }
