@@ -20,6 +20,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -189,9 +190,11 @@ func roundtrip(cl *http.Client, gw string, brokers []string, topic string, conns
 	return nil
 }
 
-// once submits a command and long-polls it to its final state.
+// once submits a command, keyed by a fresh number (as a real command is
+// keyed by its entity; a keyless one is handled one at a time per
+// partition by the agent), and long-polls it to its final state.
 func once(cl *http.Client, gw, topic string) (string, error) {
-	resp, err := cl.Post(gw+"/api/commands/"+topic+"?type=bench", "application/json", strings.NewReader(`{"n":1}`))
+	resp, err := cl.Post(gw+"/api/commands/"+topic+"?type=bench&key="+strconv.FormatInt(keySeq.Add(1), 10), "application/json", strings.NewReader(`{"n":1}`))
 	if err != nil {
 		return "", err
 	}
@@ -217,3 +220,6 @@ func once(cl *http.Client, gw, topic string) (string, error) {
 	}
 	return st.ID, nil
 }
+
+// keySeq numbers the commands' keys.
+var keySeq atomic.Int64
