@@ -194,6 +194,7 @@ type navItem struct {
 // routes in routes.
 var nav = []navItem{
 	{"", "Overview"},
+	{"lookback", "Lookback"},
 }
 
 // routes registers every page and action below BasePath.
@@ -202,6 +203,14 @@ func (c *Console) routes() http.Handler {
 	b := c.cfg.BasePath
 	mux.Handle("GET "+b+"static/", http.StripPrefix(b, staticHandler()))
 	mux.HandleFunc("GET "+b+"{$}", c.overview)
+	mux.HandleFunc("GET "+b+"lookback", c.lookbackSearch)
+	mux.HandleFunc("GET "+b+"lookback/events/{topic}/{partition}/{offset}", c.lookbackEvent)
+	mux.HandleFunc("GET "+b+"lookback/flows/{id}", c.lookbackFlow)
+	mux.HandleFunc("GET "+b+"lookback/rules", c.lookbackRules)
+	mux.HandleFunc("GET "+b+"lookback/replays", c.lookbackReplays)
+	mux.HandleFunc("POST "+b+"lookback/replays", c.lookbackReplay)
+	mux.HandleFunc("GET "+b+"lookback/replays/{id}", c.lookbackReplayState)
+	mux.HandleFunc("POST "+b+"lookback/replays/{id}/cancel", c.lookbackReplayCancel)
 	mux.HandleFunc(b, c.notFound)
 	return c.authenticate(mux)
 }

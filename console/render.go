@@ -78,6 +78,8 @@ func funcs(base string) template.FuncMap {
 		"pathEscape": func(s string) string {
 			return strings.ReplaceAll(template.URLQueryEscaper(s), "+", "%20")
 		},
+		"lbDuration": lbDuration, "lbInt": lbInt, "lbIndent": lbIndent, "lbPercent": lbPercent,
+		"lbOutcome": lbOutcome, "lbFilterText": lbFilterText,
 	}
 }
 
