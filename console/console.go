@@ -82,6 +82,8 @@ type Console struct {
 	closed bool
 	stop   context.CancelFunc
 	done   chan struct{}
+
+	closing chan struct{} // closed by Close: long-lived responses (SSE) end
 }
 
 // New returns a Console for cfg; Start connects it.
@@ -107,7 +109,7 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c := &Console{cfg: cfg, sampler: newSampler(cfg.SampleInterval, cfg.History)}
+	c := &Console{cfg: cfg, sampler: newSampler(cfg.SampleInterval, cfg.History), closing: make(chan struct{})}
 	t, err := parseTemplates(cfg.BasePath)
 	if err != nil {
 		return nil, err
@@ -154,6 +156,7 @@ func (c *Console) Close() error {
 		return nil
 	}
 	c.closed = true
+	close(c.closing)
 	if c.stop != nil {
 		c.stop()
 		<-c.done
@@ -194,6 +197,7 @@ type navItem struct {
 // routes in routes.
 var nav = []navItem{
 	{"", "Overview"},
+	{"groups", "Groups"},
 	{"lookback", "Lookback"},
 }
 
@@ -211,6 +215,12 @@ func (c *Console) routes() http.Handler {
 	mux.HandleFunc("POST "+b+"lookback/replays", c.lookbackReplay)
 	mux.HandleFunc("GET "+b+"lookback/replays/{id}", c.lookbackReplayState)
 	mux.HandleFunc("POST "+b+"lookback/replays/{id}/cancel", c.lookbackReplayCancel)
+	mux.HandleFunc("GET "+b+"groups", c.groupsPage)
+	mux.HandleFunc("GET "+b+"groups/{group}", c.groupPage)
+	mux.HandleFunc("GET "+b+"groups/{group}/live", c.groupLive)
+	mux.HandleFunc("POST "+b+"groups/{group}/reset", c.groupReset)
+	mux.HandleFunc("POST "+b+"groups/{group}/delete", c.groupDelete)
+	mux.HandleFunc("POST "+b+"groups/{group}/delete-offsets", c.groupDeleteOffsets)
 	mux.HandleFunc(b, c.notFound)
 	return c.authenticate(mux)
 }

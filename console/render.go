@@ -75,6 +75,9 @@ func funcs(base string) template.FuncMap {
 			return t.UTC().Format(time.RFC3339Nano)
 		},
 		"chart": lineChart,
+		"sparkline": sparkline,
+		"stateClass": groupStateClass,
+		"resetModes": func() any { return resetModes },
 		"pathEscape": func(s string) string {
 			return strings.ReplaceAll(template.URLQueryEscaper(s), "+", "%20")
 		},
