@@ -74,8 +74,8 @@ func funcs(base string) template.FuncMap {
 			}
 			return t.UTC().Format(time.RFC3339Nano)
 		},
-		"chart": lineChart,
-		"sparkline": sparkline,
+		"chart":      lineChart,
+		"sparkline":  sparkline,
 		"stateClass": groupStateClass,
 		"resetModes": func() any { return resetModes },
 		"pathEscape": func(s string) string {
