@@ -74,15 +74,13 @@ func funcs(base string) template.FuncMap {
 			}
 			return t.UTC().Format(time.RFC3339Nano)
 		},
-		"chart":      lineChart,
-		"sparkline":  sparkline,
-		"stateClass": groupStateClass,
-		"resetModes": func() any { return resetModes },
+		"chart": lineChart,
 		"pathEscape": func(s string) string {
 			return strings.ReplaceAll(template.URLQueryEscaper(s), "+", "%20")
 		},
 		"lbDuration": lbDuration, "lbInt": lbInt, "lbIndent": lbIndent, "lbPercent": lbPercent,
 		"lbOutcome": lbOutcome, "lbFilterText": lbFilterText,
+		"sparkline": sparkline, "stateClass": groupStateClass, "resetModes": func() any { return resetModes },
 	}
 }
 
