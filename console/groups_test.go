@@ -1,10 +1,12 @@
 package console_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -470,6 +472,111 @@ func TestGroupWritesRefused(t *testing.T) {
 		}
 		if got := offsetsOf(t, adm, "gw-g", "gw"); got[0] != 2 {
 			t.Errorf("refused writes changed the offsets: %v", got)
+		}
+	})
+}
+
+// streamWriter is an http.ResponseWriter whose body is a pipe, so a test
+// reads a server-sent event stream as it is written.
+type streamWriter struct {
+	h  http.Header
+	pw *io.PipeWriter
+}
+
+func (w *streamWriter) Header() http.Header         { return w.h }
+func (w *streamWriter) WriteHeader(int)             {}
+func (w *streamWriter) Write(b []byte) (int, error) { return w.pw.Write(b) }
+func (w *streamWriter) Flush()                      {}
+
+// openLive serves GET path by h in a goroutine and returns its events'
+// data (one string per event) and a channel closed when the handler
+// returned.
+func openLive(ctx context.Context, h http.Handler, path string) (<-chan string, <-chan struct{}) {
+	pr, pw := io.Pipe()
+	w := &streamWriter{h: http.Header{}, pw: pw}
+	returned := make(chan struct{})
+	go func() {
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil).WithContext(ctx))
+		close(returned)
+		pw.Close()
+	}()
+	events := make(chan string, 100)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 1<<20)
+		var ev strings.Builder
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.Len() > 0 {
+					events <- ev.String()
+					ev.Reset()
+				}
+			case strings.HasPrefix(line, "data: "):
+				ev.WriteString(line[len("data: "):] + "\n")
+			}
+		}
+	}()
+	return events, returned
+}
+
+// waitEvent waits for an event containing want.
+func waitEvent(t *testing.T, events <-chan string, want string) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("the stream ended before an event with %q", want)
+			}
+			if strings.Contains(ev, want) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no event with %q", want)
+		}
+	}
+}
+
+func waitReturned(t *testing.T, returned <-chan struct{}, why string) {
+	t.Helper()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the live handler did not return after %s", why)
+	}
+}
+
+func TestGroupLive(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		kafkatest.CreateTopic(t, addrs, "glive", 1)
+		produceTo(t, addrs, "glive", 2, 0)
+		adm := admin(t, addrs)
+		commit(t, adm, "glive-g", "glive", map[int32]int64{0: 0})
+		c, _ := startConsole(t, addrs, console.Config{SampleInterval: 50 * time.Millisecond})
+
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		events, returned := openLive(ctx, c.Handler(), "/ui/groups/glive-g/live")
+		waitEvent(t, events, `id="total-lag">2<`)
+		produceTo(t, addrs, "glive", 3, 0)
+		waitEvent(t, events, `id="total-lag">5<`)
+		commit(t, adm, "glive-g", "glive", map[int32]int64{0: 4})
+		waitEvent(t, events, `id="total-lag">1<`)
+		cancel()
+		waitReturned(t, returned, "the client went away")
+
+		events, returned = openLive(context.Background(), c.Handler(), "/ui/groups/glive-g/live")
+		waitEvent(t, events, `id="total-lag">1<`)
+		c.Close()
+		waitReturned(t, returned, "the console closed")
+
+		rec := httptestGet(c.Handler(), "/ui/groups/glive-g/live")
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("live after Close: %d %s", rec.Code, rec.Body)
 		}
 	})
 }
