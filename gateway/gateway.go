@@ -279,14 +279,14 @@ func (g *Gateway) ensureTopic(ctx context.Context, topic string) error {
 }
 
 // Handler returns the HTTP API. Mount it at the server root (its routes are
-// absolute: /api/topics/, /api/commands/, /api/requests/,
+// absolute: /api/topics/, /api/commands/, /api/requests[/],
 // /api/openapi.json).
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
 // Prefixes lists the path prefixes Handler serves, for mounting it on a
 // shared mux.
 func Prefixes() []string {
-	return []string{"/api/topics/", "/api/commands/", "/api/requests/", "/api/openapi.json"}
+	return []string{"/api/topics/", "/api/commands/", "/api/requests", "/api/requests/", "/api/openapi.json"}
 }
 
 // EndStreams ends the open SSE and WebSocket streams (clients reconnect,

@@ -33,6 +33,7 @@ func routes(g *Gateway) []route {
 		{"POST", "/api/topics/{topic}/events", g.produceEvents},
 		{"GET", "/api/topics/{topic}/events", g.streamTopic},
 		{"POST", "/api/commands/{topic}", g.submitCommand},
+		{"GET", "/api/requests", g.listRequests},
 		{"GET", "/api/requests/{id}", g.getRequest},
 		{"DELETE", "/api/requests/{id}", g.cancelRequest},
 		{"GET", "/api/requests/{id}/result", g.getResult},

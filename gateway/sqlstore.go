@@ -213,6 +213,7 @@ func NewSQLStore(ctx context.Context, db *sql.DB, d Dialect) (*SQLStore, error) 
 			callback_lease BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS spool_gateway_requests_open ON spool_gateway_requests (state, expires_at)`,
 		`CREATE INDEX IF NOT EXISTS spool_gateway_requests_callback ON spool_gateway_requests (callback_state, callback_next_at)`,
+		`CREATE INDEX IF NOT EXISTS spool_gateway_requests_created ON spool_gateway_requests (created_at, id)`,
 		`CREATE TABLE IF NOT EXISTS spool_gateway_idempotency (
 			idem_key TEXT PRIMARY KEY,
 			done INTEGER NOT NULL,

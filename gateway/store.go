@@ -106,6 +106,9 @@ type Store interface {
 	Create(ctx context.Context, r *Request) (*Request, bool, error)
 	// Get returns the request or ErrNotFound.
 	Get(ctx context.Context, id string) (*Request, error)
+	// List returns recent requests, newest first (by CreatedAt, then ID),
+	// as q selects them.
+	List(ctx context.Context, q ListQuery) ([]*Request, error)
 	// Transition applies t if the request is in one of t.From and returns
 	// the request after it, and whether it applied. A transition to a final
 	// state schedules the callback, if the request has one.
