@@ -199,6 +199,7 @@ var nav = []navItem{
 	{"", "Overview"},
 	{"groups", "Groups"},
 	{"lookback", "Lookback"},
+	{"requests", "Requests"},
 }
 
 // routes registers every page and action below BasePath.
@@ -221,6 +222,8 @@ func (c *Console) routes() http.Handler {
 	mux.HandleFunc("POST "+b+"groups/{group}/reset", c.groupReset)
 	mux.HandleFunc("POST "+b+"groups/{group}/delete", c.groupDelete)
 	mux.HandleFunc("POST "+b+"groups/{group}/delete-offsets", c.groupDeleteOffsets)
+	mux.HandleFunc("GET "+b+"requests", c.requests)
+	mux.HandleFunc("GET "+b+"requests/{id}", c.request)
 	mux.HandleFunc(b, c.notFound)
 	return c.authenticate(mux)
 }

@@ -81,6 +81,7 @@ func funcs(base string) template.FuncMap {
 		"lbDuration": lbDuration, "lbInt": lbInt, "lbIndent": lbIndent, "lbPercent": lbPercent,
 		"lbOutcome": lbOutcome, "lbFilterText": lbFilterText,
 		"sparkline": sparkline, "stateClass": groupStateClass, "resetModes": func() any { return resetModes },
+		"reqAdd": func(a, b int) int { return a + b },
 	}
 }
 

@@ -51,6 +51,20 @@ func TestServeGateway(t *testing.T) {
 	if !strings.Contains(string(body), `spool_gateway_produced_records_total{kind="record"} 1`) {
 		t.Fatalf("/metrics lacks the gateway's produced records:\n%.3000s", body)
 	}
+	// The request listing, and the console's pages on the in-process
+	// gateway and lookback.
+	for path, want := range map[string]string{"/api/requests": `{"requests":[]}`, "/ui/requests": "0 requests shown",
+		"/ui/lookback": "events archived"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("GET %s: %d, want %q in:\n%.2000s", path, resp.StatusCode, want, body)
+		}
+	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/topics/web/events?from=earliest", nil)
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
