@@ -1,0 +1,289 @@
+package console
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The dead-letter headers the console reads. Spool's agent writes the
+// dlq_* set (agent/deadletter.go, docs/consumer.md; the names are a wire
+// contract, repeated here because the console is a plain Kafka client);
+// Spring Kafka's DeadLetterPublishingRecoverer writes kafka_dlt-*, and its
+// retry topics kafka_original-* (partition and offset as 4- and 8-byte
+// big-endian integers).
+const (
+	headerDLQReason            = "dlq_reason"
+	headerDLQError             = "dlq_error"
+	headerDLQOriginalTopic     = "dlq_original_topic"
+	headerDLQOriginalPartition = "dlq_original_partition"
+	headerDLQOriginalOffset    = "dlq_original_offset"
+	headerDLQGroup             = "dlq_group"
+	headerDLQAttempts          = "dlq_attempts"
+	headerDLQTime              = "dlq_time"
+
+	headerSpringMessage   = "kafka_dlt-exception-message"
+	headerSpringFQCN      = "kafka_dlt-exception-fqcn"
+	headerSpringCauseFQCN = "kafka_dlt-exception-cause-fqcn"
+	headerSpringTopic     = "kafka_dlt-original-topic"
+	headerSpringPartition = "kafka_dlt-original-partition"
+	headerSpringOffset    = "kafka_dlt-original-offset"
+	headerSpringGroup     = "kafka_dlt-original-consumer-group"
+	headerOrigTopic       = "kafka_original-topic"
+	headerOrigPartition   = "kafka_original-partition"
+	headerOrigOffset      = "kafka_original-offset"
+	headerOrigGroup       = "kafka_original-consumer-group"
+)
+
+// DefaultDeadLetterTopics are the name patterns (path.Match globs) of
+// dead-letter topics: Spool's agent default (<topic>.dlq), the usual
+// -dlq/_dlq spellings, and Spring Kafka's (<topic>-dlt for retry topics,
+// <topic>.DLT for the DeadLetterPublishingRecoverer).
+var DefaultDeadLetterTopics = []string{"*.dlq", "*-dlq", "*_dlq", "*.DLQ", "*-dlt", "*.DLT", "*-DLT", "*.deadletter"}
+
+// DeadLetter is one record of a dead-letter topic with what its headers
+// say about its failure, whichever convention wrote them.
+type DeadLetter struct {
+	Record *kgo.Record
+	// Reason is dlq_reason, or for a Spring dead letter the exception's
+	// class (the cause's when it is wrapped).
+	Reason string
+	// Error is dlq_error or kafka_dlt-exception-message.
+	Error string
+	// OriginalTopic, OriginalPartition and OriginalOffset name where the
+	// event was consumed from ("", -1, -1 when no header says).
+	OriginalTopic     string
+	OriginalPartition int32
+	OriginalOffset    int64
+	// Group is the consumer group that gave up on it.
+	Group string
+	// Attempts is dlq_attempts (-1 when absent).
+	Attempts int
+	// Convention is "spool", "spring" or "" (no dead-letter headers).
+	Convention string
+	// RedriveID is the spool_redrive_id the record carried when it was
+	// dead-lettered: it failed again after that redrive.
+	RedriveID string
+}
+
+// DecodeDeadLetter reads r's dead-letter headers.
+func DecodeDeadLetter(r *kgo.Record) DeadLetter {
+	d := DeadLetter{Record: r, OriginalPartition: -1, OriginalOffset: -1, Attempts: -1}
+	var springFQCN, springCause string
+	for _, h := range r.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case headerDLQReason:
+			d.Reason, d.Convention = v, "spool"
+		case headerDLQError:
+			d.Error, d.Convention = v, "spool"
+		case headerDLQOriginalTopic:
+			d.OriginalTopic, d.Convention = v, "spool"
+		case headerDLQOriginalPartition:
+			if n, err := strconv.ParseInt(v, 10, 32); err == nil {
+				d.OriginalPartition = int32(n)
+			}
+		case headerDLQOriginalOffset:
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				d.OriginalOffset = n
+			}
+		case headerDLQGroup:
+			d.Group = v
+		case headerDLQAttempts:
+			if n, err := strconv.Atoi(v); err == nil {
+				d.Attempts = n
+			}
+		case HeaderRedriveID:
+			d.RedriveID = v
+		}
+	}
+	if d.Convention != "" {
+		return d
+	}
+	for _, h := range r.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case headerSpringMessage:
+			d.Error, d.Convention = v, "spring"
+		case headerSpringFQCN:
+			springFQCN, d.Convention = v, "spring"
+		case headerSpringCauseFQCN:
+			springCause = v
+		case headerSpringTopic, headerOrigTopic:
+			if d.OriginalTopic == "" || h.Key == headerSpringTopic {
+				d.OriginalTopic, d.Convention = v, "spring"
+			}
+		case headerSpringPartition, headerOrigPartition:
+			if n, ok := springInt(h.Value); ok {
+				d.OriginalPartition = int32(n)
+			}
+		case headerSpringOffset, headerOrigOffset:
+			if n, ok := springInt(h.Value); ok {
+				d.OriginalOffset = n
+			}
+		case headerSpringGroup, headerOrigGroup:
+			d.Group = v
+		}
+	}
+	d.Reason = springFQCN
+	if springCause != "" {
+		d.Reason = springCause
+	}
+	return d
+}
+
+// springInt decodes Spring's binary partition (4 bytes) and offset (8
+// bytes), or a decimal string from a tool that wrote text.
+func springInt(b []byte) (int64, bool) {
+	switch len(b) {
+	case 4:
+		return int64(int32(binary.BigEndian.Uint32(b))), true
+	case 8:
+		return int64(binary.BigEndian.Uint64(b)), true
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	return n, err == nil
+}
+
+// isDeadLetterHeader reports whether key is a header that describes the
+// dead-lettering, which a redriven record does not carry.
+func isDeadLetterHeader(key string) bool {
+	return strings.HasPrefix(key, "dlq_") || strings.HasPrefix(key, "kafka_dlt-") || strings.HasPrefix(key, "kafka_original-")
+}
+
+// matchesDeadLetterName reports whether topic matches one of the patterns.
+func matchesDeadLetterName(patterns []string, topic string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, topic); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// partitionRange is the offsets [Start, End) of one partition.
+type partitionRange struct{ Start, End int64 }
+
+// topicRanges returns the start and end offsets of topic's partitions.
+func topicRanges(ctx context.Context, adm *kadm.Client, topic string) (map[int32]partitionRange, error) {
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, topic) // the last stable offsets
+	if err != nil {
+		return nil, err
+	}
+	if err := ends.Error(); err != nil {
+		return nil, err
+	}
+	out := map[int32]partitionRange{}
+	ends.Each(func(o kadm.ListedOffset) {
+		pr := partitionRange{End: o.Offset}
+		if s, ok := starts.Lookup(topic, o.Partition); ok && s.Err == nil {
+			pr.Start = s.Offset
+		}
+		out[o.Partition] = pr
+	})
+	return out, nil
+}
+
+// scanTopic reads topic's partitions over the given ranges, calling f for
+// each record in offset order per partition (partitions interleave), until
+// every range is read or f returns false. A new client is made from opts
+// for each scan so that concurrent scans do not share consume state.
+func scanTopic(ctx context.Context, opts []kgo.Opt, topic string, ranges map[int32]partitionRange, f func(*kgo.Record) bool) error {
+	want := map[int32]int64{}
+	starts := map[int32]kgo.Offset{}
+	for p, r := range ranges {
+		if r.End > r.Start {
+			want[p] = r.End
+			starts[p] = kgo.NewOffset().At(r.Start)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), opts...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}),
+		kgo.FetchMaxWait(200*time.Millisecond),
+		// Committed records only (an aborted transaction's dead letters are
+		// not dead letters), with the transaction markers kept: the last
+		// offset of a transactional topic is a marker, and seeing it is how
+		// the scan knows it reached the end.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
+	if err != nil {
+		return fmt.Errorf("console: scan %s: %w", topic, err)
+	}
+	defer cl.Close()
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("console: scan %s: %w", topic, err)
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if ferr == nil {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			return fmt.Errorf("console: scan %s: %w", topic, ferr)
+		}
+		stop := false
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			end, ok := want[p.Partition]
+			if !ok {
+				return
+			}
+			for _, r := range p.Records {
+				if r.Offset >= end {
+					break
+				}
+				if r.Offset+1 >= end {
+					delete(want, p.Partition)
+				}
+				if r.Attrs.IsControl() {
+					continue // a transaction marker: it only moves the position
+				}
+				if !f(r) {
+					stop = true
+					return
+				}
+			}
+		})
+		if stop {
+			return nil
+		}
+	}
+	return nil
+}
+
+// countBy is one row of a grouping: a value and how many records have it.
+type countBy struct {
+	Value string
+	Count int64
+}
+
+// sortedCounts returns m's entries, most frequent first.
+func sortedCounts(m map[string]int64) []countBy {
+	out := make([]countBy, 0, len(m))
+	for v, n := range m {
+		out = append(out, countBy{v, n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Value < out[j].Value
+	})
+	return out
+}
