@@ -67,6 +67,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Logger receives the console's logs (default: discard).
 	Logger *slog.Logger
+	// DeadLetterTopics are the name patterns (path.Match globs) of the
+	// dead-letter topics (default DefaultDeadLetterTopics); a topic whose
+	// latest records carry dead-letter headers is one whatever its name.
+	DeadLetterTopics []string
 }
 
 // Console serves the web console. Create it with New, then Start it.
@@ -75,6 +79,7 @@ type Console struct {
 	tmpl    *templates
 	mux     http.Handler
 	sampler *sampler
+	dlq     dlqState // dead letters pages: header probes, redrive jobs
 
 	mu     sync.Mutex
 	cl     *kgo.Client
@@ -157,6 +162,7 @@ func (c *Console) Close() error {
 	}
 	c.closed = true
 	close(c.closing)
+	c.dlq.close()
 	if c.stop != nil {
 		c.stop()
 		<-c.done
@@ -198,6 +204,7 @@ type navItem struct {
 var nav = []navItem{
 	{"", "Overview"},
 	{"groups", "Groups"},
+	{"deadletters", "Dead letters"},
 	{"lookback", "Lookback"},
 	{"requests", "Requests"},
 }
@@ -224,6 +231,12 @@ func (c *Console) routes() http.Handler {
 	mux.HandleFunc("POST "+b+"groups/{group}/delete-offsets", c.groupDeleteOffsets)
 	mux.HandleFunc("GET "+b+"requests", c.requests)
 	mux.HandleFunc("GET "+b+"requests/{id}", c.request)
+	mux.HandleFunc("GET "+b+"deadletters", c.deadLetters)
+	mux.HandleFunc("GET "+b+"deadletters/{topic}", c.deadLetterTopic)
+	mux.HandleFunc("POST "+b+"deadletters/{topic}/redrive/plan", c.redrivePlan)
+	mux.HandleFunc("POST "+b+"deadletters/{topic}/redrive", c.redriveStart)
+	mux.HandleFunc("GET "+b+"deadletters/{topic}/redrive/{id}", c.redriveStatus)
+	mux.HandleFunc("POST "+b+"deadletters/{topic}/redrive/{id}/cancel", c.redriveCancel)
 	mux.HandleFunc(b, c.notFound)
 	return c.authenticate(mux)
 }

@@ -75,6 +75,9 @@ func funcs(base string) template.FuncMap {
 			return t.UTC().Format(time.RFC3339Nano)
 		},
 		"chart": lineChart,
+		// dead letters
+		"groupTable": func(title, id string, rows []dlqGroup) dlqGroupTable { return dlqGroupTable{title, id, rows} },
+		"inList":     func(list []string, v string) bool { return contains(list, v) },
 		"pathEscape": func(s string) string {
 			return strings.ReplaceAll(template.URLQueryEscaper(s), "+", "%20")
 		},
