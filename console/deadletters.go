@@ -302,7 +302,7 @@ func (c *Console) deadLetterTopic(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	limit := 50
+	limit := 25
 	if v := r.URL.Query().Get("limit"); v != "" {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			limit = min(n, 1000)
@@ -322,7 +322,7 @@ func (c *Console) deadLetterTopic(w http.ResponseWriter, r *http.Request) {
 			ranges[p] = pr
 		}
 	}
-	journal, jerr := readRedriveJournal(ctx, c.clientOpts(), adm, topic)
+	journal, jerr := readRedriveJournal(ctx, c.clientOpts(), topic)
 	var scanned int64
 	var matched []DeadLetter
 	byReason, byError, byOrig, byGroup := map[string]int64{}, map[string]int64{}, map[string]int64{}, map[string]int64{}
@@ -352,10 +352,10 @@ func (c *Console) deadLetterTopic(w http.ResponseWriter, r *http.Request) {
 		if !a.Timestamp.Equal(b.Timestamp) {
 			return a.Timestamp.After(b.Timestamp)
 		}
-		if a.Partition != b.Partition {
-			return a.Partition < b.Partition
+		if a.Offset != b.Offset {
+			return a.Offset > b.Offset
 		}
-		return a.Offset > b.Offset
+		return a.Partition < b.Partition
 	})
 	q := r.URL.Query()
 	q.Del("limit")

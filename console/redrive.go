@@ -220,7 +220,7 @@ func PlanRedrive(ctx context.Context, opts []kgo.Opt, spec RedriveSpec) (*Redriv
 	if err != nil {
 		return nil, err
 	}
-	journal, _ := readRedriveJournal(ctx, opts, adm, spec.DLQ)
+	journal, _ := readRedriveJournal(ctx, opts, spec.DLQ)
 	p := &RedrivePlan{DLQ: spec.DLQ, ByTarget: map[string]int64{}, ByReason: map[string]int64{}, Through: map[int32]int64{}}
 	for part, r := range ranges {
 		p.Through[part] = r.End
@@ -300,7 +300,7 @@ func redrive(ctx context.Context, opts []kgo.Opt, spec RedriveSpec, id string, p
 	if err != nil {
 		return nil, err
 	}
-	journal, _ := readRedriveJournal(ctx, opts, adm, spec.DLQ)
+	journal, _ := readRedriveJournal(ctx, opts, spec.DLQ)
 	var batchMax sync.Map // target topic -> its max.message.bytes (set by run.target before its first record)
 	prod, err := kgo.NewClient(append(append([]kgo.Opt(nil), opts...),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), // partitions chosen by handle

@@ -74,10 +74,17 @@ func (j redriveJournal) redriven(d DeadLetter) string {
 }
 
 // readRedriveJournal reads the entries of dlq (none when the journal
-// topic does not exist).
-func readRedriveJournal(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, dlq string) (redriveJournal, error) {
+// topic does not exist). It uses a client of its own: a long-lived one
+// caches the journal topic's absence for a while after a redrive
+// created it (kgo's metadata cache), which would hide the first redrive.
+func readRedriveJournal(ctx context.Context, opts []kgo.Opt, dlq string) (redriveJournal, error) {
 	var j redriveJournal
-	ranges, err := topicRanges(ctx, adm, RedriveJournalTopic)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return j, fmt.Errorf("console: redrive journal: %w", err)
+	}
+	defer cl.Close()
+	ranges, err := topicRanges(ctx, kadm.NewClient(cl), RedriveJournalTopic)
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		return j, nil
 	}

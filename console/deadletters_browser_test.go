@@ -1,0 +1,133 @@
+package console_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spoolmq/spool/agent"
+	"github.com/spoolmq/spool/console"
+	"github.com/spoolmq/spool/internal/kafkatest"
+	"github.com/spoolmq/spool/spooltest"
+)
+
+// waitText waits until the element's text is want.
+func waitText(t *testing.T, ctx context.Context, css, want string) {
+	t.Helper()
+	expr := `(document.querySelector(` + strconv.Quote(css) + `)||{}).textContent === ` + strconv.Quote(want)
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		// A poll does not survive a navigation (a click on a link): poll
+		// again in the new page.
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(`+strconv.Quote(css)+`)||{}).textContent || "(none)"`))
+			t.Fatalf("waiting for %s to read %q: %v (it reads %q)", css, want, err, got)
+		}
+	}
+}
+
+// noHorizontalScroll fails t when the page is wider than the viewport
+// (tables scroll inside their own boxes; the page must not).
+func noHorizontalScroll(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	w, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w[0] > w[1] {
+		t.Errorf("%s: the page is %d px wide in a %d px viewport", what, w[0], w[1])
+	}
+}
+
+// The issue's scenario: 1,000 dead letters of two reasons and several
+// keys, redriven by reason from the browser (dry run, then apply), then
+// read back with a Kafka consumer.
+func TestBrowserDeadLetters(t *testing.T) {
+	srv := spooltest.Start(t, spooltest.WithPartitions(4))
+	addrs := []string{srv.Addr()}
+	kafkatest.CreateTopic(t, addrs, "orders", 4)
+	kafkatest.CreateTopic(t, addrs, "orders.dlq", 4)
+	recs := deadLetters(t, addrs, "orders.dlq", "orders", 1000, 12, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter)
+	_, u := startConsole(t, addrs, console.Config{})
+	ctx := tab(t)
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(u+"/ui/deadletters"), chromedp.WaitVisible(chromedp.CSS("#dlq-list"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, ctx, "#dlq-list .dlq-depth"); got != "1,000" {
+		t.Fatalf("depth of orders.dlq: %q", got)
+	}
+	screenshot(t, ctx, "deadletters")
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#dlq-list a[href$="/orders.dlq"]`)), chromedp.WaitVisible(chromedp.CSS("#by-reason"))); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#dlq-depth", "1,000")
+	// The reason grouping is a filter: click retries-exhausted.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#by-reason a[href*="reason=retries-exhausted"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#dlq-matched", "500")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#plan-count", "500")
+	if got := text(t, ctx, "#plan-targets td"); got != "orders" {
+		t.Fatalf("dry run target %q", got)
+	}
+	screenshot(t, ctx, "deadletters-dryrun")
+	if got := kafkatest.ReadAll(t, addrs, "orders"); len(got) != 0 {
+		t.Fatalf("the dry run produced %d records", len(got))
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("apply")), chromedp.WaitVisible(chromedp.ID("redrive-done"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, ctx, "#report-redriven"); got != "500" {
+		t.Fatalf("redriven %q", got)
+	}
+	if got := text(t, ctx, "#report-failed"); got != "0" {
+		t.Fatalf("failed %q", got)
+	}
+	id := text(t, ctx, "#redrive-job h3 code")
+	screenshot(t, ctx, "deadletters-redrive")
+
+	var want []*kgo.Record
+	for _, r := range recs {
+		if v, _ := header(r, "dlq_reason"); v == agent.ReasonRetriesExhausted {
+			want = append(want, r)
+		}
+	}
+	checkRedriven(t, kafkatest.ReadAll(t, addrs, "orders"), want, id)
+
+	// Reloaded, the page marks the 500 as redriven; a new dry run skips them.
+	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("dlq-redriven"))); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#dlq-redriven", "500")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#plan-already", "500")
+	noHorizontalScroll(t, ctx, "1280 px")
+
+	// A phone.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.ID("dry-run"))); err != nil {
+		t.Fatal(err)
+	}
+	noHorizontalScroll(t, ctx, "390 px")
+	screenshot(t, ctx, "deadletters-phone")
+	if err := chromedp.Do(ctx, chromedp.Navigate(u+"/ui/deadletters"), chromedp.WaitVisible(chromedp.CSS("#dlq-list"))); err != nil {
+		t.Fatal(err)
+	}
+	noHorizontalScroll(t, ctx, "390 px, list")
+}
