@@ -15,8 +15,8 @@ import (
 	"github.com/spoolmq/spool/spooltest"
 )
 
-// waitText waits until the element's text is want.
-func waitText(t *testing.T, ctx context.Context, css, want string) {
+// dlqWaitText waits until the element's text is want.
+func dlqWaitText(t *testing.T, ctx context.Context, css, want string) {
 	t.Helper()
 	expr := `(document.querySelector(` + strconv.Quote(css) + `)||{}).textContent === ` + strconv.Quote(want)
 	deadline := time.Now().Add(45 * time.Second)
@@ -34,9 +34,9 @@ func waitText(t *testing.T, ctx context.Context, css, want string) {
 	}
 }
 
-// noHorizontalScroll fails t when the page is wider than the viewport
+// dlqNoHorizontalScroll fails t when the page is wider than the viewport
 // (tables scroll inside their own boxes; the page must not).
-func noHorizontalScroll(t *testing.T, ctx context.Context, what string) {
+func dlqNoHorizontalScroll(t *testing.T, ctx context.Context, what string) {
 	t.Helper()
 	w, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
 	if err != nil {
@@ -55,7 +55,7 @@ func TestBrowserDeadLetters(t *testing.T) {
 	addrs := []string{srv.Addr()}
 	kafkatest.CreateTopic(t, addrs, "orders", 4)
 	kafkatest.CreateTopic(t, addrs, "orders.dlq", 4)
-	recs := deadLetters(t, addrs, "orders.dlq", "orders", 1000, 12, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter)
+	recs := produceDLQ(t, addrs, "orders.dlq", "orders", 1000, 12, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter)
 	_, u := startConsole(t, addrs, console.Config{})
 	ctx := tab(t)
 
@@ -70,16 +70,16 @@ func TestBrowserDeadLetters(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#dlq-list a[href$="/orders.dlq"]`)), chromedp.WaitVisible(chromedp.CSS("#by-reason"))); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#dlq-depth", "1,000")
+	dlqWaitText(t, ctx, "#dlq-depth", "1,000")
 	// The reason grouping is a filter: click retries-exhausted.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#by-reason a[href*="reason=retries-exhausted"]`))); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#dlq-matched", "500")
+	dlqWaitText(t, ctx, "#dlq-matched", "500")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#plan-count", "500")
+	dlqWaitText(t, ctx, "#plan-count", "500")
 	if got := text(t, ctx, "#plan-targets td"); got != "orders" {
 		t.Fatalf("dry run target %q", got)
 	}
@@ -102,32 +102,32 @@ func TestBrowserDeadLetters(t *testing.T) {
 
 	var want []*kgo.Record
 	for _, r := range recs {
-		if v, _ := header(r, "dlq_reason"); v == agent.ReasonRetriesExhausted {
+		if v, _ := dlqHeader(r, "dlq_reason"); v == agent.ReasonRetriesExhausted {
 			want = append(want, r)
 		}
 	}
-	checkRedriven(t, kafkatest.ReadAll(t, addrs, "orders"), want, id)
+	dlqCheckRedriven(t, kafkatest.ReadAll(t, addrs, "orders"), want, id)
 
 	// Reloaded, the page marks the 500 as redriven; a new dry run skips them.
 	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("dlq-redriven"))); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#dlq-redriven", "500")
+	dlqWaitText(t, ctx, "#dlq-redriven", "500")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#plan-already", "500")
-	noHorizontalScroll(t, ctx, "1280 px")
+	dlqWaitText(t, ctx, "#plan-already", "500")
+	dlqNoHorizontalScroll(t, ctx, "1280 px")
 
 	// A phone.
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
-	noHorizontalScroll(t, ctx, "390 px")
+	dlqNoHorizontalScroll(t, ctx, "390 px")
 	screenshot(t, ctx, "deadletters-phone")
 	if err := chromedp.Do(ctx, chromedp.Navigate(u+"/ui/deadletters"), chromedp.WaitVisible(chromedp.CSS("#dlq-list"))); err != nil {
 		t.Fatal(err)
 	}
-	noHorizontalScroll(t, ctx, "390 px, list")
+	dlqNoHorizontalScroll(t, ctx, "390 px, list")
 }

@@ -74,7 +74,7 @@ func springDeadLetter(topic, orig string, partition int32, offset int64) *kgo.Re
 	}}
 }
 
-func produce(t testing.TB, addrs []string, recs ...*kgo.Record) {
+func dlqProduce(t testing.TB, addrs []string, recs ...*kgo.Record) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
@@ -94,8 +94,8 @@ func TestDeadLetterPages(t *testing.T) {
 		kafkatest.CreateTopic(t, addrs, "pay.dlq", 2)
 		kafkatest.CreateTopic(t, addrs, "legacy-failures", 1) // a DLQ by its headers only
 		kafkatest.CreateTopic(t, addrs, "plain", 1)
-		deadLetters(t, addrs, "pay.dlq", "pay", 30, 4, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter, agent.ReasonMalformed)
-		produce(t, addrs, springDeadLetter("legacy-failures", "pay", 3, 77),
+		produceDLQ(t, addrs, "pay.dlq", "pay", 30, 4, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter, agent.ReasonMalformed)
+		dlqProduce(t, addrs, springDeadLetter("legacy-failures", "pay", 3, 77),
 			&kgo.Record{Topic: "plain", Value: []byte("just data")})
 		_, u := startConsole(t, addrs, console.Config{})
 
@@ -163,7 +163,7 @@ func TestRedriveHandlers(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "ship", 2)
 		kafkatest.CreateTopic(t, addrs, "ship.dlq", 2)
-		deadLetters(t, addrs, "ship.dlq", "ship", 40, 5, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter)
+		produceDLQ(t, addrs, "ship.dlq", "ship", 40, 5, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter)
 		_, u := startConsole(t, addrs, console.Config{})
 		base := u + "/ui/deadletters/ship.dlq/redrive"
 
@@ -220,7 +220,7 @@ func TestRedriveReadOnly(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "ro", 1)
 		kafkatest.CreateTopic(t, addrs, "ro.dlq", 1)
-		deadLetters(t, addrs, "ro.dlq", "ro", 5, 2, agent.ReasonDeadLetter)
+		produceDLQ(t, addrs, "ro.dlq", "ro", 5, 2, agent.ReasonDeadLetter)
 		_, u := startConsole(t, addrs, console.Config{ReadOnly: true})
 		if status, _, body := dlqPost(t, u+"/ui/deadletters/ro.dlq/redrive/plan", nil); status != http.StatusOK || !strings.Contains(body, `"redrive":5`) {
 			t.Fatalf("read-only dry run: %d %s", status, body)
@@ -244,7 +244,7 @@ func TestRedriveACLs(t *testing.T) {
 		kafkatest.CreateTopic(t, addrs, "acl", 1)
 		kafkatest.CreateTopic(t, addrs, "acl-other", 1)
 		kafkatest.CreateTopic(t, addrs, "acl.dlq", 1)
-		deadLetters(t, addrs, "acl.dlq", "acl", 6, 2, agent.ReasonDeadLetter)
+		produceDLQ(t, addrs, "acl.dlq", "acl", 6, 2, agent.ReasonDeadLetter)
 		topic := kmsg.ACLResourceTypeTopic
 		_, u := startConsole(t, addrs, console.Config{Authorizer: aclAuthorizer(t,
 			allow("ann", topic, "acl.dlq", kmsg.ACLOperationRead), allow("ann", topic, "acl.dlq", kmsg.ACLOperationDescribe),

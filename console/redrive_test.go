@@ -18,10 +18,10 @@ import (
 	"github.com/spoolmq/spool/internal/kafkatest"
 )
 
-// deadLetters produces n dead letters to dlq as the agent writes them:
+// produceDLQ produces n dead letters to dlq as the agent writes them:
 // originally from topic orig (partition i%2, offset i), reason reasons[i%len],
 // key "k<i%keys>", value "v<i>". It returns them in produce order.
-func deadLetters(t testing.TB, addrs []string, dlq, orig string, n, keys int, reasons ...string) []*kgo.Record {
+func produceDLQ(t testing.TB, addrs []string, dlq, orig string, n, keys int, reasons ...string) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
@@ -46,7 +46,7 @@ func deadLetters(t testing.TB, addrs []string, dlq, orig string, n, keys int, re
 	return recs
 }
 
-func header(r *kgo.Record, key string) (string, bool) {
+func dlqHeader(r *kgo.Record, key string) (string, bool) {
 	for _, h := range r.Headers {
 		if h.Key == key {
 			return string(h.Value), true
@@ -55,9 +55,9 @@ func header(r *kgo.Record, key string) (string, bool) {
 	return "", false
 }
 
-// checkRedriven checks that got are exactly the records of want (dead
+// dlqCheckRedriven checks that got are exactly the records of want (dead
 // letters) in order per key, as redrive id made them.
-func checkRedriven(t *testing.T, got []*kgo.Record, want []*kgo.Record, id string) {
+func dlqCheckRedriven(t *testing.T, got []*kgo.Record, want []*kgo.Record, id string) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("target has %d records, want %d", len(got), len(want))
@@ -76,13 +76,13 @@ func checkRedriven(t *testing.T, got []*kgo.Record, want []*kgo.Record, id strin
 		}
 	}
 	for _, r := range got {
-		if v, _ := header(r, console.HeaderRedriveID); v != id {
+		if v, _ := dlqHeader(r, console.HeaderRedriveID); v != id {
 			t.Fatalf("record %s: spool_redrive_id %q, want %q", r.Value, v, id)
 		}
-		if v, _ := header(r, console.HeaderRedriveAt); v == "" {
+		if v, _ := dlqHeader(r, console.HeaderRedriveAt); v == "" {
 			t.Fatalf("record %s: no spool_redrive_at", r.Value)
 		}
-		if v, _ := header(r, console.HeaderRedriveOf); !strings.Contains(v, ".dlq/") {
+		if v, _ := dlqHeader(r, console.HeaderRedriveOf); !strings.Contains(v, ".dlq/") {
 			t.Fatalf("record %s: spool_redrive_of %q", r.Value, v)
 		}
 		for _, h := range r.Headers {
@@ -90,7 +90,7 @@ func checkRedriven(t *testing.T, got []*kgo.Record, want []*kgo.Record, id strin
 				t.Fatalf("record %s kept dead-letter header %s", r.Value, h.Key)
 			}
 		}
-		if v, _ := header(r, "ce_type"); v != "order.placed" {
+		if v, _ := dlqHeader(r, "ce_type"); v != "order.placed" {
 			t.Fatalf("record %s lost its own headers: %v", r.Value, r.Headers)
 		}
 	}
@@ -100,7 +100,7 @@ func TestRedriveEngine(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "eng-orders", 3)
 		kafkatest.CreateTopic(t, addrs, "eng-orders.dlq", 2)
-		recs := deadLetters(t, addrs, "eng-orders.dlq", "eng-orders", 200, 7, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter)
+		recs := produceDLQ(t, addrs, "eng-orders.dlq", "eng-orders", 200, 7, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter)
 		opts := []kgo.Opt{kgo.SeedBrokers(addrs...)}
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -128,14 +128,14 @@ func TestRedriveEngine(t *testing.T) {
 		}
 		var want []*kgo.Record
 		for _, r := range recs {
-			if v, _ := header(r, "dlq_reason"); v == agent.ReasonDeadLetter {
+			if v, _ := dlqHeader(r, "dlq_reason"); v == agent.ReasonDeadLetter {
 				want = append(want, r)
 			}
 		}
 		got := kafkatest.ReadAll(t, addrs, "eng-orders")
-		checkRedriven(t, got, want, rep.ID)
+		dlqCheckRedriven(t, got, want, rep.ID)
 		for _, r := range got { // back in their original partitions
-			seq, _ := header(r, "seq")
+			seq, _ := dlqHeader(r, "seq")
 			i, _ := strconv.Atoi(seq)
 			if r.Partition != int32(i%2) {
 				t.Fatalf("record %s in partition %d, want its original %d", r.Value, r.Partition, i%2)
@@ -166,7 +166,7 @@ func TestRedriveEngine(t *testing.T) {
 func TestRedriveRefusedTarget(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "ref.dlq", 1)
-		createTopicWithConfig(t, addrs, "ref-small", "max.message.bytes", "1024")
+		dlqCreateTopic(t, addrs, "ref-small", "max.message.bytes", "1024")
 		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 		if err != nil {
 			t.Fatal(err)
@@ -224,8 +224,8 @@ func TestRedriveRefusedTarget(t *testing.T) {
 	})
 }
 
-// createTopicWithConfig creates a one-partition topic with one config set.
-func createTopicWithConfig(t testing.TB, addrs []string, topic, key, value string) {
+// dlqCreateTopic creates a one-partition topic with one config set.
+func dlqCreateTopic(t testing.TB, addrs []string, topic, key, value string) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
