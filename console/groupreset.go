@@ -418,7 +418,8 @@ func applyReset(ctx context.Context, adm *kadm.Client, group string, rows []plan
 	if err != nil {
 		e := kafkaError("commit offsets of "+group, err)
 		if e.(*httpapi.Error).Status == http.StatusConflict {
-			return httpapi.Errorf(http.StatusConflict, "console: consumer group %q has active members: stop the consumers first (%v)", group, err)
+			return &httpapi.Error{Status: http.StatusConflict, Err: err,
+				Detail: fmt.Sprintf("console: consumer group %q has active members: stop the consumers first (%v)", group, err)}
 		}
 		return e
 	}

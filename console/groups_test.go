@@ -3,6 +3,7 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -411,6 +413,18 @@ func TestGroupActiveRefused(t *testing.T) {
 		} {
 			status, body := post(t, base+"/ui/groups/ga-g/"+c.path, c.form)
 			expectProblem(t, what, status, body, http.StatusConflict, "stop the consumers first")
+		}
+		// The broker refuses the commit too (the console maps that to 409).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var os kadm.Offsets
+		os.Add(kadm.Offset{Topic: "ga", Partition: 0, At: 0, LeaderEpoch: -1})
+		resp, err := adm.CommitOffsets(ctx, "ga-g", os)
+		if err == nil {
+			err = resp.Error()
+		}
+		if !errors.Is(err, kerr.UnknownMemberID) {
+			t.Errorf("a commit to a group with members: %v, want UNKNOWN_MEMBER_ID", err)
 		}
 		if got := offsetsOf(t, adm, "ga-g", "ga"); got[0] == 0 && got[1] == 0 {
 			t.Errorf("a refused reset committed: %v", got)
