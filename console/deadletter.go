@@ -79,6 +79,9 @@ func DecodeDeadLetter(r *kgo.Record) DeadLetter {
 	d := DeadLetter{Record: r, OriginalPartition: -1, OriginalOffset: -1, Attempts: -1}
 	var springFQCN, springCause string
 	for _, h := range r.Headers {
+		if !strings.HasPrefix(h.Key, "dlq_") && h.Key != HeaderRedriveID {
+			continue // most headers are the application's: no string made of them
+		}
 		v := string(h.Value)
 		switch h.Key {
 		case headerDLQReason:
@@ -109,6 +112,9 @@ func DecodeDeadLetter(r *kgo.Record) DeadLetter {
 		return d
 	}
 	for _, h := range r.Headers {
+		if !strings.HasPrefix(h.Key, "kafka_") {
+			continue
+		}
 		v := string(h.Value)
 		switch h.Key {
 		case headerSpringMessage:

@@ -287,3 +287,100 @@ func TestRedriveACLs(t *testing.T) {
 		}
 	})
 }
+
+// A slow redrive shows its progress and stops on cancel with an exact
+// report: what it redrove is in the target and marked, the rest is not.
+func TestRedriveCancel(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		kafkatest.CreateTopic(t, addrs, "slow", 2)
+		kafkatest.CreateTopic(t, addrs, "slow.dlq", 2)
+		produceDLQ(t, addrs, "slow.dlq", "slow", 100, 5, agent.ReasonDeadLetter)
+		_, u := startConsole(t, addrs, console.Config{})
+		base := u + "/ui/deadletters/slow.dlq/redrive"
+		status, hdr, body := dlqPost(t, base, url.Values{"rate": {"40"}})
+		if status != http.StatusAccepted {
+			t.Fatalf("redrive: %d %s", status, body)
+		}
+		loc := hdr.Get("Location")
+		kafkatest.Eventually(t, 30*time.Second, "progress", func() bool {
+			_, body := get(t, u+loc, "Accept", "application/json")
+			var rep console.RedriveReport
+			json.Unmarshal([]byte(body), &rep)
+			return rep.Redriven > 0 && rep.Records == 100
+		})
+		// The page's fragment while it runs: a progress bar, polling, a cancel button.
+		if _, body := get(t, u+loc, "HX-Request", "true"); !strings.Contains(body, `hx-trigger="every 500ms"`) || !strings.Contains(body, "<progress") || !strings.Contains(body, `id="cancel-redrive"`) {
+			t.Errorf("running redrive fragment: %s", body)
+		}
+		status, _, body = dlqPost(t, u+loc+"/cancel", nil)
+		var rep console.RedriveReport
+		if status != http.StatusOK || json.Unmarshal([]byte(body), &rep) != nil || !rep.Done() || !rep.Cancelled {
+			t.Fatalf("cancel: %d %s", status, body)
+		}
+		if rep.Redriven == 0 || rep.Redriven >= 100 || rep.Failed != 0 {
+			t.Fatalf("cancelled report: %+v", rep)
+		}
+		if got := kafkatest.ReadAll(t, addrs, "slow"); int64(len(got)) != rep.Redriven {
+			t.Fatalf("slow has %d records, the report says %d redriven", len(got), rep.Redriven)
+		}
+		_, _, body = dlqPost(t, base+"/plan", nil)
+		var plan console.RedrivePlan
+		if json.Unmarshal([]byte(body), &plan) != nil || plan.AlreadyRedriven != rep.Redriven || plan.Redrive != 100-rep.Redriven {
+			t.Fatalf("dry run after the cancel (%d redriven): %s", rep.Redriven, body)
+		}
+		if _, body := get(t, u+loc, "HX-Request", "true"); strings.Contains(body, "hx-trigger") || !strings.Contains(body, "Cancelled") {
+			t.Errorf("cancelled redrive fragment: %s", body)
+		}
+	})
+}
+
+// Spring Kafka's dead letters go back to their original topic and
+// partition (binary headers), without the kafka_dlt-* headers; the
+// filters combine (key, error text, time range).
+func TestRedriveSpringAndFilters(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		kafkatest.CreateTopic(t, addrs, "inv", 4)
+		kafkatest.CreateTopic(t, addrs, "inv-dlt", 1)
+		old := time.Now().Add(-time.Hour)
+		var recs []*kgo.Record
+		for i := range 6 {
+			r := springDeadLetter("inv-dlt", "inv", 3, int64(i))
+			r.Key = []byte("s" + string(rune('0'+i%2)))
+			if i == 0 {
+				r.Timestamp = old
+			}
+			recs = append(recs, r)
+		}
+		dlqProduce(t, addrs, recs...)
+		opts := []kgo.Opt{kgo.SeedBrokers(addrs...)}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		sel := console.Selection{Keys: []string{"s0"}, ErrorContains: "BAD STATE", From: old.Add(time.Minute),
+			Reasons: []string{"java.lang.IllegalStateException"}, OriginalTopic: "inv", Group: "spring-app"}
+		rep, err := console.Redrive(ctx, opts, console.RedriveSpec{DLQ: "inv-dlt", Select: sel}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// s0 is i = 0, 2, 4; i = 0 is older than From.
+		if rep.Matched != 2 || rep.Redriven != 2 {
+			t.Fatalf("report: %+v", rep)
+		}
+		got := kafkatest.ReadAll(t, addrs, "inv")
+		if len(got) != 2 {
+			t.Fatalf("inv has %d records", len(got))
+		}
+		for _, r := range got {
+			if r.Partition != 3 || string(r.Key) != "s0" {
+				t.Errorf("record in partition %d with key %s, want partition 3 (kafka_dlt-original-partition), key s0", r.Partition, r.Key)
+			}
+			for _, h := range r.Headers {
+				if strings.HasPrefix(h.Key, "kafka_dlt-") {
+					t.Errorf("redriven record kept %s", h.Key)
+				}
+			}
+			if v, _ := dlqHeader(r, console.HeaderRedriveOf); !strings.HasPrefix(v, "inv-dlt/0/") {
+				t.Errorf("spool_redrive_of %q", v)
+			}
+		}
+	})
+}

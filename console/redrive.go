@@ -509,22 +509,23 @@ func maxMessageBytes(ctx context.Context, adm *kadm.Client, topic string) int32 
 // handle redrives (or skips, or fails) one record of the scan.
 func (run *redriveRun) handle(ctx context.Context, r *kgo.Record, journal redriveJournal, now string) {
 	d := DecodeDeadLetter(r)
+	match := run.spec.Select.Match(d)
+	topic, skip := "", false
+	if match {
+		topic = run.spec.targetOf(d)
+		skip = topic == "" || (!run.spec.Again && journal.redriven(d) != "")
+	}
 	run.mu.Lock()
 	run.rep.Scanned++
 	run.issued[r.Partition] = r.Offset + 1
-	run.mu.Unlock()
-	if !run.spec.Select.Match(d) {
-		run.report(false)
-		return
+	if match {
+		run.rep.Matched++
+		if skip {
+			run.rep.Skipped++
+		}
 	}
-	run.mu.Lock()
-	run.rep.Matched++
 	run.mu.Unlock()
-	topic := run.spec.targetOf(d)
-	if topic == "" || (!run.spec.Again && journal.redriven(d) != "") {
-		run.mu.Lock()
-		run.rep.Skipped++
-		run.mu.Unlock()
+	if !match || skip {
 		run.report(false)
 		return
 	}
