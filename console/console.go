@@ -203,6 +203,7 @@ type navItem struct {
 // routes in routes.
 var nav = []navItem{
 	{"", "Overview"},
+	{"messages", "Messages"},
 	{"groups", "Groups"},
 	{"deadletters", "Dead letters"},
 	{"lookback", "Lookback"},
@@ -215,6 +216,11 @@ func (c *Console) routes() http.Handler {
 	b := c.cfg.BasePath
 	mux.Handle("GET "+b+"static/", http.StripPrefix(b, staticHandler()))
 	mux.HandleFunc("GET "+b+"{$}", c.overview)
+	mux.HandleFunc("GET "+b+"messages", c.messagesPick)
+	mux.HandleFunc("GET "+b+"topics/{topic}/messages", c.messagesPage)
+	mux.HandleFunc("POST "+b+"topics/{topic}/messages", c.messagesProduce)
+	mux.HandleFunc("GET "+b+"topics/{topic}/messages/scan", c.messagesScan)
+	mux.HandleFunc("GET "+b+"topics/{topic}/messages/export", c.messagesExport)
 	mux.HandleFunc("GET "+b+"lookback", c.lookbackSearch)
 	mux.HandleFunc("GET "+b+"lookback/events/{topic}/{partition}/{offset}", c.lookbackEvent)
 	mux.HandleFunc("GET "+b+"lookback/flows/{id}", c.lookbackFlow)
