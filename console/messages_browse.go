@@ -226,8 +226,13 @@ func (c *Console) browse(ctx context.Context, q msgQuery, pl msgPlan, idle time.
 // the first record a page in that direction must show, so paging skips
 // nothing.
 func pageCursors(q msgQuery, pl msgPlan, res *msgResult, lists map[int32][]*msgRecord) {
-	shownMin, shownMax := map[int32]int64{}, map[int32]int64{}
+	shownMin, shownMax, shown := map[int32]int64{}, map[int32]int64{}, map[int32]int{}
+	matches := map[int32]int64{}
+	for _, pp := range res.Parts {
+		matches[pp.P] = pp.Matches
+	}
 	for _, r := range res.Records {
+		shown[r.Partition]++
 		if o, ok := shownMin[r.Partition]; !ok || r.Offset < o {
 			shownMin[r.Partition] = r.Offset
 		}
@@ -244,6 +249,8 @@ func pageCursors(q msgQuery, pl msgPlan, res *msgResult, lists map[int32][]*msgR
 		if pl.backward {
 			b := r.To // nothing shown and the range not read to its end: read it again
 			switch o, ok := shownMin[r.P]; {
+			case r.done() && r.From == pr.Start && matches[r.P] == int64(shown[r.P]):
+				b = pr.Start // the whole partition was read and every match is shown
 			case ok:
 				b = o
 			case len(l) > 0:
