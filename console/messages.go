@@ -68,7 +68,7 @@ func (c *Console) messagesPick(w http.ResponseWriter, r *http.Request) {
 // msgPageData is the messages page.
 type msgPageData struct {
 	Topic      string
-	Parts      []partRange
+	Parts      []msgPartRange
 	Q          msgQuery
 	Form       msgForm
 	Result     *msgResultView // nil while a scan streams
@@ -86,7 +86,7 @@ type msgForm struct {
 	Key, KeyMatch, Header, Type, From, To, Text, Source string
 }
 
-func formOf(v url.Values) msgForm {
+func msgFormOf(v url.Values) msgForm {
 	return msgForm{Partition: v.Get("partition"), Start: v.Get("start"), Offset: v.Get("offset"), Time: v.Get("time"),
 		Limit: v.Get("limit"), Key: v.Get("key"), KeyMatch: v.Get("key_match"), Header: v.Get("header"),
 		Type: v.Get("type"), From: v.Get("from"), To: v.Get("to"), Text: v.Get("q"), Source: v.Get("source")}
@@ -117,47 +117,47 @@ func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := c.pageContext(r)
 	defer cancel()
-	prs, adm, err := c.pageRanges(ctx, q)
+	prs, adm, err := c.msgPageRanges(ctx, q)
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	base := c.cfg.BasePath + "topics/" + url.PathEscape(topic) + "/messages"
-	d := msgPageData{Topic: topic, Parts: prs, Q: q, Form: formOf(r.URL.Query()), Archive: c.cfg.Lookback != nil,
+	d := msgPageData{Topic: topic, Parts: prs, Q: q, Form: msgFormOf(r.URL.Query()), Archive: c.cfg.Lookback != nil,
 		ExportURL: base + "/export?" + r.URL.RawQuery, ProduceURL: base,
 		CanProduce: c.mayWrite(r, topicResource, topic, kmsg.ACLOperationWrite) == nil, ReadOnly: c.cfg.ReadOnly}
 	switch {
-	case c.useArchive(q):
-		res, err := c.searchArchive(ctx, r, q)
+	case c.msgUseArchive(q):
+		res, err := c.msgSearchArchive(ctx, r, q)
 		if err != nil {
 			c.fail(w, r, err)
 			return
 		}
-		d.Result = c.resultView(q, res)
+		d.Result = c.msgResultsView(q, res)
 	case q.Filter.active():
 		d.ScanURL = base + "/scan?" + r.URL.RawQuery
 	default:
-		pl, err := planRead(ctx, adm, q, prs, false)
+		pl, err := msgPlanRead(ctx, adm, q, prs, false)
 		if err != nil {
 			c.fail(w, r, err)
 			return
 		}
-		res, err := c.browse(ctx, q, pl, c.cfg.RequestTimeout, nil)
+		res, err := c.msgBrowse(ctx, q, pl, c.cfg.RequestTimeout, nil)
 		if err != nil {
 			c.fail(w, r, err)
 			return
 		}
-		d.Result = c.resultView(q, res)
+		d.Result = c.msgResultsView(q, res)
 	}
 	c.render(w, r, http.StatusOK, "messages", topic, "messages", d)
 }
 
-// resultView adds the page's links and the decoded records.
-func (c *Console) resultView(q msgQuery, res *msgResult) *msgResultView {
+// msgResultsView adds the page's links and the decoded records.
+func (c *Console) msgResultsView(q msgQuery, res *msgResult) *msgResultView {
 	v := &msgResultView{msgResult: res, Filtered: q.Filter.active(), TimeoutIn: c.cfg.RequestTimeout}
 	base := c.cfg.BasePath + "topics/" + url.PathEscape(q.Topic) + "/messages?"
 	for _, rec := range res.Records {
-		v.Views = append(v.Views, viewRecord(rec))
+		v.Views = append(v.Views, msgViewRecord(rec))
 	}
 	if res.Older != nil {
 		v.OlderURL = base + q.with("cursor", res.Older.String()).Encode()
@@ -180,22 +180,22 @@ func (c *Console) resultView(q msgQuery, res *msgResult) *msgResultView {
 	return v
 }
 
-// useArchive reports whether q's filters go to the lookback archive: it
+// msgUseArchive reports whether q's filters go to the lookback archive: it
 // is on, a filter is set, the user did not ask for a broker scan, and the
 // start is one the archive can answer (not an offset, not a broker
 // cursor).
-func (c *Console) useArchive(q msgQuery) bool {
+func (c *Console) msgUseArchive(q msgQuery) bool {
 	if q.LBCursor != "" {
 		return c.cfg.Lookback != nil
 	}
 	return c.cfg.Lookback != nil && q.Filter.active() && q.Source != "broker" && q.Start != "offset" && q.Cursor == nil
 }
 
-// searchArchive answers q from the lookback archive's index: the indexed
+// msgSearchArchive answers q from the lookback archive's index: the indexed
 // filters (topic, exact key, ce_type, time range, payload text) go to its
 // search API; the others (partition, key contains, header) are applied to
 // its answers, examining at most lbPostBudget events.
-func (c *Console) searchArchive(ctx context.Context, r *http.Request, q msgQuery) (*msgResult, error) {
+func (c *Console) msgSearchArchive(ctx context.Context, r *http.Request, q msgQuery) (*msgResult, error) {
 	lb := c.lookback()
 	f := lbFilter{Topic: q.Topic, Type: q.Filter.Type, Q: q.Filter.Text}
 	if q.Filter.Key != "" && !q.Filter.KeyContains {
@@ -229,7 +229,7 @@ func (c *Console) searchArchive(ctx context.Context, r *http.Request, q msgQuery
 		}
 		for _, e := range page.Events {
 			res.Examined++
-			rec := fromArchive(e)
+			rec := msgFromArchive(e)
 			if (q.Partition >= 0 && rec.Partition != q.Partition) || !q.Filter.match(rec) {
 				continue
 			}
@@ -237,7 +237,7 @@ func (c *Console) searchArchive(ctx context.Context, r *http.Request, q msgQuery
 		}
 		res.Scanned += int64(page.Scanned)
 		cursor = page.Next
-		if cursor == "" || len(res.Records) >= q.Limit || res.Examined >= lbPostBudget {
+		if cursor == "" || len(res.Records) >= q.Limit || res.Examined >= msgLBPostBudget {
 			break
 		}
 		if !post {
@@ -246,8 +246,8 @@ func (c *Console) searchArchive(ctx context.Context, r *http.Request, q msgQuery
 	}
 	res.Matches = int64(len(res.Records))
 	res.LBNext = cursor
-	res.Budget = cursor != "" && res.Examined >= lbPostBudget && len(res.Records) < q.Limit
+	res.Budget = cursor != "" && res.Examined >= msgLBPostBudget && len(res.Records) < q.Limit
 	return res, nil
 }
 
-func kgoHeader(k string, v []byte) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: v} }
+func msgKgoHeader(k string, v []byte) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: v} }

@@ -22,34 +22,34 @@ type msgResult struct {
 	Matches                int64
 	Budget                 bool    // stopped at the budget: older (or newer) records were not scanned
 	Incomplete             []int32 // partitions whose range was not read to its end in time
-	Parts                  []partProgress
+	Parts                  []msgPartProgress
 	Examined               int // archived events a lookback search examined
 	Timeout                bool
 }
 
-// partProgress is a partition's part of a scan.
-type partProgress struct {
+// msgPartProgress is a partition's part of a scan.
+type msgPartProgress struct {
 	P                       int32
 	Scanned, Total, Matches int64
 }
 
 // msgPlan is the read a query needs: ranges and a direction.
 type msgPlan struct {
-	ranges   []*readRange
-	parts    map[int32]partRange
+	ranges   []*msgReadRange
+	parts    map[int32]msgPartRange
 	limited  map[int32]bool // the budget cut the partition's range
 	backward bool
 }
 
-// planRead works out the offsets q reads in each partition of prs. A
+// msgPlanRead works out the offsets q reads in each partition of prs. A
 // filtered read is bounded by q.Budget, split over the partitions, and
 // narrowed by the broker's time index when the filter has a time range.
 // An export (all) reads every record of the ranges within the budget,
 // not one page.
-func planRead(ctx context.Context, adm *kadm.Client, q msgQuery, prs []partRange, all bool) (msgPlan, error) {
-	pl := msgPlan{parts: map[int32]partRange{}, limited: map[int32]bool{}}
+func msgPlanRead(ctx context.Context, adm *kadm.Client, q msgQuery, prs []msgPartRange, all bool) (msgPlan, error) {
+	pl := msgPlan{parts: map[int32]msgPartRange{}, limited: map[int32]bool{}}
 	lo, hi := map[int32]int64{}, map[int32]int64{}
-	var sel []partRange
+	var sel []msgPartRange
 	for _, pr := range prs {
 		if q.Partition < 0 || pr.P == q.Partition {
 			sel = append(sel, pr)
@@ -86,7 +86,7 @@ func planRead(ctx context.Context, adm *kadm.Client, q msgQuery, prs []partRange
 			lo[p] = clamp(p, q.Offset)
 		}
 	case q.Start == "time":
-		at, err := offsetsAfter(ctx, adm, q.Topic, q.Time)
+		at, err := msgOffsetsAfter(ctx, adm, q.Topic, q.Time)
 		if err != nil {
 			return pl, err
 		}
@@ -101,7 +101,7 @@ func planRead(ctx context.Context, adm *kadm.Client, q msgQuery, prs []partRange
 		// The time filters narrow the scan the way a Kafka seek by
 		// timestamp does (the first offset at or after the time).
 		if !f.From.IsZero() {
-			at, err := offsetsAfter(ctx, adm, q.Topic, f.From)
+			at, err := msgOffsetsAfter(ctx, adm, q.Topic, f.From)
 			if err != nil {
 				return pl, err
 			}
@@ -112,7 +112,7 @@ func planRead(ctx context.Context, adm *kadm.Client, q msgQuery, prs []partRange
 			}
 		}
 		if !f.To.IsZero() {
-			at, err := offsetsAfter(ctx, adm, q.Topic, f.To)
+			at, err := msgOffsetsAfter(ctx, adm, q.Topic, f.To)
 			if err != nil {
 				return pl, err
 			}
@@ -131,11 +131,11 @@ func planRead(ctx context.Context, adm *kadm.Client, q msgQuery, prs []partRange
 	bounded := f.active() || all
 	var shares map[int32]int64
 	if bounded {
-		shares = budgetShares(sizes, q.Budget)
+		shares = msgBudgetShares(sizes, q.Budget)
 	}
 	for _, pr := range prs {
 		p := pr.P
-		r := &readRange{P: p, From: lo[p], To: hi[p]}
+		r := &msgReadRange{P: p, From: lo[p], To: hi[p]}
 		pl.limited[p] = bounded && shares[p] < sizes[p]
 		switch {
 		case pl.backward && bounded:
@@ -152,9 +152,9 @@ func planRead(ctx context.Context, adm *kadm.Client, q msgQuery, prs []partRange
 	return pl, nil
 }
 
-// offsetsAfter is each partition's first offset with a timestamp at or
+// msgOffsetsAfter is each partition's first offset with a timestamp at or
 // after t (the end offset when there is none).
-func offsetsAfter(ctx context.Context, adm *kadm.Client, topic string, t time.Time) (map[int32]int64, error) {
+func msgOffsetsAfter(ctx context.Context, adm *kadm.Client, topic string, t time.Time) (map[int32]int64, error) {
 	ls, err := adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), topic)
 	if err != nil {
 		return nil, err
@@ -163,7 +163,7 @@ func offsetsAfter(ctx context.Context, adm *kadm.Client, topic string, t time.Ti
 	var ferr error
 	ls.Each(func(o kadm.ListedOffset) {
 		if o.Err != nil {
-			ferr = kafkaError(o.Err)
+			ferr = msgBrokerError(o.Err)
 			return
 		}
 		out[o.Partition] = o.Offset
@@ -171,10 +171,10 @@ func offsetsAfter(ctx context.Context, adm *kadm.Client, topic string, t time.Ti
 	return out, ferr
 }
 
-// browse reads one page of q from the broker: without a filter the
+// msgBrowse reads one page of q from the broker: without a filter the
 // records around the start position, with one a bounded scan (progress
 // is called as it goes). idle bounds each poll.
-func (c *Console) browse(ctx context.Context, q msgQuery, pl msgPlan, idle time.Duration, progress func(*msgResult)) (*msgResult, error) {
+func (c *Console) msgBrowse(ctx context.Context, q msgQuery, pl msgPlan, idle time.Duration, progress func(*msgResult)) (*msgResult, error) {
 	res := &msgResult{Source: "broker", Newest: pl.backward}
 	filtered := q.Filter.active()
 	lists := map[int32][]*msgRecord{}
@@ -183,14 +183,14 @@ func (c *Console) browse(ctx context.Context, q msgQuery, pl msgPlan, idle time.
 		res.Parts = res.Parts[:0]
 		res.Scanned, res.Planned, res.Matches = 0, 0, 0
 		for _, r := range pl.ranges {
-			res.Parts = append(res.Parts, partProgress{P: r.P, Scanned: r.Pos - r.From, Total: r.To - r.From, Matches: matches[r.P]})
+			res.Parts = append(res.Parts, msgPartProgress{P: r.P, Scanned: r.Pos - r.From, Total: r.To - r.From, Matches: matches[r.P]})
 			res.Scanned += r.Pos - r.From
 			res.Planned += r.To - r.From
 			res.Matches += matches[r.P]
 		}
 	}
 	fn := func(kr *kgo.Record) bool {
-		rec := fromKgo(kr)
+		rec := msgFromKgo(kr)
 		if filtered && !q.Filter.match(rec) {
 			return true
 		}
@@ -208,7 +208,7 @@ func (c *Console) browse(ctx context.Context, q msgQuery, pl msgPlan, idle time.
 	if progress != nil {
 		prog = func() { snapshot(); progress(res) }
 	}
-	err := c.readRanges(ctx, q.Topic, pl.ranges, idle, fn, prog)
+	err := c.msgReadRanges(ctx, q.Topic, pl.ranges, idle, fn, prog)
 	if err != nil && ctx.Err() == nil {
 		return nil, err
 	}
@@ -217,15 +217,15 @@ func (c *Console) browse(ctx context.Context, q msgQuery, pl msgPlan, idle time.
 	for _, pr := range pl.parts {
 		res.Held += pr.End - pr.Start
 	}
-	res.Records = mergeByTime(lists, q.Limit, pl.backward)
-	pageCursors(q, pl, res, lists)
+	res.Records = msgMergeByTime(lists, q.Limit, pl.backward)
+	msgPageCursors(q, pl, res, lists)
 	return res, nil
 }
 
-// pageCursors sets the result's Older and Newer cursors: per partition,
+// msgPageCursors sets the result's Older and Newer cursors: per partition,
 // the first record a page in that direction must show, so paging skips
 // nothing.
-func pageCursors(q msgQuery, pl msgPlan, res *msgResult, lists map[int32][]*msgRecord) {
+func msgPageCursors(q msgQuery, pl msgPlan, res *msgResult, lists map[int32][]*msgRecord) {
 	shownMin, shownMax, shown := map[int32]int64{}, map[int32]int64{}, map[int32]int{}
 	matches := map[int32]int64{}
 	for _, pp := range res.Parts {
@@ -287,12 +287,12 @@ func pageCursors(q msgQuery, pl msgPlan, res *msgResult, lists map[int32][]*msgR
 	}
 }
 
-// pageRanges reads topic's partitions for q: 404, 400 or the ranges.
-func (c *Console) pageRanges(ctx context.Context, q msgQuery) ([]partRange, *kadm.Client, error) {
+// msgPageRanges reads topic's partitions for q: 404, 400 or the ranges.
+func (c *Console) msgPageRanges(ctx context.Context, q msgQuery) ([]msgPartRange, *kadm.Client, error) {
 	_, adm, err := c.client()
 	if err != nil {
 		return nil, nil, err
 	}
-	prs, err := topicRanges(ctx, adm, q.Topic, q.Partition)
+	prs, err := msgPartitionRanges(ctx, adm, q.Topic, q.Partition)
 	return prs, adm, err
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/spoolmq/spool/internal/kafkatest"
 )
 
-// shownInPage is the keys of the records the page shows, in order.
-const shownInPage = `[...document.querySelectorAll("#msg-table tr.msg-row td.msg-key")].map(td => td.textContent.trim()).join("|")`
+// msgShownInPage is the keys of the records the page shows, in order.
+const msgShownInPage = `[...document.querySelectorAll("#msg-table tr.msg-row td.msg-key")].map(td => td.textContent.trim()).join("|")`
 
 // TestBrowserMessages: in chromium, pick a topic, produce a record through
 // the form, find it by key and by payload text with a broker scan (its
@@ -22,7 +22,7 @@ func TestBrowserMessages(t *testing.T) {
 	addrs := kafkatest.StartKfake(t)
 	kafkatest.CreateTopic(t, addrs, "orders", 2)
 	svc, st := startLookback(t, addrs)
-	produceNumbered(t, addrs, "orders", 30, 2)
+	msgProduceNumbered(t, addrs, "orders", 30, 2)
 	_, plain := startConsole(t, addrs, console.Config{})
 	_, withLB := startConsole(t, addrs, console.Config{Lookback: svc.Handler()})
 
@@ -64,7 +64,7 @@ func TestBrowserMessages(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#scan-result #msg-results"))); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](shownInPage)); err != nil || got != "order-4242" {
+	if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](msgShownInPage)); err != nil || got != "order-4242" {
 		t.Fatalf("scan by key shows %q (%v)", got, err)
 	}
 	if got := text(t, ctx, "#scan-status"); !strings.Contains(got, "Scan finished") || !strings.Contains(got, "31 of 31 records read") {
@@ -87,7 +87,7 @@ func TestBrowserMessages(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#scan-result #msg-results"))); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](shownInPage)); err != nil || got != "order-4242" {
+	if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](msgShownInPage)); err != nil || got != "order-4242" {
 		t.Fatalf("scan by payload text shows %q (%v)", got, err)
 	}
 
@@ -98,7 +98,7 @@ func TestBrowserMessages(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS(`#msg-results[data-source="lookback"]`))); err != nil {
 			t.Fatalf("%s with the archive: %v", q, err)
 		}
-		if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](shownInPage)); err != nil || got != "order-4242" {
+		if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](msgShownInPage)); err != nil || got != "order-4242" {
 			t.Fatalf("%s through the archive shows %q (%v)", q, got, err)
 		}
 	}

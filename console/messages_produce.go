@@ -21,9 +21,9 @@ import (
 // producer of its own, so the broker, not the client, decides what is too
 // large; the answer is its partition and offset, or the broker's error.
 
-// maxProduceBytes bounds the value the form may send (the broker's own
+// msgMaxProduceBytes bounds the value the form may send (the broker's own
 // limit is usually lower, and its refusal is shown).
-const maxProduceBytes = 16 << 20
+const msgMaxProduceBytes = 16 << 20
 
 // msgProduced answers a produce.
 type msgProduced struct {
@@ -39,12 +39,12 @@ func (c *Console) messagesProduce(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxProduceBytes+1<<20)
+	r.Body = http.MaxBytesReader(w, r.Body, msgMaxProduceBytes+1<<20)
 	if err := r.ParseForm(); err != nil {
-		c.fail(w, r, bad("the form: %v", err))
+		c.fail(w, r, msgBad("the form: %v", err))
 		return
 	}
-	rec, partition, err := recordFromForm(topic, r.PostForm)
+	rec, partition, err := msgRecordFromForm(topic, r.PostForm)
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -56,12 +56,12 @@ func (c *Console) messagesProduce(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	if _, err := topicRanges(ctx, adm, topic, partition); err != nil {
+	if _, err := msgPartitionRanges(ctx, adm, topic, partition); err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	opts := append([]kgo.Opt{kgo.SeedBrokers(c.cfg.Brokers...)}, c.cfg.ClientOptions...)
-	opts = append(opts, kgo.ProducerBatchMaxBytes(maxProduceBytes+1<<20), kgo.RecordRetries(3))
+	opts = append(opts, kgo.ProducerBatchMaxBytes(msgMaxProduceBytes+1<<20), kgo.RecordRetries(3))
 	if partition >= 0 {
 		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 		rec.Partition = partition
@@ -74,7 +74,7 @@ func (c *Console) messagesProduce(w http.ResponseWriter, r *http.Request) {
 	defer cl.Close()
 	res := cl.ProduceSync(ctx, rec)
 	if err := res.FirstErr(); err != nil {
-		c.fail(w, r, kafkaError(err))
+		c.fail(w, r, msgBrokerError(err))
 		return
 	}
 	c.sampler.poke()
@@ -88,9 +88,9 @@ func (c *Console) messagesProduce(w http.ResponseWriter, r *http.Request) {
 	c.renderFragment(w, r, "messages", "msg-produced", out)
 }
 
-// recordFromForm builds the record of a produce form; partition is -1
+// msgRecordFromForm builds the record of a produce form; partition is -1
 // when the form leaves it to the partitioner (the key's hash).
-func recordFromForm(topic string, f url.Values) (*kgo.Record, int32, error) {
+func msgRecordFromForm(topic string, f url.Values) (*kgo.Record, int32, error) {
 	rec := &kgo.Record{Topic: topic}
 	if k := f.Get("key"); k != "" {
 		rec.Key = []byte(k)
@@ -99,7 +99,7 @@ func recordFromForm(topic string, f url.Values) (*kgo.Record, int32, error) {
 	if s := strings.TrimSpace(f.Get("partition")); s != "" {
 		p, err := strconv.ParseInt(s, 10, 32)
 		if err != nil || p < 0 {
-			return nil, 0, bad("partition %q: want a partition number, or nothing for the key's partition", s)
+			return nil, 0, msgBad("partition %q: want a partition number, or nothing for the key's partition", s)
 		}
 		partition = int32(p)
 	}
@@ -110,7 +110,7 @@ func recordFromForm(topic string, f url.Values) (*kgo.Record, int32, error) {
 		}
 		name, value, ok := strings.Cut(line, "=")
 		if !ok || strings.TrimSpace(name) == "" {
-			return nil, 0, bad("header line %d %q: want NAME=VALUE", i+1, line)
+			return nil, 0, msgBad("header line %d %q: want NAME=VALUE", i+1, line)
 		}
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: strings.TrimSpace(name), Value: []byte(value)})
 	}
@@ -122,22 +122,22 @@ func recordFromForm(topic string, f url.Values) (*kgo.Record, int32, error) {
 		if !json.Valid([]byte(value)) {
 			var v any
 			err := json.Unmarshal([]byte(value), &v)
-			return nil, 0, bad("the value is not JSON: %v", err)
+			return nil, 0, msgBad("the value is not JSON: %v", err)
 		}
 		rec.Value = []byte(value)
 	case "base64":
 		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(value), ""))
 		if err != nil {
-			return nil, 0, bad("the value is not base64: %v", err)
+			return nil, 0, msgBad("the value is not base64: %v", err)
 		}
 		rec.Value = b
 	case "null":
 		rec.Value = nil // a tombstone
 	default:
-		return nil, 0, bad("encoding %q: want text, json, base64 or null", enc)
+		return nil, 0, msgBad("encoding %q: want text, json, base64 or null", enc)
 	}
-	if len(rec.Value) > maxProduceBytes {
-		return nil, 0, httpapi.Errorf(http.StatusRequestEntityTooLarge, "console: the value has %d bytes; the console sends at most %d", len(rec.Value), maxProduceBytes)
+	if len(rec.Value) > msgMaxProduceBytes {
+		return nil, 0, httpapi.Errorf(http.StatusRequestEntityTooLarge, "console: the value has %d bytes; the console sends at most %d", len(rec.Value), msgMaxProduceBytes)
 	}
 	return rec, partition, nil
 }

@@ -30,10 +30,10 @@ const (
 	// msgScanBudget bounds how many records one filtered broker scan (a
 	// page or an export) reads before it stops and says so.
 	msgScanBudget = 1_000_000
-	// lbPostBudget bounds how many archived events a lookback search
+	// msgLBPostBudget bounds how many archived events a lookback search
 	// examines for the filters the archive does not index (key contains,
 	// header, partition).
-	lbPostBudget = 50_000
+	msgLBPostBudget = 50_000
 )
 
 // msgQueryParams are the query parameters of the page, in the form's
@@ -121,13 +121,13 @@ func parseMsgQuery(topic string, v url.Values) (msgQuery, error) {
 	}
 	for n := range v {
 		if !known[n] {
-			return q, bad("unknown parameter %q; the page takes %s", n, strings.Join(msgQueryParams, ", "))
+			return q, msgBad("unknown parameter %q; the page takes %s", n, strings.Join(msgQueryParams, ", "))
 		}
 	}
 	if s := v.Get("partition"); s != "" && s != "all" {
 		p, err := strconv.ParseInt(s, 10, 32)
 		if err != nil || p < 0 {
-			return q, bad("partition %q: want a partition number or all", s)
+			return q, msgBad("partition %q: want a partition number or all", s)
 		}
 		q.Partition = int32(p)
 	}
@@ -140,30 +140,30 @@ func parseMsgQuery(topic string, v url.Values) (msgQuery, error) {
 		q.Start = s
 		o, err := strconv.ParseInt(strings.TrimSpace(v.Get("offset")), 10, 64)
 		if err != nil || o < 0 {
-			return q, bad("offset %q: want a non-negative record offset", v.Get("offset"))
+			return q, msgBad("offset %q: want a non-negative record offset", v.Get("offset"))
 		}
 		q.Offset = o
 	case "time":
 		q.Start = s
-		t, err := parseFormTime(v.Get("time"))
+		t, err := parseMsgTime(v.Get("time"))
 		if err != nil || t.IsZero() {
-			return q, bad("time %q: want RFC 3339 (2026-12-01T10:00:00Z) or YYYY-MM-DDTHH:MM in UTC", v.Get("time"))
+			return q, msgBad("time %q: want RFC 3339 (2026-12-01T10:00:00Z) or YYYY-MM-DDTHH:MM in UTC", v.Get("time"))
 		}
 		q.Time = t
 	default:
-		return q, bad("start %q: want newest, oldest, offset or time", s)
+		return q, msgBad("start %q: want newest, oldest, offset or time", s)
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > msgMaxPageSize {
-			return q, bad("limit %q: want a page size from 1 to %d", s, msgMaxPageSize)
+			return q, msgBad("limit %q: want a page size from 1 to %d", s, msgMaxPageSize)
 		}
 		q.Limit = n
 	}
 	if s := v.Get("budget"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 1 || n > msgScanBudget {
-			return q, bad("budget %q: want a number of records from 1 to %d", s, msgScanBudget)
+			return q, msgBad("budget %q: want a number of records from 1 to %d", s, msgScanBudget)
 		}
 		q.Budget = n
 	}
@@ -171,7 +171,7 @@ func parseMsgQuery(topic string, v url.Values) (msgQuery, error) {
 		if lb, ok := strings.CutPrefix(s, "lb:"); ok {
 			q.LBCursor = lb
 		} else {
-			c, err := parseCursor(s)
+			c, err := msgParseCursor(s)
 			if err != nil {
 				return q, err
 			}
@@ -185,44 +185,44 @@ func parseMsgQuery(topic string, v url.Values) (msgQuery, error) {
 	case "contains":
 		f.KeyContains = true
 	default:
-		return q, bad("key_match %q: want exact or contains", m)
+		return q, msgBad("key_match %q: want exact or contains", m)
 	}
 	if h := v.Get("header"); h != "" {
 		name, value, ok := strings.Cut(h, "=")
 		if strings.TrimSpace(name) == "" {
-			return q, bad("header %q: want NAME=VALUE (or NAME: the header is present)", h)
+			return q, msgBad("header %q: want NAME=VALUE (or NAME: the header is present)", h)
 		}
 		f.HeaderName, f.HeaderValue, f.HasValue = strings.TrimSpace(name), value, ok
 	}
 	f.Type = v.Get("type")
 	f.Text = v.Get("q")
 	var err error
-	if f.From, err = parseFormTime(v.Get("from")); err != nil {
-		return q, bad("from %q: want RFC 3339 or YYYY-MM-DDTHH:MM in UTC", v.Get("from"))
+	if f.From, err = parseMsgTime(v.Get("from")); err != nil {
+		return q, msgBad("from %q: want RFC 3339 or YYYY-MM-DDTHH:MM in UTC", v.Get("from"))
 	}
-	if f.To, err = parseFormTime(v.Get("to")); err != nil {
-		return q, bad("to %q: want RFC 3339 or YYYY-MM-DDTHH:MM in UTC", v.Get("to"))
+	if f.To, err = parseMsgTime(v.Get("to")); err != nil {
+		return q, msgBad("to %q: want RFC 3339 or YYYY-MM-DDTHH:MM in UTC", v.Get("to"))
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return q, bad("the time range from %s to %s is empty", v.Get("from"), v.Get("to"))
+		return q, msgBad("the time range from %s to %s is empty", v.Get("from"), v.Get("to"))
 	}
 	switch s := v.Get("source"); s {
 	case "", "auto":
 	case "broker":
 		q.Source = s
 	default:
-		return q, bad("source %q: want broker (or nothing: the lookback archive when it is on)", s)
+		return q, msgBad("source %q: want broker (or nothing: the lookback archive when it is on)", s)
 	}
 	return q, nil
 }
 
-func bad(format string, args ...any) error {
+func msgBad(format string, args ...any) error {
 	return httpapi.Errorf(http.StatusBadRequest, "console: "+format, args...)
 }
 
-// parseFormTime reads RFC 3339 or the value of an <input
+// parseMsgTime reads RFC 3339 or the value of an <input
 // type=datetime-local> (no zone: UTC). "" is the zero time.
-func parseFormTime(s string) (time.Time, error) {
+func parseMsgTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return time.Time{}, nil
@@ -285,7 +285,7 @@ func (c *msgCursor) String() string {
 	return b.String()
 }
 
-func parseCursor(s string) (*msgCursor, error) {
+func msgParseCursor(s string) (*msgCursor, error) {
 	dir, rest, ok := strings.Cut(s, ":")
 	c := &msgCursor{Bounds: map[int32]int64{}}
 	switch {
@@ -293,7 +293,7 @@ func parseCursor(s string) (*msgCursor, error) {
 		c.Older = true
 	case ok && dir == "newer":
 	default:
-		return nil, bad("cursor %q: want older:P@OFFSET,... or newer:P@OFFSET,... (the page's links carry it)", s)
+		return nil, msgBad("cursor %q: want older:P@OFFSET,... or newer:P@OFFSET,... (the page's links carry it)", s)
 	}
 	for _, part := range strings.Split(rest, ",") {
 		if part == "" {
@@ -303,7 +303,7 @@ func parseCursor(s string) (*msgCursor, error) {
 		p, err1 := strconv.ParseInt(ps, 10, 32)
 		o, err2 := strconv.ParseInt(os, 10, 64)
 		if !ok || err1 != nil || err2 != nil || p < 0 || o < 0 {
-			return nil, bad("cursor %q: bad partition@offset %q", s, part)
+			return nil, msgBad("cursor %q: bad partition@offset %q", s, part)
 		}
 		c.Bounds[int32(p)] = o
 	}
@@ -324,7 +324,7 @@ type msgRecord struct {
 	ValueNull bool
 }
 
-func fromKgo(r *kgo.Record) *msgRecord {
+func msgFromKgo(r *kgo.Record) *msgRecord {
 	return &msgRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
 		Key: r.Key, KeyNull: r.Key == nil, Headers: r.Headers, Value: r.Value, ValueNull: r.Value == nil}
 }

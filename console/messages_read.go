@@ -20,16 +20,16 @@ import (
 // no commits), so browsing never moves anyone's offsets, and each poll is
 // bounded by Config.RequestTimeout.
 
-// partRange is one partition's readable offsets, [Start, End).
-type partRange struct {
+// msgPartRange is one partition's readable offsets, [Start, End).
+type msgPartRange struct {
 	P          int32
 	Start, End int64
 }
 
-// topicRanges returns the readable offsets of topic's partitions, sorted
+// msgPartitionRanges returns the readable offsets of topic's partitions, sorted
 // by partition: 404 for an unknown topic, 400 when p (unless -1) is a
 // partition it does not have.
-func topicRanges(ctx context.Context, adm *kadm.Client, topic string, p int32) ([]partRange, error) {
+func msgPartitionRanges(ctx context.Context, adm *kadm.Client, topic string, p int32) ([]msgPartRange, error) {
 	md, err := adm.Metadata(ctx, topic)
 	if err != nil {
 		return nil, err
@@ -39,10 +39,10 @@ func topicRanges(ctx context.Context, adm *kadm.Client, topic string, p int32) (
 		return nil, httpapi.Errorf(http.StatusNotFound, "console: topic %q does not exist", topic)
 	}
 	if td.Err != nil {
-		return nil, kafkaError(td.Err)
+		return nil, msgBrokerError(td.Err)
 	}
 	if p >= 0 && int(p) >= len(td.Partitions) {
-		return nil, bad("topic %q has %d partitions (0 to %d); there is no partition %d", topic, len(td.Partitions), len(td.Partitions)-1, p)
+		return nil, msgBad("topic %q has %d partitions (0 to %d); there is no partition %d", topic, len(td.Partitions), len(td.Partitions)-1, p)
 	}
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
@@ -52,7 +52,7 @@ func topicRanges(ctx context.Context, adm *kadm.Client, topic string, p int32) (
 	if err != nil {
 		return nil, err
 	}
-	var out []partRange
+	var out []msgPartRange
 	for _, pd := range td.Partitions {
 		s, ok1 := starts.Lookup(topic, pd.Partition)
 		e, ok2 := ends.Lookup(topic, pd.Partition)
@@ -60,19 +60,19 @@ func topicRanges(ctx context.Context, adm *kadm.Client, topic string, p int32) (
 			return nil, fmt.Errorf("console: no offsets for %s/%d", topic, pd.Partition)
 		}
 		if s.Err != nil {
-			return nil, kafkaError(s.Err)
+			return nil, msgBrokerError(s.Err)
 		}
 		if e.Err != nil {
-			return nil, kafkaError(e.Err)
+			return nil, msgBrokerError(e.Err)
 		}
-		out = append(out, partRange{P: pd.Partition, Start: s.Offset, End: e.Offset})
+		out = append(out, msgPartRange{P: pd.Partition, Start: s.Offset, End: e.Offset})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].P < out[j].P })
 	return out, nil
 }
 
-// kafkaError keeps the meaning of a broker's error code as an HTTP status.
-func kafkaError(err error) error {
+// msgBrokerError keeps the meaning of a broker's error code as an HTTP status.
+func msgBrokerError(err error) error {
 	var ke *kerr.Error
 	if !errors.As(err, &ke) {
 		return err
@@ -90,18 +90,18 @@ func kafkaError(err error) error {
 	return httpapi.Errorf(status, "console: the broker refused: %s: %s", ke.Message, ke.Description)
 }
 
-// readRange is one partition's part of a read: [From, To), Pos the next
+// msgReadRange is one partition's part of a read: [From, To), Pos the next
 // offset not yet read.
-type readRange struct {
+type msgReadRange struct {
 	P        int32
 	From, To int64
 	Pos      int64
 	Stopped  bool // the reader had what it needed before To
 }
 
-func (r *readRange) done() bool { return r.Pos >= r.To }
+func (r *msgReadRange) done() bool { return r.Pos >= r.To }
 
-// readRanges reads the ranges of topic with a consumer of its own,
+// msgReadRanges reads the ranges of topic with a consumer of its own,
 // calling fn with each record in offset order per partition (partitions
 // interleave) and progress after each poll; fn returning false stops its
 // partition's range (Stopped). It returns when every range is read or
@@ -109,7 +109,7 @@ func (r *readRange) done() bool { return r.Pos >= r.To }
 // nothing for idle (a range whose last offsets hold no readable record, a
 // broker that stopped answering); ranges not done are left with their
 // Pos.
-func (c *Console) readRanges(ctx context.Context, topic string, rs []*readRange, idle time.Duration,
+func (c *Console) msgReadRanges(ctx context.Context, topic string, rs []*msgReadRange, idle time.Duration,
 	fn func(*kgo.Record) bool, progress func()) error {
 	offsets := map[int32]kgo.Offset{}
 	pending := 0
@@ -123,7 +123,7 @@ func (c *Console) readRanges(ctx context.Context, topic string, rs []*readRange,
 	if pending == 0 {
 		return nil
 	}
-	byP := map[int32]*readRange{}
+	byP := map[int32]*msgReadRange{}
 	for _, r := range rs {
 		byP[r.P] = r
 	}
@@ -152,7 +152,7 @@ func (c *Console) readRanges(ctx context.Context, topic string, rs []*readRange,
 			}
 		})
 		if ferr != nil {
-			return kafkaError(ferr)
+			return msgBrokerError(ferr)
 		}
 		if fs.NumRecords() == 0 {
 			return nil // idle: nothing more to read in time
@@ -180,11 +180,11 @@ func (c *Console) readRanges(ctx context.Context, topic string, rs []*readRange,
 	return nil
 }
 
-// mergeByTime takes up to n records of the per-partition lists (each in
+// msgMergeByTime takes up to n records of the per-partition lists (each in
 // offset order), newest first from the lists' tails or oldest first from
 // their heads, so each partition gives a contiguous run and a cursor
 // continues it without a gap.
-func mergeByTime(lists map[int32][]*msgRecord, n int, newest bool) []*msgRecord {
+func msgMergeByTime(lists map[int32][]*msgRecord, n int, newest bool) []*msgRecord {
 	idx := map[int32]int{}
 	for p, l := range lists {
 		if newest {
@@ -203,7 +203,7 @@ func mergeByTime(lists map[int32][]*msgRecord, n int, newest bool) []*msgRecord 
 				continue
 			}
 			r := l[i]
-			if best == nil || (newest && later(r, best)) || (!newest && later(best, r)) {
+			if best == nil || (newest && msgLater(r, best)) || (!newest && msgLater(best, r)) {
 				best, bestP = r, p
 			}
 		}
@@ -220,9 +220,9 @@ func mergeByTime(lists map[int32][]*msgRecord, n int, newest bool) []*msgRecord 
 	return out
 }
 
-// later orders records by timestamp, then partition and offset, so the
+// msgLater orders records by timestamp, then partition and offset, so the
 // merge is deterministic.
-func later(a, b *msgRecord) bool {
+func msgLater(a, b *msgRecord) bool {
 	if !a.Timestamp.Equal(b.Timestamp) {
 		return a.Timestamp.After(b.Timestamp)
 	}
@@ -232,9 +232,9 @@ func later(a, b *msgRecord) bool {
 	return a.Offset > b.Offset
 }
 
-// budgetShares splits budget records over the partitions' sizes: a
+// msgBudgetShares splits budget records over the partitions' sizes: a
 // partition smaller than its share gives the rest to the others.
-func budgetShares(sizes map[int32]int64, budget int64) map[int32]int64 {
+func msgBudgetShares(sizes map[int32]int64, budget int64) map[int32]int64 {
 	out := map[int32]int64{}
 	left := map[int32]int64{}
 	for p, s := range sizes {

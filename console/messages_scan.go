@@ -30,8 +30,8 @@ type msgProgressView struct {
 	Done    bool
 }
 
-// scanProgressEvery is how often a scan sends its progress at most.
-const scanProgressEvery = 150 * time.Millisecond
+// msgProgressEvery is how often a scan sends its progress at most.
+const msgProgressEvery = 150 * time.Millisecond
 
 func (c *Console) messagesScan(w http.ResponseWriter, r *http.Request) {
 	// An EventSource cannot show an error page: refusals are problems.
@@ -47,10 +47,10 @@ func (c *Console) messagesScan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pctx, cancel := c.pageContext(r)
-	prs, adm, err := c.pageRanges(pctx, q)
+	prs, adm, err := c.msgPageRanges(pctx, q)
 	var pl msgPlan
 	if err == nil {
-		pl, err = planRead(pctx, adm, q, prs, false)
+		pl, err = msgPlanRead(pctx, adm, q, prs, false)
 	}
 	cancel()
 	if err != nil {
@@ -71,22 +71,22 @@ func (c *Console) messagesScan(w http.ResponseWriter, r *http.Request) {
 			c.cfg.Logger.Error("console: scan", "err", err)
 			return
 		}
-		writeSSE(w, name, b)
+		msgWriteSSE(w, name, b)
 		rc.Flush()
 	}
 	progress := func(res *msgResult) {
-		if time.Since(last) < scanProgressEvery {
+		if time.Since(last) < msgProgressEvery {
 			return
 		}
 		last = time.Now()
 		send("progress", "msg-progress", msgProgressView{msgResult: res, Elapsed: time.Since(began).Round(time.Millisecond).String(), Budget: q.Budget})
 	}
-	first := &msgResult{Parts: planParts(pl)}
+	first := &msgResult{Parts: msgPlanParts(pl)}
 	for _, pp := range first.Parts {
 		first.Planned += pp.Total
 	}
 	progress(first)
-	res, err := c.browse(r.Context(), q, pl, c.cfg.RequestTimeout, progress)
+	res, err := c.msgBrowse(r.Context(), q, pl, c.cfg.RequestTimeout, progress)
 	if r.Context().Err() != nil {
 		c.cfg.Logger.Info("console: scan cancelled", "topic", topic, "after", time.Since(began))
 		return
@@ -96,21 +96,21 @@ func (c *Console) messagesScan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	send("progress", "msg-progress", msgProgressView{msgResult: res, Elapsed: time.Since(began).Round(time.Millisecond).String(), Budget: q.Budget, Done: true})
-	send("done", "msg-results", c.resultView(q, res))
+	send("done", "msg-results", c.msgResultsView(q, res))
 	c.cfg.Logger.Debug("console: scan done", "topic", topic, "scanned", res.Scanned, "matches", res.Matches, "took", time.Since(began))
 }
 
-func planParts(pl msgPlan) []partProgress {
-	var out []partProgress
+func msgPlanParts(pl msgPlan) []msgPartProgress {
+	var out []msgPartProgress
 	for _, r := range pl.ranges {
-		out = append(out, partProgress{P: r.P, Total: r.To - r.From})
+		out = append(out, msgPartProgress{P: r.P, Total: r.To - r.From})
 	}
 	return out
 }
 
-// writeSSE writes one server-sent event; every line of data is a data
+// msgWriteSSE writes one server-sent event; every line of data is a data
 // field.
-func writeSSE(w io.Writer, name string, data []byte) {
+func msgWriteSSE(w io.Writer, name string, data []byte) {
 	var b bytes.Buffer
 	b.WriteString("event: " + name + "\n")
 	for _, line := range bytes.Split(data, []byte("\n")) {
@@ -152,10 +152,10 @@ func (c *Console) messagesExport(w http.ResponseWriter, r *http.Request) {
 	}
 	q.Limit = msgMaxPageSize
 	pctx, cancel := c.pageContext(r)
-	prs, adm, err := c.pageRanges(pctx, q)
+	prs, adm, err := c.msgPageRanges(pctx, q)
 	var pl msgPlan
-	if err == nil && !c.useArchive(q) {
-		pl, err = planRead(pctx, adm, q, prs, true)
+	if err == nil && !c.msgUseArchive(q) {
+		pl, err = msgPlanRead(pctx, adm, q, prs, true)
 	}
 	cancel()
 	if err != nil {
@@ -170,15 +170,15 @@ func (c *Console) messagesExport(w http.ResponseWriter, r *http.Request) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	defer bw.Flush()
 	enc := json.NewEncoder(bw)
-	if c.useArchive(q) {
-		c.exportArchive(r, q, enc)
+	if c.msgUseArchive(q) {
+		c.msgExportArchive(r, q, enc)
 		return
 	}
 	var n int64
-	err = c.readRanges(r.Context(), topic, pl.ranges, c.cfg.RequestTimeout, func(kr *kgo.Record) bool {
-		rec := fromKgo(kr)
+	err = c.msgReadRanges(r.Context(), topic, pl.ranges, c.cfg.RequestTimeout, func(kr *kgo.Record) bool {
+		rec := msgFromKgo(kr)
 		if q.Filter.match(rec) {
-			enc.Encode(recordJSON(rec))
+			enc.Encode(msgRecordJSON(rec))
 			n++
 		}
 		return true
@@ -217,20 +217,20 @@ func (c *Console) messagesExport(w http.ResponseWriter, r *http.Request) {
 	enc.Encode(end)
 }
 
-// exportArchive writes every archived match of q, paging through the
+// msgExportArchive writes every archived match of q, paging through the
 // lookback API, at most q.Budget events.
-func (c *Console) exportArchive(r *http.Request, q msgQuery, enc *json.Encoder) {
+func (c *Console) msgExportArchive(r *http.Request, q msgQuery, enc *json.Encoder) {
 	sub := q
 	sub.Limit = 1000
 	var n int64
 	for {
-		res, err := c.searchArchive(r.Context(), r, sub)
+		res, err := c.msgSearchArchive(r.Context(), r, sub)
 		if err != nil {
 			enc.Encode(msgExportEnd{Truncated: true, Reason: err.Error(), Exported: n})
 			return
 		}
 		for _, rec := range res.Records {
-			enc.Encode(recordJSON(rec))
+			enc.Encode(msgRecordJSON(rec))
 			n++
 		}
 		if res.LBNext == "" {

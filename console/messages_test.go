@@ -27,11 +27,11 @@ import (
 // seconds later.
 var msgBase = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
-// produceNumbered produces n records to topic: record i has key k-i,
+// msgProduceNumbered produces n records to topic: record i has key k-i,
 // timestamp msgBase+i s, JSON value {"n":i,"note":"number i"}, and the
 // headers ce_type (order.placed for even i, order.paid for odd) and
 // ce_id e-i; it goes to partition i%partitions.
-func produceNumbered(t testing.TB, addrs []string, topic string, n, partitions int) {
+func msgProduceNumbered(t testing.TB, addrs []string, topic string, n, partitions int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
@@ -56,14 +56,14 @@ func produceNumbered(t testing.TB, addrs []string, topic string, n, partitions i
 	}
 }
 
-var rowRE = regexp.MustCompile(`<tr id="m-(\d+)-(\d+)" class="msg-row">`)
-var keyRE = regexp.MustCompile(`<td class="msg-key"><code>k-(\d+)</code>`)
+var msgRowRE = regexp.MustCompile(`<tr id="m-(\d+)-(\d+)" class="msg-row">`)
+var msgKeyRE = regexp.MustCompile(`<td class="msg-key"><code>k-(\d+)</code>`)
 
-// shownKeys are the numbers of the records a messages page shows, in
+// msgShownKeys are the numbers of the records a messages page shows, in
 // order.
-func shownKeys(body string) []int {
+func msgShownKeys(body string) []int {
 	var out []int
-	for _, m := range keyRE.FindAllStringSubmatch(body, -1) {
+	for _, m := range msgKeyRE.FindAllStringSubmatch(body, -1) {
 		var n int
 		fmt.Sscan(m[1], &n)
 		out = append(out, n)
@@ -71,10 +71,10 @@ func shownKeys(body string) []int {
 	return out
 }
 
-var olderRE = regexp.MustCompile(`<a href="([^"]+)" id="page-older"`)
-var newerRE = regexp.MustCompile(`<a href="([^"]+)" id="page-newer"`)
+var msgOlderRE = regexp.MustCompile(`<a href="([^"]+)" id="page-older"`)
+var msgNewerRE = regexp.MustCompile(`<a href="([^"]+)" id="page-newer"`)
 
-func link(re *regexp.Regexp, body string) string {
+func msgLink(re *regexp.Regexp, body string) string {
 	m := re.FindStringSubmatch(body)
 	if m == nil {
 		return ""
@@ -82,7 +82,7 @@ func link(re *regexp.Regexp, body string) string {
 	return strings.ReplaceAll(m[1], "&amp;", "&")
 }
 
-func seq(from, to, step int) []int {
+func msgSeq(from, to, step int) []int {
 	var out []int
 	for i := from; (step > 0 && i < to) || (step < 0 && i > to); i += step {
 		out = append(out, i)
@@ -90,7 +90,7 @@ func seq(from, to, step int) []int {
 	return out
 }
 
-func sameInts(a, b []int) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+func msgSameInts(a, b []int) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
 // TestMessagesBrowse: the newest page and its older pages show every
 // record once, newest first; the oldest, an offset and a time start where
@@ -98,7 +98,7 @@ func sameInts(a, b []int) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 func TestMessagesBrowse(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "orders", 3)
-		produceNumbered(t, addrs, "orders", 25, 3)
+		msgProduceNumbered(t, addrs, "orders", 25, 3)
 		_, u := startConsole(t, addrs, console.Config{})
 		page := u + "/ui/topics/orders/messages"
 
@@ -112,39 +112,39 @@ func TestMessagesBrowse(t *testing.T) {
 			if status != http.StatusOK {
 				t.Fatalf("GET %s: %d %s", next, status, body)
 			}
-			all = append(all, shownKeys(body)...)
-			if older := link(olderRE, body); older != "" {
+			all = append(all, msgShownKeys(body)...)
+			if older := msgLink(msgOlderRE, body); older != "" {
 				next = u + older
 			} else {
 				next = ""
 			}
 		}
-		if !sameInts(all, seq(24, -1, -1)) {
+		if !msgSameInts(all, msgSeq(24, -1, -1)) {
 			t.Fatalf("newest first through the older pages: %v", all)
 		}
 
 		status, body := get(t, page+"?start=oldest&limit=10")
-		if got := shownKeys(body); status != http.StatusOK || !sameInts(got, seq(0, 10, 1)) {
+		if got := msgShownKeys(body); status != http.StatusOK || !msgSameInts(got, msgSeq(0, 10, 1)) {
 			t.Fatalf("oldest: %d %v", status, got)
 		}
-		newer := link(newerRE, body)
+		newer := msgLink(msgNewerRE, body)
 		if newer == "" {
 			t.Fatal("the oldest page has no Newer link")
 		}
-		if _, body := get(t, u+newer); !sameInts(shownKeys(body), seq(10, 20, 1)) {
-			t.Fatalf("the page after the oldest: %v", shownKeys(body))
+		if _, body := get(t, u+newer); !msgSameInts(msgShownKeys(body), msgSeq(10, 20, 1)) {
+			t.Fatalf("the page after the oldest: %v", msgShownKeys(body))
 		}
 
 		// Partition 1 holds 1, 4, 7, ...: offset 3 is record 10.
-		if _, body := get(t, page+"?partition=1&start=offset&offset=3&limit=3"); !sameInts(shownKeys(body), []int{10, 13, 16}) {
-			t.Fatalf("partition 1 from offset 3: %v", shownKeys(body))
+		if _, body := get(t, page+"?partition=1&start=offset&offset=3&limit=3"); !msgSameInts(msgShownKeys(body), []int{10, 13, 16}) {
+			t.Fatalf("partition 1 from offset 3: %v", msgShownKeys(body))
 		}
 		at := msgBase.Add(20 * time.Second).Format(time.RFC3339)
-		if _, body := get(t, page+"?start=time&limit=3&time="+url.QueryEscape(at)); !sameInts(shownKeys(body), []int{20, 21, 22}) {
-			t.Fatalf("from %s: %v", at, shownKeys(body))
+		if _, body := get(t, page+"?start=time&limit=3&time="+url.QueryEscape(at)); !msgSameInts(msgShownKeys(body), []int{20, 21, 22}) {
+			t.Fatalf("from %s: %v", at, msgShownKeys(body))
 		}
-		if _, body := get(t, page+"?partition=2&limit=50"); !sameInts(shownKeys(body), seq(23, 0, -3)) {
-			t.Fatalf("partition 2: %v", shownKeys(body))
+		if _, body := get(t, page+"?partition=2&limit=50"); !msgSameInts(msgShownKeys(body), msgSeq(23, 0, -3)) {
+			t.Fatalf("partition 2: %v", msgShownKeys(body))
 		}
 
 		// The decoded views: the envelope as fields, the JSON value
@@ -159,9 +159,9 @@ func TestMessagesBrowse(t *testing.T) {
 	})
 }
 
-// scan reads a scan stream to its end and returns the last progress
+// msgScan reads a scan stream to its end and returns the last progress
 // event and the done event.
-func scan(t *testing.T, url string) (progress, done string) {
+func msgScan(t *testing.T, url string) (progress, done string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -197,13 +197,13 @@ func scan(t *testing.T, url string) (progress, done string) {
 }
 
 // TestMessagesScanFilters: without the archive, the page streams a broker
-// scan; every filter selects what it says, the progress counts the
+// msgScan; every filter selects what it says, the progress counts the
 // records read, and a budget smaller than the topic stops the scan with
 // a message and an Older link that continues it.
 func TestMessagesScanFilters(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "orders", 2)
-		produceNumbered(t, addrs, "orders", 40, 2)
+		msgProduceNumbered(t, addrs, "orders", 40, 2)
 		_, u := startConsole(t, addrs, console.Config{})
 		status, body := get(t, u+"/ui/topics/orders/messages?key=k-7")
 		if status != http.StatusOK || !strings.Contains(body, `sse-connect="/ui/topics/orders/messages/scan?key=k-7"`) {
@@ -225,15 +225,15 @@ func TestMessagesScanFilters(t *testing.T) {
 			{"q=number+1&partition=1&limit=20", []int{19, 17, 15, 13, 11, 1}},
 			{"key=nope", nil},
 		} {
-			progress, done := scan(t, scanURL+c.query)
-			if got := shownKeys(done); !sameInts(got, c.want) {
+			progress, done := msgScan(t, scanURL+c.query)
+			if got := msgShownKeys(done); !msgSameInts(got, c.want) {
 				t.Errorf("%s: shown %v, want %v", c.query, got, c.want)
 			}
 			if !strings.Contains(progress, "Scan finished") {
 				t.Errorf("%s: last progress %q", c.query, progress)
 			}
 		}
-		progress, _ := scan(t, scanURL+"key=k-7")
+		progress, _ := msgScan(t, scanURL+"key=k-7")
 		if !strings.Contains(progress, `<span id="scan-scanned">40</span> of 40 records read, <span id="scan-matches">1</span>`) {
 			t.Errorf("progress of a whole-topic scan: %s", progress)
 		}
@@ -241,21 +241,21 @@ func TestMessagesScanFilters(t *testing.T) {
 		// A budget of 10 records: the newest 10 (5 per partition) are
 		// scanned, record 3 is not among them; the page says so, and
 		// Older continues below what was scanned.
-		_, done := scan(t, scanURL+"key=k-3&budget=10")
-		if !strings.Contains(done, `id="msg-budget"`) || !strings.Contains(done, "Scanned 10 of 40 records, stopped at the budget") || len(shownKeys(done)) != 0 {
+		_, done := msgScan(t, scanURL+"key=k-3&budget=10")
+		if !strings.Contains(done, `id="msg-budget"`) || !strings.Contains(done, "Scanned 10 of 40 records, stopped at the budget") || len(msgShownKeys(done)) != 0 {
 			t.Fatalf("a scan stopped at its budget: %s", done)
 		}
-		older := link(olderRE, done)
+		older := msgLink(msgOlderRE, done)
 		if !strings.Contains(older, "cursor=older%3A0%4015%2C1%4015") {
 			t.Fatalf("older link of the budget-stopped scan: %q", older)
 		}
 		var found []int
 		for i := 0; i < 5 && older != ""; i++ {
-			_, done = scan(t, u+strings.Replace(older, "/messages?", "/messages/scan?", 1))
-			found = append(found, shownKeys(done)...)
-			older = link(olderRE, done)
+			_, done = msgScan(t, u+strings.Replace(older, "/messages?", "/messages/scan?", 1))
+			found = append(found, msgShownKeys(done)...)
+			older = msgLink(msgOlderRE, done)
 		}
-		if !sameInts(found, []int{3}) {
+		if !msgSameInts(found, []int{3}) {
 			t.Fatalf("following Older after the budget found %v, want record 3", found)
 		}
 	})
@@ -266,7 +266,7 @@ func TestMessagesScanFilters(t *testing.T) {
 func TestMessagesExport(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "orders", 2)
-		produceNumbered(t, addrs, "orders", 30, 2)
+		msgProduceNumbered(t, addrs, "orders", 30, 2)
 		_, u := startConsole(t, addrs, console.Config{})
 		resp, err := http.Get(u + "/ui/topics/orders/messages/export?type=order.paid&limit=5")
 		if err != nil {
@@ -396,7 +396,7 @@ func TestMessagesProduce(t *testing.T) {
 				t.Errorf("produce %v: %d %s, want %d with %q", c.form, status, body, c.status, c.detail)
 			}
 		}
-		status, body = postForm(t, u+"/ui/topics/small/messages", url.Values{"value": {incompressible(5000)}}, "HX-Request", "true")
+		status, body = postForm(t, u+"/ui/topics/small/messages", url.Values{"value": {msgIncompressible(5000)}}, "HX-Request", "true")
 		if status != http.StatusBadRequest || !strings.Contains(body, "MESSAGE_TOO_LARGE") {
 			t.Errorf("a record larger than the topic's max.message.bytes: %d %s", status, body)
 		}
@@ -481,8 +481,8 @@ func TestMessagesFailures(t *testing.T) {
 	})
 }
 
-// incompressible is n bytes of hex text that no codec shrinks much.
-func incompressible(n int) string {
+// msgIncompressible is n bytes of hex text that no codec shrinks much.
+func msgIncompressible(n int) string {
 	b := make([]byte, n/2)
 	rand.Read(b)
 	return hex.EncodeToString(b)
@@ -496,7 +496,7 @@ func TestMessagesArchive(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "orders", 2)
 		svc, st := startLookback(t, addrs)
-		produceNumbered(t, addrs, "orders", 20, 2)
+		msgProduceNumbered(t, addrs, "orders", 20, 2)
 		waitArchived(t, st, 20)
 		_, u := startConsole(t, addrs, console.Config{Lookback: svc.Handler()})
 		page := u + "/ui/topics/orders/messages?"
@@ -515,17 +515,17 @@ func TestMessagesArchive(t *testing.T) {
 			if status != http.StatusOK || !strings.Contains(body, `data-source="lookback"`) || strings.Contains(body, "sse-connect") {
 				t.Fatalf("%s: %d, want an answer from the archive\n%s", c.query, status, body)
 			}
-			if got := shownKeys(body); !sameInts(got, c.want) {
+			if got := msgShownKeys(body); !msgSameInts(got, c.want) {
 				t.Errorf("%s: shown %v, want %v", c.query, got, c.want)
 			}
 		}
 		_, body := get(t, page+"type=order.paid&limit=3")
-		older := link(olderRE, body)
-		if !sameInts(shownKeys(body), []int{19, 17, 15}) || !strings.Contains(older, "cursor=lb%3A") {
-			t.Fatalf("first page %v, older %q", shownKeys(body), older)
+		older := msgLink(msgOlderRE, body)
+		if !msgSameInts(msgShownKeys(body), []int{19, 17, 15}) || !strings.Contains(older, "cursor=lb%3A") {
+			t.Fatalf("first page %v, older %q", msgShownKeys(body), older)
 		}
-		if _, body := get(t, u+older); !sameInts(shownKeys(body), []int{13, 11, 9}) {
-			t.Fatalf("the archive's next page: %v", shownKeys(body))
+		if _, body := get(t, u+older); !msgSameInts(msgShownKeys(body), []int{13, 11, 9}) {
+			t.Fatalf("the archive's next page: %v", msgShownKeys(body))
 		}
 		if _, body := get(t, page+"key=k-7&source=broker"); !strings.Contains(body, "sse-connect") {
 			t.Fatal("source=broker does not scan the broker")

@@ -37,13 +37,13 @@ type msgHeaderView struct {
 	Binary     bool // Value is hex
 }
 
-// envelopeHeaders are the envelope's fields in the order the page lists
+// msgEnvelopeHeaders are the envelope's fields in the order the page lists
 // them.
-var envelopeHeaders = []string{event.HeaderID, event.HeaderSource, event.HeaderType, event.HeaderSubject,
+var msgEnvelopeHeaders = []string{event.HeaderID, event.HeaderSource, event.HeaderType, event.HeaderSubject,
 	event.HeaderTime, event.HeaderSpecVersion, event.HeaderContentType, event.HeaderCorrelationID,
 	event.HeaderCausationID, event.HeaderTraceParent, event.HeaderTraceState}
 
-func viewRecord(r *msgRecord) msgView {
+func msgViewRecord(r *msgRecord) msgView {
 	v := msgView{DOMID: "m-" + strconv.Itoa(int(r.Partition)) + "-" + strconv.FormatInt(r.Offset, 10),
 		Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp.UTC().Format("2006-01-02 15:04:05.000"),
 		Type: r.header(event.HeaderType), Size: len(r.Key) + len(r.Value)}
@@ -67,9 +67,9 @@ func viewRecord(r *msgRecord) msgView {
 		}
 	}
 	v.Body = decodeBody(value, b64, r.header(event.HeaderContentType))
-	v.Preview = preview(r.Value, v.Body.Kind)
+	v.Preview = msgPreview(r.Value, v.Body.Kind)
 	if r.header(event.HeaderID) != "" || r.header(event.HeaderType) != "" {
-		for _, name := range envelopeHeaders {
+		for _, name := range msgEnvelopeHeaders {
 			if s := r.header(name); s != "" {
 				v.Envelope = append(v.Envelope, lbField{Name: name, Value: s})
 			}
@@ -82,13 +82,13 @@ func viewRecord(r *msgRecord) msgView {
 			v.Headers = append(v.Headers, msgHeaderView{Key: h.Key, Value: hex.EncodeToString(h.Value), Binary: true})
 		}
 	}
-	b, _ := json.Marshal(recordJSON(r))
+	b, _ := json.Marshal(msgRecordJSON(r))
 	v.JSON = string(b)
 	return v
 }
 
-// preview is the start of a value on one line.
-func preview(b []byte, kind string) string {
+// msgPreview is the start of a value on one line.
+func msgPreview(b []byte, kind string) string {
 	switch kind {
 	case "none":
 		return "null"
@@ -121,10 +121,10 @@ type msgJSON struct {
 	ValueBase64 string     `json:"value_base64,omitempty"`
 }
 
-func recordJSON(r *msgRecord) msgJSON {
+func msgRecordJSON(r *msgRecord) msgJSON {
 	j := msgJSON{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(), Headers: []lbHeader{}}
-	j.Key, j.KeyBase64 = textOrBase64(r.Key, r.KeyNull)
-	j.Value, j.ValueBase64 = textOrBase64(r.Value, r.ValueNull)
+	j.Key, j.KeyBase64 = msgTextOrBase64(r.Key, r.KeyNull)
+	j.Value, j.ValueBase64 = msgTextOrBase64(r.Value, r.ValueNull)
 	for _, h := range r.Headers {
 		if utf8.Valid(h.Value) {
 			j.Headers = append(j.Headers, lbHeader{Key: h.Key, Value: string(h.Value)})
@@ -135,9 +135,9 @@ func recordJSON(r *msgRecord) msgJSON {
 	return j
 }
 
-// textOrBase64 is a byte string in JSON: text when it is UTF-8, else
+// msgTextOrBase64 is a byte string in JSON: text when it is UTF-8, else
 // base64 in the second field; nil for null.
-func textOrBase64(b []byte, null bool) (*string, string) {
+func msgTextOrBase64(b []byte, null bool) (*string, string) {
 	if null {
 		return nil, ""
 	}
@@ -148,22 +148,22 @@ func textOrBase64(b []byte, null bool) (*string, string) {
 	return nil, base64.StdEncoding.EncodeToString(b)
 }
 
-// fromArchive is an archived event as a record.
-func fromArchive(e *lbEvent) *msgRecord {
+// msgFromArchive is an archived event as a record.
+func msgFromArchive(e *lbEvent) *msgRecord {
 	r := &msgRecord{Topic: e.Topic, Partition: e.Partition, Offset: e.Offset, Timestamp: e.Timestamp}
-	r.Key, r.KeyNull = bytesOf(e.Key, e.KeyBase64)
-	r.Value, r.ValueNull = bytesOf(e.Value, e.ValueBase64)
+	r.Key, r.KeyNull = msgBytesOf(e.Key, e.KeyBase64)
+	r.Value, r.ValueNull = msgBytesOf(e.Value, e.ValueBase64)
 	for _, h := range e.Headers {
 		v := []byte(h.Value)
 		if h.ValueBase64 != "" {
 			v, _ = base64.StdEncoding.DecodeString(h.ValueBase64)
 		}
-		r.Headers = append(r.Headers, kgoHeader(h.Key, v))
+		r.Headers = append(r.Headers, msgKgoHeader(h.Key, v))
 	}
 	return r
 }
 
-func bytesOf(s *string, b64 string) ([]byte, bool) {
+func msgBytesOf(s *string, b64 string) ([]byte, bool) {
 	switch {
 	case s != nil:
 		return []byte(*s), false
