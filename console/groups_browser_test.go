@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +139,8 @@ func TestBrowserGroups(t *testing.T) {
 			t.Fatal(err)
 		}
 		noOverflow(t, ctx, p+" at 390 px")
+		if os.Getenv("CG_PHONE") != "" {
+			screenshot(t, ctx, strings.ReplaceAll(p, "/", "-")+"-phone")
+		}
 	}
 }

@@ -192,6 +192,21 @@ func TestGroupDetail(t *testing.T) {
 				t.Errorf("group page lacks %q", want)
 			}
 		}
+		// A name that needs escaping in a path.
+		odd := "team/a b%?"
+		commit(t, adm, odd, "gd", map[int32]int64{0: 0})
+		_, list := get(t, base+"/ui/groups")
+		if !strings.Contains(list, `href="/ui/groups/team%2Fa%20b%25%3F"`) {
+			t.Errorf("the list does not link %q escaped", odd)
+		}
+		status, body = get(t, base+"/ui/groups/team%2Fa%20b%25%3F")
+		if status != http.StatusOK || !strings.Contains(body, `sse-connect="/ui/groups/team%2Fa%20b%25%3F/live"`) {
+			t.Errorf("group %q: %d", odd, status)
+		}
+		status, body = post(t, base+"/ui/groups/team%2Fa%20b%25%3F/reset", url.Values{"mode": {"latest"}})
+		if status != http.StatusOK || !strings.Contains(body, `data-tp="gd/0"`) {
+			t.Errorf("dry run of %q: %d %s", odd, status, body)
+		}
 		status, body = get(t, base+"/ui/groups/no-such-group")
 		if status != http.StatusNotFound || !strings.Contains(body, `no consumer group &#34;no-such-group&#34;`) {
 			t.Errorf("unknown group page: %d %s", status, body)
@@ -580,11 +595,14 @@ func TestGroupLive(t *testing.T) {
 		waitEvent(t, events, `id="total-lag">5<`)
 		commit(t, adm, "glive-g", "glive", map[int32]int64{0: 4})
 		waitEvent(t, events, `id="total-lag">1<`)
+		// A consumer joining shows in the stream: the state and the member.
+		joinGroup(t, addrs, adm, "glive-g", "glive")
+		waitEvent(t, events, `id="group-state">Stable<`)
 		cancel()
 		waitReturned(t, returned, "the client went away")
 
 		events, returned = openLive(context.Background(), c.Handler(), "/ui/groups/glive-g/live")
-		waitEvent(t, events, `id="total-lag">1<`)
+		waitEvent(t, events, "reset-test")
 		c.Close()
 		waitReturned(t, returned, "the console closed")
 
