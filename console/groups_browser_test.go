@@ -88,7 +88,6 @@ func TestBrowserGroups(t *testing.T) {
 		t.Errorf("lag of orders/0 %q, want 6", got)
 	}
 	pollTrue(t, ctx, "the lag chart", `document.querySelector("#live svg polyline") !== null`)
-	screenshot(t, ctx, "group")
 
 	// Reset to earliest: the dry run shows current -> new, apply commits it.
 	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("reset-mode"), "earliest"),
@@ -98,6 +97,7 @@ func TestBrowserGroups(t *testing.T) {
 	if got := text(t, ctx, `#plan tr[data-tp="orders/0"] td.new`); got != "0" {
 		t.Fatalf("dry run new offset of orders/0 %q", got)
 	}
+	screenshot(t, ctx, "group")
 	if got := kafkatest.Committed(t, addrs, "billing", "orders"); fmt.Sprint(got) != "map[0:2 1:2]" {
 		t.Fatalf("the dry run committed: %v", got)
 	}
