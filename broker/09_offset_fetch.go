@@ -27,7 +27,13 @@ func (b *Broker) handleOffsetFetch(r *request) (kmsg.Response, error) {
 			resp.Topics, resp.ErrorCode = nil, groupDenied
 			return resp, nil
 		}
-		resp.Topics = filterFetchTopics(r, resp.Topics, req.Topics == nil)
+		resp.Topics = filterFetchTopics(r, resp.Topics, req.Topics == nil,
+			func(t *kmsg.OffsetFetchResponseTopic) string { return t.Topic },
+			func(t *kmsg.OffsetFetchResponseTopic) {
+				for j := range t.Partitions {
+					t.Partitions[j].ErrorCode, t.Partitions[j].Offset = kerr.TopicAuthorizationFailed.Code, -1
+				}
+			})
 		return resp, nil
 	}
 	for i := range resp.Groups {
@@ -42,34 +48,33 @@ func (b *Broker) handleOffsetFetch(r *request) (kmsg.Response, error) {
 				all = false
 			}
 		}
-		var kept []kmsg.OffsetFetchResponseGroupTopic
-		for _, t := range g.Topics {
-			switch ok := r.allowedQuiet(resTopic, t.Topic, opDescribe); {
-			case ok:
-				kept = append(kept, t)
-			case !all:
+		g.Topics = filterFetchTopics(r, g.Topics, all,
+			func(t *kmsg.OffsetFetchResponseGroupTopic) string { return t.Topic },
+			func(t *kmsg.OffsetFetchResponseGroupTopic) {
 				for j := range t.Partitions {
 					t.Partitions[j].ErrorCode, t.Partitions[j].Offset = kerr.TopicAuthorizationFailed.Code, -1
 				}
-				kept = append(kept, t)
-			}
-		}
-		g.Topics = kept
+			})
 	}
 	return resp, nil
 }
 
-func filterFetchTopics(r *request, ts []kmsg.OffsetFetchResponseTopic, all bool) []kmsg.OffsetFetchResponseTopic {
-	var kept []kmsg.OffsetFetchResponseTopic
-	for _, t := range ts {
-		switch ok := r.allowedQuiet(resTopic, t.Topic, opDescribe); {
+// filterFetchTopics keeps the topics of an OffsetFetch answer the principal
+// may describe. When the request named its topics (all is false), a refused
+// topic stays in the answer with TOPIC_AUTHORIZATION_FAILED on each of its
+// partitions (deny marks them), as Kafka answers; when it asked for every
+// committed offset, refused topics are left out without a word. T is the
+// topic type of the v0-7 answer or of a v8+ group's.
+func filterFetchTopics[T any](r *request, ts []T, all bool, name func(*T) string, deny func(*T)) []T {
+	var kept []T
+	for i := range ts {
+		t := &ts[i]
+		switch ok := r.allowedQuiet(resTopic, name(t), opDescribe); {
 		case ok:
-			kept = append(kept, t)
+			kept = append(kept, *t)
 		case !all:
-			for j := range t.Partitions {
-				t.Partitions[j].ErrorCode, t.Partitions[j].Offset = kerr.TopicAuthorizationFailed.Code, -1
-			}
-			kept = append(kept, t)
+			deny(t)
+			kept = append(kept, *t)
 		}
 	}
 	return kept
