@@ -25,8 +25,8 @@ import (
 // Version notes:
 //   - v1: ControllerID, IsInternal, Rack; v2: ClusterID
 //   - v4: AllowAutoTopicCreation; v5: OfflineReplicas; v7: LeaderEpoch
-//   - v8-10: cluster and topic authorized operations when asked (all:
-//     there is no authorizer, see authorized_ops.go); v9 flexible
+//   - v8-10: cluster and topic authorized operations when asked, computed
+//     from the ACLs for the principal (authorized_ops.go); v9 flexible
 //   - v10: TopicID; v11 drops cluster authorized operations
 //   - v13 (REBOOTSTRAP_REQUIRED) is not served
 
@@ -39,15 +39,17 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 	resp.Brokers = append(resp.Brokers, br)
 	resp.ClusterID = &b.clusterID
 	resp.ControllerID = nodeID
-	resp.AuthorizedOperations = authorizedOps(req.IncludeClusterAuthorizedOperations, clusterOps)
-	tops := authorizedOps(req.IncludeTopicAuthorizedOperations, topicOps)
+	resp.AuthorizedOperations = r.authorizedOps(req.IncludeClusterAuthorizedOperations, resCluster, clusterName)
+	tops := func(name string) int32 {
+		return r.authorizedOps(req.IncludeTopicAuthorizedOperations, resTopic, name)
+	}
 
 	set := b.topics()
 	if req.Topics == nil || req.Version == 0 && len(req.Topics) == 0 {
 		for _, t := range set.sorted() {
 			// Topics the principal may not describe are left out.
 			if r.allowedQuiet(resTopic, t.name, opDescribe) {
-				resp.Topics = append(resp.Topics, metadataTopic(t, tops))
+				resp.Topics = append(resp.Topics, metadataTopic(t, tops(t.name)))
 			}
 		}
 		return resp, nil
@@ -70,7 +72,7 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 				resp.Topics = append(resp.Topics, st)
 				continue
 			}
-			resp.Topics = append(resp.Topics, metadataTopic(t, tops))
+			resp.Topics = append(resp.Topics, metadataTopic(t, tops(t.name)))
 			continue
 		}
 		name := *rt.Topic
@@ -109,7 +111,7 @@ func (b *Broker) handleMetadata(r *request) (kmsg.Response, error) {
 				continue
 			}
 		}
-		resp.Topics = append(resp.Topics, metadataTopic(t, tops))
+		resp.Topics = append(resp.Topics, metadataTopic(t, tops(t.name)))
 	}
 	return resp, nil
 }

@@ -9,14 +9,14 @@ import (
 //
 // Behaviour:
 //   - The cluster ID, node 0 as the controller, and node 0 at the
-//     advertised address as the only broker. Authorized operations are not
-//     reported.
+//     advertised address as the only broker.
 //   - v1: EndpointType 1 (brokers) is answered as above; 2 (controllers)
 //     gets the same single node, which is also the controller.
 //
 // Version notes:
 //   - v1: EndpointType (KIP-919); v2 (IncludeFencedBrokers) not served
-//   - cluster authorized operations when asked: all (authorized_ops.go)
+//   - cluster authorized operations when asked, computed from the ACLs
+//     for the principal (authorized_ops.go)
 
 func (b *Broker) handleDescribeCluster(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeClusterRequest)
@@ -28,7 +28,7 @@ func (b *Broker) handleDescribeCluster(r *request) (kmsg.Response, error) {
 	resp.ClusterID = b.clusterID
 	resp.ControllerID = nodeID
 	resp.EndpointType = req.EndpointType
-	resp.ClusterAuthorizedOperations = authorizedOps(req.IncludeClusterAuthorizedOperations, clusterOps)
+	resp.ClusterAuthorizedOperations = r.authorizedOps(req.IncludeClusterAuthorizedOperations, resCluster, clusterName)
 	br := kmsg.NewDescribeClusterResponseBroker()
 	br.NodeID, br.Host, br.Port = nodeID, r.conn.lis.advHost, r.conn.lis.advPort
 	resp.Brokers = append(resp.Brokers, br)
