@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolmq/spool/broker/producers"
 	"github.com/spoolmq/spool/storage"
@@ -78,6 +79,8 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 		records []byte
 		cfg     *topicConfig
 		pending *producers.Pending // written, waiting for durability
+		topic   string
+		span    trace.Span // Config.TracerProvider set: the batch's span (tracing.go)
 	}
 	var jobs []job
 	set := b.topics()
@@ -119,7 +122,7 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 				sp.ErrorCode = kerr.MessageTooLarge.Code
 				sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("batch of %d bytes is larger than max.message.bytes %d", len(rp.Records), t.cfg.maxMessageBytes))
 			default:
-				jobs = append(jobs, job{sp: sp, log: l, records: rp.Records, cfg: t.cfg})
+				jobs = append(jobs, job{sp: sp, log: l, records: rp.Records, cfg: t.cfg, topic: rt.Topic})
 			}
 		}
 	}
@@ -166,6 +169,9 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 			return
 		}
 		j.pending = p
+		if b.tracer != nil {
+			j.span = b.startBatchSpan(r, j.topic, j.sp.Partition, j.records)
+		}
 	}
 	switch len(jobs) {
 	case 0:
@@ -201,7 +207,13 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 			res, err := j.pending.Wait(ctx)
 			if err != nil {
 				fail(j, err)
+				if j.span != nil {
+					endBatchSpan(j.span, -1, j.sp.ErrorCode)
+				}
 				continue
+			}
+			if j.span != nil {
+				endBatchSpan(j.span, res.BaseOffset, 0)
 			}
 			j.sp.BaseOffset = res.BaseOffset
 			j.sp.LogStartOffset = res.LogStartOffset

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/spoolmq/spool/broker/group"
@@ -35,7 +36,8 @@ const nodeID int32 = 0
 // Close stops it.
 type Broker struct {
 	cfg     Config
-	apis    []api // indexed by API key; zero entries are not served
+	tracer  trace.Tracer // nil: Config.TracerProvider not set, no spans
+	apis    []api        // indexed by API key; zero entries are not served
 	metrics *metrics
 	// queued bounds the bytes of requests read but not answered, over all
 	// connections (Config.QueuedMaxRequestBytes; see conn.go).
@@ -97,6 +99,9 @@ func New(cfg Config) (*Broker, error) {
 		if err := cfg.Registerer.Register(newStateCollector(b)); err != nil {
 			return nil, fmt.Errorf("broker: metrics: %w", err)
 		}
+	}
+	if cfg.TracerProvider != nil {
+		b.tracer = cfg.TracerProvider.Tracer(tracerScope)
 	}
 	b.apis = buildAPIs(apiTable())
 	b.ctx, b.cancel = context.WithCancel(context.Background())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolmq/spool/storage"
 )
@@ -189,6 +190,13 @@ type Config struct {
 
 	// Now is the clock for LogAppendTime and retention. Default time.Now.
 	Now func() time.Time
+
+	// TracerProvider, if set, makes the broker start an OpenTelemetry span
+	// for each batch it appends ("receive {topic}", a child of the trace
+	// in the batch's first traceparent header, linked to the others; see
+	// tracing.go and docs/tracing.md). Default nil: no spans, and the
+	// produce path does no work for them.
+	TracerProvider trace.TracerProvider
 }
 
 const (

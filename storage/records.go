@@ -385,3 +385,26 @@ func forEachRecord(b []byte, h BatchHeader, fn func(offset, ts int64) bool) erro
 	}
 	return err
 }
+
+// WithRecords calls fn with the records section of batch b (the records,
+// decompressed within limit bytes; limit <= 0: DefaultMaxDecompressedBytes),
+// for callers that read records themselves, such as the broker's trace
+// spans. b must have passed ValidateBatch. records is valid only until fn
+// returns.
+func WithRecords(b []byte, limit int, fn func(numRecords int32, records []byte)) error {
+	h, err := parseBatchHeader(b)
+	if err != nil {
+		return err
+	}
+	d, err := recordsData(b, h, limit)
+	if err != nil {
+		return err
+	}
+	defer d.release()
+	data, err := d.all()
+	if err != nil {
+		return err
+	}
+	fn(h.NumRecords, data)
+	return nil
+}

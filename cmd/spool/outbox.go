@@ -166,6 +166,12 @@ through expiring bucket leases. On PostgreSQL it wakes on LISTEN/NOTIFY
 			}
 			cfg.DB, cfg.Table = db, f.table
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			tr, stopTracing, err := startTracing(ctx, "spool-outbox-relay", cfg.Logger, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return fmt.Errorf("outbox relay: %w", err)
+			}
+			defer stopTracing() // after runRelay closed the relay
+			cfg.TracerProvider = tr.Provider
 			return runRelay(ctx, cfg, metrics, cmd.OutOrStdout())
 		},
 	}

@@ -101,6 +101,12 @@ logs, and exits 0.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			tr, stopTracing, err := startTracing(ctx, "spool", cfg.Logger, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
+			defer stopTracing() // after runServe closed everything that makes spans
+			cfg.TracerProvider = tr.Provider
 			var lbf *lookbackFlags
 			if f.lookback {
 				lbf = f.lookbackFlags
