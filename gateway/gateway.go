@@ -37,6 +37,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/spoolmq/spool/internal/msgtrace"
 )
 
 // Record header names of the request/reply contract. They are part of the
@@ -101,6 +104,13 @@ type Config struct {
 	Hooks Hooks
 	// Logger receives the gateway's logs. Default: discarded.
 	Logger *slog.Logger
+	// TracerProvider, when set, makes the gateway start an OpenTelemetry
+	// "send {topic}" span for each record it produces (records, events,
+	// commands, callback dead letters): a child of the request's W3C
+	// traceparent, and the parent of whoever processes the record (the
+	// record's traceparent is the span's). Default nil: no spans; the
+	// request's traceparent is copied to the record as it is.
+	TracerProvider trace.TracerProvider
 	// WebSocketOrigins are the Origin host patterns (path.Match syntax)
 	// allowed for cross-origin WebSocket connections. Default none: only
 	// same-origin browsers (non-browser clients send no Origin).
@@ -181,6 +191,7 @@ type Gateway struct {
 	mux      *http.ServeMux
 	cb       *callbacks
 	log      *slog.Logger
+	tracer   trace.Tracer // nil: no spans (Config.TracerProvider not set)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -204,6 +215,9 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger, store: cfg.Store}
+	if cfg.TracerProvider != nil {
+		g.tracer = cfg.TracerProvider.Tracer(msgtrace.ScopeName)
+	}
 	g.hub.init()
 	g.streams, g.endStreams = context.WithCancel(context.Background())
 	g.limits = newLimiter(cfg.RateLimit, cfg.RateBurst)

@@ -16,8 +16,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolmq/spool/internal/httpapi"
+	"github.com/spoolmq/spool/internal/msgtrace"
 )
 
 // route is one endpoint; routes() is the table the mux and the OpenAPI test
@@ -201,9 +203,16 @@ func (g *Gateway) produceWait(recs []*kgo.Record, late func(kgo.ProduceResults))
 	w := &waiter{res: make(kgo.ProduceResults, 0, len(recs)), left: len(recs), done: make(chan struct{}), late: late}
 	g.inflight.Add(1)
 	for _, r := range recs {
+		var span trace.Span
+		if g.tracer != nil {
+			span = msgtrace.StartRecordSend(g.tracer, r)
+		}
 		// Promises run on franz-go's promise goroutine and must not block:
 		// the late handler (store writes) runs on a goroutine of its own.
 		g.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+			if span != nil {
+				msgtrace.EndSend(span, r, err)
+			}
 			w.mu.Lock()
 			w.res = append(w.res, kgo.ProduceResult{Record: r, Err: err})
 			w.left--

@@ -94,7 +94,7 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 		p := send[i]
 		var span trace.Span
 		if r.tracer != nil {
-			span = startSend(r.tracer, rec)
+			span = msgtrace.StartRecordSend(r.tracer, rec)
 		}
 		r.cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
 			p.err, p.ackAt = err, time.Now()

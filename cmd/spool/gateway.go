@@ -159,6 +159,12 @@ docs/gateway.md has the API. SIGINT or SIGTERM stops it cleanly.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			tr, stopTracing, err := startTracing(ctx, "spool-gateway", log, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return fmt.Errorf("gateway: %w", err)
+			}
+			defer stopTracing() // after runGateway closed the gateway
+			cfg.TracerProvider = tr.Provider
 			return runGateway(ctx, cfg, httpAddr, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}

@@ -424,6 +424,7 @@ func startServeGateway(ctx context.Context, cfg broker.Config, brokerAddr, httpA
 	if err != nil {
 		return nil, err
 	}
+	gcfg.TracerProvider = cfg.TracerProvider // the broker's: one service, "spool"
 	if gcfg.StorePath == "" {
 		gcfg.StorePath = filepath.Join(cfg.DataDir, "__gateway", "gateway.db")
 	}

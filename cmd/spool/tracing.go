@@ -20,7 +20,7 @@ func startTracing(ctx context.Context, service string, logger *slog.Logger, out,
 		return nil, nil, err
 	}
 	if tr.Provider != nil {
-		fmt.Fprintf(out, "spool: tracing: exporting spans as service %s with %s\n", service, tr.Exporter)
+		fmt.Fprintf(out, "spool: tracing: exporting spans as service %s with %s\n", tr.Service, tr.Exporter)
 	}
 	return tr, func() {
 		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

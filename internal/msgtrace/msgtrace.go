@@ -12,8 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/spoolmq/spool/event"
 )
 
 // ScopeName is the instrumentation scope of Spool's spans.
@@ -52,6 +55,46 @@ func common(op string, topic string, key []byte, m Message) []attribute.KeyValue
 func StartSend(ctx context.Context, tr trace.Tracer, topic string, key []byte, m Message) (context.Context, trace.Span) {
 	attrs := append(common("send", topic, key, m), semconv.MessagingOperationTypeSend)
 	return tr.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+}
+
+// StartRecordSend starts the "send {topic}" span of a record built by
+// someone else (an outbox row, an HTTP request through the gateway): a
+// child of the trace context in the record's traceparent/tracestate
+// headers, named by its ce_id, ce_type and correlation_id headers. It
+// rewrites the record's traceparent/tracestate to the new span, so the
+// consumer's process span follows this send.
+func StartRecordSend(tr trace.Tracer, rec *kgo.Record) trace.Span {
+	c := propagation.MapCarrier{}
+	var m Message
+	for _, h := range rec.Headers {
+		switch h.Key {
+		case event.HeaderTraceParent, event.HeaderTraceState:
+			c[h.Key] = string(h.Value)
+		case event.HeaderID:
+			m.ID = string(h.Value)
+		case event.HeaderType:
+			m.Type = string(h.Value)
+		case event.HeaderCorrelationID:
+			m.CorrelationID = string(h.Value)
+		}
+	}
+	prop := propagation.TraceContext{}
+	ctx, span := StartSend(prop.Extract(context.Background(), c), tr, rec.Topic, rec.Key, m)
+	out := propagation.MapCarrier{}
+	prop.Inject(ctx, out)
+	hs := rec.Headers[:0:0]
+	for _, h := range rec.Headers {
+		if h.Key != event.HeaderTraceParent && h.Key != event.HeaderTraceState {
+			hs = append(hs, h)
+		}
+	}
+	for _, k := range []string{event.HeaderTraceParent, event.HeaderTraceState} {
+		if v := out[k]; v != "" {
+			hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+	}
+	rec.Headers = hs
+	return span
 }
 
 // EndSend ends a send span with the partition and offset the broker gave r,

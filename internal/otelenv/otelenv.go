@@ -45,6 +45,9 @@ type Tracing struct {
 	// Exporter names the exporter in use ("otlp (http/protobuf)",
 	// "console"), "" when off.
 	Exporter string
+	// Service is the service.name spans are exported under (the
+	// command's default, or OTEL_SERVICE_NAME's), "" when off.
+	Service string
 
 	sdk *sdktrace.TracerProvider
 }
@@ -101,7 +104,8 @@ func Setup(ctx context.Context, service, version string, logger *slog.Logger) (*
 	if name == "" || name == "otlp" {
 		name = "otlp (" + protocol() + ")"
 	}
-	return &Tracing{Provider: sdk, Exporter: name, sdk: sdk}, nil
+	svc, _ := res.Set().Value(semconv.ServiceNameKey)
+	return &Tracing{Provider: sdk, Exporter: name, Service: svc.AsString(), sdk: sdk}, nil
 }
 
 // protocol is the OTLP protocol the exporter uses, as autoexport picks it.

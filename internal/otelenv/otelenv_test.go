@@ -44,7 +44,7 @@ func TestSetup(t *testing.T) {
 
 	t.Setenv("OTEL_TRACES_EXPORTER", "console")
 	tr, err = Setup(ctx, "spool", "test", nil)
-	if err != nil || tr.Provider == nil || tr.Exporter != "console" {
+	if err != nil || tr.Provider == nil || tr.Exporter != "console" || tr.Service != "spool" {
 		t.Fatalf("console: %+v %v", tr, err)
 	}
 	if err := tr.Shutdown(ctx); err != nil {
@@ -53,8 +53,9 @@ func TestSetup(t *testing.T) {
 
 	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_SERVICE_NAME", "spool-eu1")
 	tr, err = Setup(ctx, "spool", "test", nil)
-	if err != nil || tr.Exporter != "otlp (grpc)" {
+	if err != nil || tr.Exporter != "otlp (grpc)" || tr.Service != "spool-eu1" {
 		t.Fatalf("otlp grpc: %+v %v", tr, err)
 	}
 	_ = tr.Shutdown(ctx) // nothing listens: nothing to flush either
