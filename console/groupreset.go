@@ -73,8 +73,8 @@ type appliedData struct {
 	Rows  []planRow
 }
 
-// tp is a topic partition.
-type tp struct {
+// groupTP is a topic partition.
+type groupTP struct {
 	Topic     string
 	Partition int32
 }
@@ -108,7 +108,7 @@ func (c *Console) groupReset(w http.ResponseWriter, r *http.Request) {
 	}
 	var rows []planRow
 	if apply {
-		rows, err = parseSet(r.PostForm["set"])
+		rows, err = parseResetSet(r.PostForm["set"])
 	} else {
 		rows, err = planReset(ctx, adm, group, r.PostForm)
 	}
@@ -116,7 +116,7 @@ func (c *Console) groupReset(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	for _, t := range planTopics(rows) {
+	for _, t := range resetPlanTopics(rows) {
 		if err := check(r, topicResource, t, op); err != nil {
 			c.fail(w, r, err)
 			return
@@ -155,7 +155,7 @@ func checkInactive(ctx context.Context, adm *kadm.Client, group, action string) 
 	if g.Err != nil {
 		return kafkaError("group "+group, g.Err)
 	}
-	if !inactive(g.State) || len(g.Members) > 0 {
+	if !groupInactive(g.State) || len(g.Members) > 0 {
 		return httpapi.Errorf(http.StatusConflict, "console: consumer group %q is %s with %d member(s): stop the consumers first (Kafka changes only an inactive group) to %s",
 			group, g.State, len(g.Members), action)
 	}
@@ -184,13 +184,13 @@ func planReset(ctx context.Context, adm *kadm.Client, group string, form url.Val
 	if err != nil {
 		return nil, kafkaError("group "+group, err)
 	}
-	var targets []tp
-	exact := map[tp]int64{}
+	var targets []groupTP
+	exact := map[groupTP]int64{}
 	switch mode {
 	case "earliest", "latest", "time", "shift", "offset":
 		targets, err = resetScope(ctx, adm, offs, form)
 	case "exact":
-		targets, exact, err = parseExact(form)
+		targets, exact, err = parseResetExact(form)
 	case "":
 		err = httpapi.Errorf(http.StatusBadRequest, "console: reset: choose a mode (earliest, latest, time, shift, offset or exact)")
 	default:
@@ -199,8 +199,8 @@ func planReset(ctx context.Context, adm *kadm.Client, group string, form url.Val
 	if err != nil {
 		return nil, err
 	}
-	topics := tpTopics(targets)
-	if err := checkPartitions(ctx, adm, targets); err != nil {
+	topics := groupTPTopics(targets)
+	if err := checkResetPartitions(ctx, adm, targets); err != nil {
 		return nil, err
 	}
 	starts, err := adm.ListStartOffsets(ctx, topics...)
@@ -217,12 +217,18 @@ func planReset(ctx context.Context, adm *kadm.Client, group string, form url.Val
 	if err != nil {
 		return nil, kafkaError("end offsets", err)
 	}
-	var want func(p tp, current int64) (int64, error)
+	var want func(p groupTP, current int64) (int64, error)
 	switch mode {
 	case "earliest":
-		want = func(p tp, _ int64) (int64, error) { o, _ := starts.Lookup(p.Topic, p.Partition); return o.Offset, nil }
+		want = func(p groupTP, _ int64) (int64, error) {
+			o, _ := starts.Lookup(p.Topic, p.Partition)
+			return o.Offset, nil
+		}
 	case "latest":
-		want = func(p tp, _ int64) (int64, error) { o, _ := ends.Lookup(p.Topic, p.Partition); return o.Offset, nil }
+		want = func(p groupTP, _ int64) (int64, error) {
+			o, _ := ends.Lookup(p.Topic, p.Partition)
+			return o.Offset, nil
+		}
 	case "time":
 		at, err := parseResetTime(form.Get("time"), time.Now())
 		if err != nil {
@@ -235,26 +241,29 @@ func planReset(ctx context.Context, adm *kadm.Client, group string, form url.Val
 		if err != nil {
 			return nil, kafkaError("offsets by time", err)
 		}
-		want = func(p tp, _ int64) (int64, error) { o, _ := after.Lookup(p.Topic, p.Partition); return o.Offset, nil }
+		want = func(p groupTP, _ int64) (int64, error) {
+			o, _ := after.Lookup(p.Topic, p.Partition)
+			return o.Offset, nil
+		}
 	case "shift":
-		n, err := parseInt(form.Get("shift"), "shift", true)
+		n, err := parseResetInt(form.Get("shift"), "shift", true)
 		if err != nil {
 			return nil, err
 		}
-		want = func(p tp, current int64) (int64, error) {
+		want = func(p groupTP, current int64) (int64, error) {
 			if current < 0 {
 				return 0, httpapi.Errorf(http.StatusBadRequest, "console: %s[%d] has no committed offset to shift from: reset it to a time, an offset, earliest or latest", p.Topic, p.Partition)
 			}
 			return current + n, nil
 		}
 	case "offset":
-		n, err := parseInt(form.Get("offset"), "offset", false)
+		n, err := parseResetInt(form.Get("offset"), "offset", false)
 		if err != nil {
 			return nil, err
 		}
-		want = func(tp, int64) (int64, error) { return n, nil }
+		want = func(groupTP, int64) (int64, error) { return n, nil }
 	case "exact":
-		want = func(p tp, _ int64) (int64, error) { return exact[p], nil }
+		want = func(p groupTP, _ int64) (int64, error) { return exact[p], nil }
 	}
 	rows := make([]planRow, 0, len(targets))
 	for _, p := range targets {
@@ -282,22 +291,22 @@ func planReset(ctx context.Context, adm *kadm.Client, group string, form url.Val
 
 // resetScope is the partitions a reset applies to: every partition the
 // group has an offset on, or the form's topic (and partitions).
-func resetScope(ctx context.Context, adm *kadm.Client, offs kadm.OffsetResponses, form url.Values) ([]tp, error) {
+func resetScope(ctx context.Context, adm *kadm.Client, offs kadm.OffsetResponses, form url.Values) ([]groupTP, error) {
 	topic := strings.TrimSpace(form.Get("topic"))
 	if topic == "" {
 		if strings.TrimSpace(form.Get("partitions")) != "" {
 			return nil, httpapi.Errorf(http.StatusBadRequest, "console: reset: partitions need a topic")
 		}
-		var ps []tp
+		var ps []groupTP
 		offs.Each(func(o kadm.OffsetResponse) {
 			if o.Err == nil && o.At >= 0 {
-				ps = append(ps, tp{o.Topic, o.Partition})
+				ps = append(ps, groupTP{o.Topic, o.Partition})
 			}
 		})
 		if len(ps) == 0 {
 			return nil, httpapi.Errorf(http.StatusBadRequest, "console: reset: the group has no committed offsets: choose a topic")
 		}
-		sortTPs(ps)
+		sortGroupTPs(ps)
 		return ps, nil
 	}
 	tds, err := adm.ListTopics(ctx, topic)
@@ -308,28 +317,28 @@ func resetScope(ctx context.Context, adm *kadm.Client, offs kadm.OffsetResponses
 	if !ok || td.Err != nil {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "console: reset: no topic %q", topic)
 	}
-	var ps []tp
+	var ps []groupTP
 	if s := strings.TrimSpace(form.Get("partitions")); s != "" {
-		nums, err := parsePartitions(s)
+		nums, err := parseResetPartitions(s)
 		if err != nil {
 			return nil, err
 		}
 		for _, n := range nums {
-			ps = append(ps, tp{topic, n})
+			ps = append(ps, groupTP{topic, n})
 		}
 	} else {
 		for p := range td.Partitions {
-			ps = append(ps, tp{topic, p})
+			ps = append(ps, groupTP{topic, p})
 		}
 	}
-	sortTPs(ps)
+	sortGroupTPs(ps)
 	return ps, nil
 }
 
-// checkPartitions answers 400 naming the first topic or partition of ps
+// checkResetPartitions answers 400 naming the first topic or partition of ps
 // the cluster does not have.
-func checkPartitions(ctx context.Context, adm *kadm.Client, ps []tp) error {
-	topics := tpTopics(ps)
+func checkResetPartitions(ctx context.Context, adm *kadm.Client, ps []groupTP) error {
+	topics := groupTPTopics(ps)
 	tds, err := adm.ListTopics(ctx, topics...)
 	if err != nil {
 		return kafkaError("topics", err)
@@ -346,14 +355,14 @@ func checkPartitions(ctx context.Context, adm *kadm.Client, ps []tp) error {
 	return nil
 }
 
-// parseExact reads the per-partition form: parallel xt, xp, xo fields.
-func parseExact(form url.Values) ([]tp, map[tp]int64, error) {
+// parseResetExact reads the per-partition form: parallel xt, xp, xo fields.
+func parseResetExact(form url.Values) ([]groupTP, map[groupTP]int64, error) {
 	xt, xp, xo := form["xt"], form["xp"], form["xo"]
 	if len(xt) != len(xp) || len(xt) != len(xo) {
 		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "console: reset: the per-partition form needs as many xt, xp and xo fields")
 	}
-	var ps []tp
-	offs := map[tp]int64{}
+	var ps []groupTP
+	offs := map[groupTP]int64{}
 	for i := range xt {
 		if strings.TrimSpace(xo[i]) == "" {
 			continue
@@ -362,11 +371,11 @@ func parseExact(form url.Values) ([]tp, map[tp]int64, error) {
 		if err != nil || p < 0 {
 			return nil, nil, httpapi.Errorf(http.StatusBadRequest, "console: reset: partition %q: want a whole number >= 0", xp[i])
 		}
-		o, err := parseInt(xo[i], fmt.Sprintf("offset of %s[%d]", xt[i], p), false)
+		o, err := parseResetInt(xo[i], fmt.Sprintf("offset of %s[%d]", xt[i], p), false)
 		if err != nil {
 			return nil, nil, err
 		}
-		k := tp{xt[i], int32(p)}
+		k := groupTP{xt[i], int32(p)}
 		if _, dup := offs[k]; dup {
 			return nil, nil, httpapi.Errorf(http.StatusBadRequest, "console: reset: %s[%d] given twice", k.Topic, k.Partition)
 		}
@@ -376,14 +385,14 @@ func parseExact(form url.Values) ([]tp, map[tp]int64, error) {
 	if len(ps) == 0 {
 		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "console: reset: enter a new offset for at least one partition")
 	}
-	sortTPs(ps)
+	sortGroupTPs(ps)
 	return ps, offs, nil
 }
 
-// parseSet reads the apply form's "set" fields ("partition:offset:topic").
-func parseSet(sets []string) ([]planRow, error) {
+// parseResetSet reads the apply form's "set" fields ("partition:offset:topic").
+func parseResetSet(grpSets []string) ([]planRow, error) {
 	var rows []planRow
-	for _, s := range sets {
+	for _, s := range grpSets {
 		ps, rest, ok1 := strings.Cut(s, ":")
 		os, topic, ok2 := strings.Cut(rest, ":")
 		p, err1 := strconv.ParseInt(ps, 10, 32)
@@ -402,13 +411,13 @@ func parseSet(sets []string) ([]planRow, error) {
 // applyReset commits rows' offsets for group, after checking their
 // partitions exist.
 func applyReset(ctx context.Context, adm *kadm.Client, group string, rows []planRow) error {
-	ps := make([]tp, len(rows))
+	ps := make([]groupTP, len(rows))
 	var os kadm.Offsets
 	for i, p := range rows {
-		ps[i] = tp{p.Topic, p.Partition}
+		ps[i] = groupTP{p.Topic, p.Partition}
 		os.Add(kadm.Offset{Topic: p.Topic, Partition: p.Partition, At: p.New, LeaderEpoch: -1})
 	}
-	if err := checkPartitions(ctx, adm, ps); err != nil {
+	if err := checkResetPartitions(ctx, adm, ps); err != nil {
 		return err
 	}
 	resp, err := adm.CommitOffsets(ctx, group, os)
@@ -504,7 +513,7 @@ func (c *Console) groupDeleteOffsets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slices.Sort(ps)
-	resp, err := adm.DeleteOffsets(ctx, group, kadm.TopicsSet{topic: setOf(ps)})
+	resp, err := adm.DeleteOffsets(ctx, group, kadm.TopicsSet{topic: groupPartitionSet(ps)})
 	if err == nil {
 		err = resp.Error()
 	}
@@ -541,8 +550,8 @@ func parseResetTime(s string, now time.Time) (time.Time, error) {
 		"console: reset: time %q: want RFC 3339 (2026-12-01T10:00:00Z), YYYY-MM-DDTHH:MM (UTC), Unix milliseconds or a duration ago (15m)", s)
 }
 
-// parseInt reads a whole number field; negative only when signed.
-func parseInt(s, what string, signed bool) (int64, error) {
+// parseResetInt reads a whole number field; negative only when signed.
+func parseResetInt(s, what string, signed bool) (int64, error) {
 	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 	if err != nil || (!signed && n < 0) {
 		want := "a whole number >= 0"
@@ -554,8 +563,8 @@ func parseInt(s, what string, signed bool) (int64, error) {
 	return n, nil
 }
 
-// parsePartitions reads "0,2,4-7".
-func parsePartitions(s string) ([]int32, error) {
+// parseResetPartitions reads "0,2,4-7".
+func parseResetPartitions(s string) ([]int32, error) {
 	seen := map[int32]bool{}
 	var ps []int32
 	for f := range strings.SplitSeq(s, ",") {
@@ -580,8 +589,8 @@ func parsePartitions(s string) ([]int32, error) {
 	return ps, nil
 }
 
-func sortTPs(ps []tp) {
-	slices.SortFunc(ps, func(a, b tp) int {
+func sortGroupTPs(ps []groupTP) {
+	slices.SortFunc(ps, func(a, b groupTP) int {
 		if n := strings.Compare(a.Topic, b.Topic); n != 0 {
 			return n
 		}
@@ -589,23 +598,23 @@ func sortTPs(ps []tp) {
 	})
 }
 
-func tpTopics(ps []tp) []string {
+func groupTPTopics(ps []groupTP) []string {
 	m := map[string]bool{}
 	for _, p := range ps {
 		m[p.Topic] = true
 	}
-	return sortedKeys(m)
+	return groupSortedKeys(m)
 }
 
-func planTopics(rows []planRow) []string {
+func resetPlanTopics(rows []planRow) []string {
 	m := map[string]bool{}
 	for _, p := range rows {
 		m[p.Topic] = true
 	}
-	return sortedKeys(m)
+	return groupSortedKeys(m)
 }
 
-func setOf(ps []int32) map[int32]struct{} {
+func groupPartitionSet(ps []int32) map[int32]struct{} {
 	m := make(map[int32]struct{}, len(ps))
 	for _, p := range ps {
 		m[p] = struct{}{}

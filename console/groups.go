@@ -95,7 +95,7 @@ func parseGroupsQuery(v url.Values) (groupsQuery, error) {
 	return q, nil
 }
 
-// values is q as a query string, with the sort of column key (toggling
+// href is the list's link with q's filters and the sort of column key (toggling
 // the direction when key is already the sort).
 func (q groupsQuery) href(base, key string) string {
 	v := url.Values{}
@@ -269,7 +269,7 @@ func (c *Console) loadGroup(ctx context.Context, adm *kadm.Client, group string)
 		return groupDetail{}, kafkaError("group "+group, err)
 	}
 	d := groupDetail{Name: group, State: l.State, Type: l.ProtocolType, Protocol: l.Protocol,
-		Coordinator: l.Coordinator.NodeID, Active: len(l.Members) > 0 || !inactive(l.State), ReadOnly: c.cfg.ReadOnly}
+		Coordinator: l.Coordinator.NodeID, Active: len(l.Members) > 0 || !groupInactive(l.State), ReadOnly: c.cfg.ReadOnly}
 	if l.FetchErr != nil {
 		d.LagErr = l.FetchErr.Error()
 	}
@@ -282,7 +282,7 @@ func (c *Console) loadGroup(ctx context.Context, adm *kadm.Client, group string)
 			for _, t := range a.Topics {
 				ps := slices.Clone(t.Partitions)
 				slices.Sort(ps)
-				mv.Assigned = append(mv.Assigned, t.Topic+": "+joinInt32(ps))
+				mv.Assigned = append(mv.Assigned, t.Topic+": "+groupJoinInt32(ps))
 			}
 			slices.Sort(mv.Assigned)
 		}
@@ -301,19 +301,19 @@ func (c *Console) loadGroup(ctx context.Context, adm *kadm.Client, group string)
 		topics[ml.Topic] = true
 		d.Partitions = append(d.Partitions, p)
 	}
-	d.Topics = sortedKeys(topics)
+	d.Topics = groupSortedKeys(topics)
 	d.TotalLag = l.Lag.Total()
-	if inactive(l.State) && len(l.Members) == 0 && len(d.Partitions) == 0 && l.State == "Dead" {
+	if groupInactive(l.State) && len(l.Members) == 0 && len(d.Partitions) == 0 && l.State == "Dead" {
 		return groupDetail{}, httpapi.Errorf(http.StatusNotFound, "console: no consumer group %q", group)
 	}
 	d.LagChart = valueSeries("total lag", c.sampler.samples(), func(s sample) (int64, bool) { v, ok := s.GroupLag[group]; return v, ok })
 	return d, nil
 }
 
-// inactive reports whether a group in state may have its offsets reset or
+// groupInactive reports whether a group in state may have its offsets reset or
 // be deleted: Kafka's kafka-consumer-groups allows it only for Empty (or
 // Dead) groups.
-func inactive(state string) bool { return state == "Empty" || state == "Dead" }
+func groupInactive(state string) bool { return state == "Empty" || state == "Dead" }
 
 func (c *Console) groupPage(w http.ResponseWriter, r *http.Request) {
 	group := r.PathValue("group")
@@ -379,7 +379,7 @@ func (c *Console) streamGroupLag(ctx context.Context, w http.ResponseWriter, fl 
 			b, _ = c.fragment("group", "live-error", err.Error())
 		}
 		if string(b) != string(last) {
-			if writeEvent(w, "lag", b) != nil {
+			if writeGroupEvent(w, "lag", b) != nil {
 				return
 			}
 			fl.Flush()
@@ -409,9 +409,9 @@ func (c *Console) liveFragment(ctx context.Context, group string) ([]byte, error
 	return c.fragment("group", "live", d)
 }
 
-// writeEvent writes one server-sent event; a multi-line payload is one
+// writeGroupEvent writes one server-sent event; a multi-line payload is one
 // "data:" line per line.
-func writeEvent(w http.ResponseWriter, event string, data []byte) error {
+func writeGroupEvent(w http.ResponseWriter, event string, data []byte) error {
 	var b strings.Builder
 	b.WriteString("event: " + event + "\n")
 	for line := range strings.SplitSeq(string(data), "\n") {
@@ -491,7 +491,7 @@ func sparkline(s Series) template.HTML {
 	return template.HTML(b.String())
 }
 
-func joinInt32(ps []int32) string {
+func groupJoinInt32(ps []int32) string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = strconv.Itoa(int(p))
@@ -499,7 +499,7 @@ func joinInt32(ps []int32) string {
 	return strings.Join(s, ", ")
 }
 
-func sortedKeys(m map[string]bool) []string {
+func groupSortedKeys(m map[string]bool) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
 		ks = append(ks, k)

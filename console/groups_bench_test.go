@@ -32,9 +32,9 @@ func BenchmarkGroupsPage(b *testing.B) {
 	const groups, topics, parts = 1000, 20, 4
 	for i := range topics {
 		kafkatest.CreateTopic(b, addrs, fmt.Sprintf("bench-%02d", i), parts)
-		produceTo(b, addrs, fmt.Sprintf("bench-%02d", i), 10, 0, 1, 2, 3)
+		grpProduce(b, addrs, fmt.Sprintf("bench-%02d", i), 10, 0, 1, 2, 3)
 	}
-	adm := admin(b, addrs)
+	adm := grpAdmin(b, addrs)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for i := range groups {
@@ -43,7 +43,7 @@ func BenchmarkGroupsPage(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			commit(b, adm, fmt.Sprintf("group-%04d", i), fmt.Sprintf("bench-%02d", i%topics),
+			grpCommit(b, adm, fmt.Sprintf("group-%04d", i), fmt.Sprintf("bench-%02d", i%topics),
 				map[int32]int64{0: int64(i % 10), 1: 3, 2: 5, 3: 10})
 		}()
 	}
@@ -76,7 +76,7 @@ func BenchmarkGroupsPage(b *testing.B) {
 			n = rec.Body.Len()
 		}
 		b.ReportMetric(float64(n), "bytes/page")
-		if got := len(rowOrder(httptestGet(c.Handler(), "/ui/groups").Body.String())); got != groups {
+		if got := len(grpRows(httptestGet(c.Handler(), "/ui/groups").Body.String())); got != groups {
 			b.Fatalf("the page lists %d groups, want %d", got, groups)
 		}
 	})

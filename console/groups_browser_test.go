@@ -14,17 +14,17 @@ import (
 	"github.com/spoolmq/spool/internal/kafkatest"
 )
 
-// pollTrue waits until the JavaScript expression is true in the page.
-func pollTrue(t *testing.T, ctx context.Context, what, expr string) {
+// grpPoll waits until the JavaScript expression is true in the page.
+func grpPoll(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		t.Fatalf("waiting for %s (%s): %v", what, expr, err)
 	}
 }
 
-// noOverflow fails t when the page is wider than the viewport (a phone
+// grpNoOverflow fails t when the page is wider than the viewport (a phone
 // would have to scroll sideways).
-func noOverflow(t *testing.T, ctx context.Context, page string) {
+func grpNoOverflow(t *testing.T, ctx context.Context, page string) {
 	t.Helper()
 	wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
 	if err != nil {
@@ -35,26 +35,26 @@ func noOverflow(t *testing.T, ctx context.Context, page string) {
 	}
 }
 
-// browserGroups starts kfake with four groups (billing 6 behind on
+// grpBrowserSetup starts kfake with four groups (billing 6 behind on
 // orders, shipping caught up, ledger on payments, audit with a running
 // member) and a console on it.
-func browserGroups(t *testing.T) ([]string, string) {
+func grpBrowserSetup(t *testing.T) ([]string, string) {
 	addrs := kafkatest.StartKfake(t)
 	kafkatest.CreateTopic(t, addrs, "orders", 2)
 	kafkatest.CreateTopic(t, addrs, "payments", 1)
-	produceTo(t, addrs, "orders", 5, 0, 1)
-	produceTo(t, addrs, "payments", 4, 0)
-	adm := admin(t, addrs)
-	commit(t, adm, "billing", "orders", map[int32]int64{0: 2, 1: 2}) // lag 6
-	commit(t, adm, "shipping", "orders", map[int32]int64{0: 5, 1: 5})
-	commit(t, adm, "ledger", "payments", map[int32]int64{0: 3})
-	joinGroup(t, addrs, adm, "audit", "payments")
+	grpProduce(t, addrs, "orders", 5, 0, 1)
+	grpProduce(t, addrs, "payments", 4, 0)
+	adm := grpAdmin(t, addrs)
+	grpCommit(t, adm, "billing", "orders", map[int32]int64{0: 2, 1: 2}) // lag 6
+	grpCommit(t, adm, "shipping", "orders", map[int32]int64{0: 5, 1: 5})
+	grpCommit(t, adm, "ledger", "payments", map[int32]int64{0: 3})
+	grpJoin(t, addrs, adm, "audit", "payments")
 	_, u := startConsole(t, addrs, console.Config{SampleInterval: 100 * time.Millisecond})
 	return addrs, u
 }
 
 func TestBrowserGroups(t *testing.T) {
-	addrs, u := browserGroups(t)
+	addrs, u := grpBrowserSetup(t)
 	ctx := tab(t)
 
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(u+"/ui/groups"),
@@ -90,12 +90,12 @@ func TestBrowserGroups(t *testing.T) {
 	if got := text(t, ctx, "#total-lag"); got != "6" {
 		t.Fatalf("total lag %q, want 6", got)
 	}
-	produceTo(t, addrs, "orders", 3, 0)
-	pollTrue(t, ctx, "the live lag after producing", `document.getElementById("total-lag").textContent === "9"`)
+	grpProduce(t, addrs, "orders", 3, 0)
+	grpPoll(t, ctx, "the live lag after producing", `document.getElementById("total-lag").textContent === "9"`)
 	if got := text(t, ctx, `#lag tr[data-tp="orders/0"] td.lag`); got != "6" {
 		t.Errorf("lag of orders/0 %q, want 6", got)
 	}
-	pollTrue(t, ctx, "the lag chart", `document.querySelector("#live svg polyline") !== null`)
+	grpPoll(t, ctx, "the lag chart", `document.querySelector("#live svg polyline") !== null`)
 
 	// Reset to earliest: the dry run shows current -> new, apply commits it.
 	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("reset-mode"), "earliest"),
@@ -115,14 +115,14 @@ func TestBrowserGroups(t *testing.T) {
 	if got := kafkatest.Committed(t, addrs, "billing", "orders"); fmt.Sprint(got) != "map[0:0 1:0]" {
 		t.Fatalf("after apply, committed %v, want 0 and 0", got)
 	}
-	pollTrue(t, ctx, "the live lag after the reset", `document.getElementById("total-lag").textContent === "13"`)
+	grpPoll(t, ctx, "the live lag after the reset", `document.getElementById("total-lag").textContent === "13"`)
 
 }
 
 // TestBrowserGroupsExact: the per-partition form, a group with a member,
 // and both pages on a phone.
 func TestBrowserGroupsExact(t *testing.T) {
-	addrs, u := browserGroups(t)
+	addrs, u := grpBrowserSetup(t)
 	ctx := tab(t)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(u+"/ui/groups/billing"),
 		chromedp.WaitVisible(chromedp.ID("total-lag")),
@@ -154,7 +154,7 @@ func TestBrowserGroupsExact(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS("main h1"))); err != nil {
 			t.Fatal(err)
 		}
-		noOverflow(t, ctx, p+" at 390 px")
+		grpNoOverflow(t, ctx, p+" at 390 px")
 		if os.Getenv("CG_PHONE") != "" {
 			screenshot(t, ctx, strings.ReplaceAll(p, "/", "-")+"-phone")
 		}

@@ -23,8 +23,8 @@ import (
 	"github.com/spoolmq/spool/internal/kafkatest"
 )
 
-// admin returns a kadm client on addrs, closed by t.Cleanup.
-func admin(t testing.TB, addrs []string) *kadm.Client {
+// grpAdmin returns a kadm client on addrs, closed by t.Cleanup.
+func grpAdmin(t testing.TB, addrs []string) *kadm.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
@@ -34,8 +34,8 @@ func admin(t testing.TB, addrs []string) *kadm.Client {
 	return kadm.NewClient(cl)
 }
 
-// produceTo writes n records to each of the partitions of topic.
-func produceTo(t testing.TB, addrs []string, topic string, n int, partitions ...int32) {
+// grpProduce writes n records to each of the partitions of topic.
+func grpProduce(t testing.TB, addrs []string, topic string, n int, partitions ...int32) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
@@ -55,8 +55,8 @@ func produceTo(t testing.TB, addrs []string, topic string, n int, partitions ...
 	}
 }
 
-// commit commits offsets (partition -> offset) of topic for group.
-func commit(t testing.TB, adm *kadm.Client, group, topic string, offsets map[int32]int64) {
+// grpCommit commits offsets (partition -> offset) of topic for group.
+func grpCommit(t testing.TB, adm *kadm.Client, group, topic string, offsets map[int32]int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -69,8 +69,8 @@ func commit(t testing.TB, adm *kadm.Client, group, topic string, offsets map[int
 	}
 }
 
-// post submits form to url as htmx does and returns the status and body.
-func post(t testing.TB, u string, form url.Values, header ...string) (int, string) {
+// grpPost submits form to url as htmx does and returns the status and body.
+func grpPost(t testing.TB, u string, form url.Values, header ...string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -90,17 +90,17 @@ func post(t testing.TB, u string, form url.Values, header ...string) (int, strin
 	return resp.StatusCode, string(b)
 }
 
-// expectProblem checks a problem+json answer with status and a detail
+// grpProblem checks a problem+json answer with status and a detail
 // containing want.
-func expectProblem(t *testing.T, what string, status int, body string, wantStatus int, want string) {
+func grpProblem(t *testing.T, what string, status int, body string, wantStatus int, want string) {
 	t.Helper()
 	if status != wantStatus || !strings.Contains(body, want) || !strings.Contains(body, fmt.Sprintf(`"status":%d`, wantStatus)) {
 		t.Errorf("%s: %d %s, want %d problem with %q", what, status, body, wantStatus, want)
 	}
 }
 
-// rowOrder returns the data-group attributes of the list's rows, in order.
-func rowOrder(body string) []string {
+// grpRows returns the data-group attributes of the list's rows, in order.
+func grpRows(body string) []string {
 	var out []string
 	for _, m := range regexp.MustCompile(`data-group="([^"]+)"`).FindAllStringSubmatch(body, -1) {
 		out = append(out, m[1])
@@ -111,11 +111,11 @@ func rowOrder(body string) []string {
 func TestGroupsList(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "gl", 2)
-		produceTo(t, addrs, "gl", 10, 0, 1)
-		adm := admin(t, addrs)
-		commit(t, adm, "gl-behind", "gl", map[int32]int64{0: 2, 1: 3}) // lag 15
-		commit(t, adm, "gl-caught-up", "gl", map[int32]int64{0: 10, 1: 10})
-		commit(t, adm, "other", "gl", map[int32]int64{0: 9}) // lag 1 + 10 (partition 1 uncommitted)
+		grpProduce(t, addrs, "gl", 10, 0, 1)
+		adm := grpAdmin(t, addrs)
+		grpCommit(t, adm, "gl-behind", "gl", map[int32]int64{0: 2, 1: 3}) // lag 15
+		grpCommit(t, adm, "gl-caught-up", "gl", map[int32]int64{0: 10, 1: 10})
+		grpCommit(t, adm, "other", "gl", map[int32]int64{0: 9}) // lag 1 + 10 (partition 1 uncommitted)
 		_, base := startConsole(t, addrs, console.Config{})
 		u := base + "/ui/groups"
 
@@ -123,7 +123,7 @@ func TestGroupsList(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("GET groups: %d %s", status, body)
 		}
-		if got := rowOrder(body); strings.Join(got, ",") != "gl-behind,gl-caught-up,other" {
+		if got := grpRows(body); strings.Join(got, ",") != "gl-behind,gl-caught-up,other" {
 			t.Fatalf("by name: %v", got)
 		}
 		if !strings.Contains(body, `aria-sort="ascending"`) || !strings.Contains(body, `href="/ui/groups?dir=desc&amp;sort=name"`) {
@@ -133,44 +133,44 @@ func TestGroupsList(t *testing.T) {
 			t.Errorf("gl-behind's lag 15 not shown")
 		}
 		_, body = get(t, u+"?sort=lag&dir=desc")
-		if got := rowOrder(body); strings.Join(got, ",") != "gl-behind,other,gl-caught-up" {
+		if got := grpRows(body); strings.Join(got, ",") != "gl-behind,other,gl-caught-up" {
 			t.Errorf("by lag descending: %v", got)
 		}
 		if !strings.Contains(body, `aria-sort="descending"`) {
 			t.Errorf("lag header not aria-sort=descending")
 		}
 		_, body = get(t, u+"?minlag=1&q=GL")
-		if got := rowOrder(body); strings.Join(got, ",") != "gl-behind" {
+		if got := grpRows(body); strings.Join(got, ",") != "gl-behind" {
 			t.Errorf("min lag 1, name contains GL: %v", got)
 		}
 		_, body = get(t, u+"?state=Stable")
-		if got := rowOrder(body); len(got) != 0 || !strings.Contains(body, "match the filters") {
+		if got := grpRows(body); len(got) != 0 || !strings.Contains(body, "match the filters") {
 			t.Errorf("state Stable: %v", got)
 		}
 		_, body = get(t, u+"?state=Empty&sort=members")
-		if got := rowOrder(body); len(got) != 3 {
+		if got := grpRows(body); len(got) != 3 {
 			t.Errorf("state Empty: %v", got)
 		}
 		for _, q := range []string{"sort=size", "dir=up", "state=Happy", "minlag=-1", "minlag=x"} {
 			status, body := get(t, u+"?"+q, "Accept", "application/json")
-			expectProblem(t, q, status, body, http.StatusBadRequest, "want")
+			grpProblem(t, q, status, body, http.StatusBadRequest, "want")
 		}
 	})
 }
 
 func TestGroupsListACL(t *testing.T) {
 	addrs := startKfakeWithTopics(t, "acl-t")
-	adm := admin(t, addrs)
-	commit(t, adm, "seen", "acl-t", map[int32]int64{0: 0})
-	commit(t, adm, "hidden", "acl-t", map[int32]int64{0: 0})
+	adm := grpAdmin(t, addrs)
+	grpCommit(t, adm, "seen", "acl-t", map[int32]int64{0: 0})
+	grpCommit(t, adm, "hidden", "acl-t", map[int32]int64{0: 0})
 	_, base := startConsole(t, addrs, console.Config{Authorizer: aclAuthorizer(t,
 		allow("ann", groupResource, "seen", kmsg.ACLOperationDescribe))})
 	_, body := get(t, base+"/ui/groups", "Authorization", "Bearer ann")
-	if got := rowOrder(body); strings.Join(got, ",") != "seen" {
+	if got := grpRows(body); strings.Join(got, ",") != "seen" {
 		t.Errorf("ann sees %v, want only seen", got)
 	}
 	status, body := get(t, base+"/ui/groups/hidden", "Authorization", "Bearer ann", "Accept", "application/json")
-	expectProblem(t, "hidden group", status, body, http.StatusForbidden, `may not DESCRIBE GROUP \"hidden\"`)
+	grpProblem(t, "hidden group", status, body, http.StatusForbidden, `may not DESCRIBE GROUP \"hidden\"`)
 }
 
 const groupResource = kmsg.ACLResourceTypeGroup
@@ -179,9 +179,9 @@ const topicResource = kmsg.ACLResourceTypeTopic
 func TestGroupDetail(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "gd", 2)
-		produceTo(t, addrs, "gd", 5, 0, 1)
-		adm := admin(t, addrs)
-		commit(t, adm, "gd-g", "gd", map[int32]int64{0: 1, 1: 5})
+		grpProduce(t, addrs, "gd", 5, 0, 1)
+		adm := grpAdmin(t, addrs)
+		grpCommit(t, adm, "gd-g", "gd", map[int32]int64{0: 1, 1: 5})
 		_, base := startConsole(t, addrs, console.Config{})
 		status, body := get(t, base+"/ui/groups/gd-g")
 		if status != http.StatusOK {
@@ -194,7 +194,7 @@ func TestGroupDetail(t *testing.T) {
 		}
 		// A name that needs escaping in a path.
 		odd := "team/a b%?"
-		commit(t, adm, odd, "gd", map[int32]int64{0: 0})
+		grpCommit(t, adm, odd, "gd", map[int32]int64{0: 0})
 		_, list := get(t, base+"/ui/groups")
 		if !strings.Contains(list, `href="/ui/groups/team%2Fa%20b%25%3F"`) {
 			t.Errorf("the list does not link %q escaped", odd)
@@ -203,7 +203,7 @@ func TestGroupDetail(t *testing.T) {
 		if status != http.StatusOK || !strings.Contains(body, `sse-connect="/ui/groups/team%2Fa%20b%25%3F/live"`) {
 			t.Errorf("group %q: %d", odd, status)
 		}
-		status, body = post(t, base+"/ui/groups/team%2Fa%20b%25%3F/reset", url.Values{"mode": {"latest"}})
+		status, body = grpPost(t, base+"/ui/groups/team%2Fa%20b%25%3F/reset", url.Values{"mode": {"latest"}})
 		if status != http.StatusOK || !strings.Contains(body, `data-tp="gd/0"`) {
 			t.Errorf("dry run of %q: %d %s", odd, status, body)
 		}
@@ -211,14 +211,14 @@ func TestGroupDetail(t *testing.T) {
 		if status != http.StatusNotFound || !strings.Contains(body, `no consumer group &#34;no-such-group&#34;`) {
 			t.Errorf("unknown group page: %d %s", status, body)
 		}
-		status, body = post(t, base+"/ui/groups/no-such-group/reset", url.Values{"mode": {"earliest"}})
-		expectProblem(t, "reset of an unknown group", status, body, http.StatusNotFound, "no consumer group")
+		status, body = grpPost(t, base+"/ui/groups/no-such-group/reset", url.Values{"mode": {"earliest"}})
+		grpProblem(t, "reset of an unknown group", status, body, http.StatusNotFound, "no consumer group")
 	})
 }
 
-// offsetsOf returns the committed offsets of group on topic, read back
+// grpOffsets returns the committed offsets of group on topic, read back
 // with kadm.
-func offsetsOf(t testing.TB, adm *kadm.Client, group, topic string) map[int32]int64 {
+func grpOffsets(t testing.TB, adm *kadm.Client, group, topic string) map[int32]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -235,8 +235,8 @@ func offsetsOf(t testing.TB, adm *kadm.Client, group, topic string) map[int32]in
 	return out
 }
 
-// sets returns the apply form's "set" values of a dry run's fragment.
-func sets(t *testing.T, body string) url.Values {
+// grpSets returns the apply form's "set" values of a dry run's fragment.
+func grpSets(t *testing.T, body string) url.Values {
 	t.Helper()
 	v := url.Values{}
 	for _, m := range regexp.MustCompile(`name="set" value="([^"]+)"`).FindAllStringSubmatch(body, -1) {
@@ -251,14 +251,14 @@ func sets(t *testing.T, body string) url.Values {
 func TestGroupReset(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "gr", 3)
-		produceTo(t, addrs, "gr", 10, 0, 1, 2)
-		adm := admin(t, addrs)
-		commit(t, adm, "gr-g", "gr", map[int32]int64{0: 4, 1: 4})
+		grpProduce(t, addrs, "gr", 10, 0, 1, 2)
+		adm := grpAdmin(t, addrs)
+		grpCommit(t, adm, "gr-g", "gr", map[int32]int64{0: 4, 1: 4})
 		_, base := startConsole(t, addrs, console.Config{})
 		reset := base + "/ui/groups/gr-g/reset"
 		dry := func(form url.Values) string {
 			t.Helper()
-			status, body := post(t, reset, form)
+			status, body := grpPost(t, reset, form)
 			if status != http.StatusOK {
 				t.Fatalf("dry run %v: %d %s", form, status, body)
 			}
@@ -266,14 +266,14 @@ func TestGroupReset(t *testing.T) {
 		}
 		apply := func(body string) {
 			t.Helper()
-			status, out := post(t, reset, sets(t, body))
+			status, out := grpPost(t, reset, grpSets(t, body))
 			if status != http.StatusOK || !strings.Contains(out, `id="reset-done"`) {
 				t.Fatalf("apply: %d %s", status, out)
 			}
 		}
 		want := func(what string, exp map[int32]int64) {
 			t.Helper()
-			if got := offsetsOf(t, adm, "gr-g", "gr"); fmt.Sprint(got) != fmt.Sprint(exp) {
+			if got := grpOffsets(t, adm, "gr-g", "gr"); fmt.Sprint(got) != fmt.Sprint(exp) {
 				t.Fatalf("%s: committed %v, want %v", what, got, exp)
 			}
 		}
@@ -292,8 +292,8 @@ func TestGroupReset(t *testing.T) {
 		if !strings.Contains(body, "25 is past the log end") || !strings.Contains(body, `<td class="n new">10</td>`) {
 			t.Errorf("shift past the end is not clamped to it:\n%s", body)
 		}
-		status, body := post(t, reset, url.Values{"mode": {"shift"}, "shift": {"3"}, "topic": {"gr"}})
-		expectProblem(t, "shift of a partition without a commit", status, body, http.StatusBadRequest, "gr[2] has no committed offset")
+		status, body := grpPost(t, reset, url.Values{"mode": {"shift"}, "shift": {"3"}, "topic": {"gr"}})
+		grpProblem(t, "shift of a partition without a commit", status, body, http.StatusBadRequest, "gr[2] has no committed offset")
 
 		body = dry(url.Values{"mode": {"latest"}, "topic": {"gr"}, "partitions": {"2"}})
 		apply(body)
@@ -341,21 +341,21 @@ func TestGroupReset(t *testing.T) {
 			{"apply to an unknown topic", url.Values{"set": {"0:1:nope"}}, `no topic \"nope\"`},
 			{"apply garbage", url.Values{"set": {"x"}}, "want partition:offset:topic"},
 		} {
-			status, body := post(t, reset, c.form)
-			expectProblem(t, c.what, status, body, http.StatusBadRequest, c.want)
+			status, body := grpPost(t, reset, c.form)
+			grpProblem(t, c.what, status, body, http.StatusBadRequest, c.want)
 		}
 		want("refused resets change nothing", map[int32]int64{0: 10, 1: 10, 2: 10})
 
 		// Delete the group's offsets of the topic, then the group.
-		status, body = post(t, base+"/ui/groups/gr-g/delete-offsets", url.Values{"topic": {"other"}})
-		expectProblem(t, "delete offsets of a topic without any", status, body, http.StatusBadRequest, "no committed offsets on topic")
-		status, body = post(t, base+"/ui/groups/gr-g/delete-offsets", url.Values{"topic": {"gr"}})
+		status, body = grpPost(t, base+"/ui/groups/gr-g/delete-offsets", url.Values{"topic": {"other"}})
+		grpProblem(t, "delete offsets of a topic without any", status, body, http.StatusBadRequest, "no committed offsets on topic")
+		status, body = grpPost(t, base+"/ui/groups/gr-g/delete-offsets", url.Values{"topic": {"gr"}})
 		if status != http.StatusOK || !strings.Contains(body, "3 partitions") {
 			t.Fatalf("delete offsets: %d %s", status, body)
 		}
 		want("offsets deleted", map[int32]int64{})
-		commit(t, adm, "gr-g", "gr", map[int32]int64{0: 1})
-		status, body = post(t, base+"/ui/groups/gr-g/delete", url.Values{"confirm": {"gr-g"}})
+		grpCommit(t, adm, "gr-g", "gr", map[int32]int64{0: 1})
+		status, body = grpPost(t, base+"/ui/groups/gr-g/delete", url.Values{"confirm": {"gr-g"}})
 		if status != http.StatusNoContent {
 			t.Fatalf("delete group: %d %s", status, body)
 		}
@@ -368,14 +368,14 @@ func TestGroupReset(t *testing.T) {
 		if _, ok := listed["gr-g"]; ok {
 			t.Errorf("gr-g still listed after delete: %v", listed.Groups())
 		}
-		status, body = post(t, base+"/ui/groups/gr-g/delete", url.Values{"confirm": {"gr-g"}})
-		expectProblem(t, "delete a deleted group", status, body, http.StatusNotFound, "no consumer group")
+		status, body = grpPost(t, base+"/ui/groups/gr-g/delete", url.Values{"confirm": {"gr-g"}})
+		grpProblem(t, "delete a deleted group", status, body, http.StatusNotFound, "no consumer group")
 	})
 }
 
-// joinGroup starts a consumer of group on topic and waits until the group
+// grpJoin starts a consumer of group on topic and waits until the group
 // is Stable with it as a member.
-func joinGroup(t *testing.T, addrs []string, adm *kadm.Client, group, topic string) {
+func grpJoin(t *testing.T, addrs []string, adm *kadm.Client, group, topic string) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 		kgo.SessionTimeout(kafkatest.SessionTimeout(addrs)), kgo.ClientID("reset-test"), kgo.HeartbeatInterval(100*time.Millisecond))
@@ -402,16 +402,16 @@ func joinGroup(t *testing.T, addrs []string, adm *kadm.Client, group, topic stri
 func TestGroupActiveRefused(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "ga", 2)
-		produceTo(t, addrs, "ga", 3, 0, 1)
-		adm := admin(t, addrs)
-		commit(t, adm, "ga-g", "ga", map[int32]int64{0: 1, 1: 1})
+		grpProduce(t, addrs, "ga", 3, 0, 1)
+		adm := grpAdmin(t, addrs)
+		grpCommit(t, adm, "ga-g", "ga", map[int32]int64{0: 1, 1: 1})
 		_, base := startConsole(t, addrs, console.Config{})
 		// A dry run while the group is still Empty gives the apply form...
-		status, plan := post(t, base+"/ui/groups/ga-g/reset", url.Values{"mode": {"earliest"}})
+		status, plan := grpPost(t, base+"/ui/groups/ga-g/reset", url.Values{"mode": {"earliest"}})
 		if status != http.StatusOK {
 			t.Fatalf("dry run: %d %s", status, plan)
 		}
-		joinGroup(t, addrs, adm, "ga-g", "ga")
+		grpJoin(t, addrs, adm, "ga-g", "ga")
 		_, page := get(t, base+"/ui/groups/ga-g")
 		if !strings.Contains(page, "reset-test") || !strings.Contains(page, `id="reset-active"`) {
 			t.Errorf("the page does not show the member and the refusal note:\n%s", page)
@@ -421,13 +421,13 @@ func TestGroupActiveRefused(t *testing.T) {
 			path string
 			form url.Values
 		}{
-			"apply":          {"reset", sets(t, plan)},
+			"apply":          {"reset", grpSets(t, plan)},
 			"dry run":        {"reset", url.Values{"mode": {"latest"}}},
 			"delete":         {"delete", url.Values{"confirm": {"ga-g"}}},
 			"delete offsets": {"delete-offsets", url.Values{"topic": {"ga"}}},
 		} {
-			status, body := post(t, base+"/ui/groups/ga-g/"+c.path, c.form)
-			expectProblem(t, what, status, body, http.StatusConflict, "stop the consumers first")
+			status, body := grpPost(t, base+"/ui/groups/ga-g/"+c.path, c.form)
+			grpProblem(t, what, status, body, http.StatusConflict, "stop the consumers first")
 		}
 		// The broker refuses the commit too (the console maps that to 409).
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -441,7 +441,7 @@ func TestGroupActiveRefused(t *testing.T) {
 		if !errors.Is(err, kerr.UnknownMemberID) {
 			t.Errorf("a commit to a group with members: %v, want UNKNOWN_MEMBER_ID", err)
 		}
-		if got := offsetsOf(t, adm, "ga-g", "ga"); got[0] == 0 && got[1] == 0 {
+		if got := grpOffsets(t, adm, "ga-g", "ga"); got[0] == 0 && got[1] == 0 {
 			t.Errorf("a refused reset committed: %v", got)
 		}
 	})
@@ -450,12 +450,12 @@ func TestGroupActiveRefused(t *testing.T) {
 func TestGroupWritesRefused(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "gw", 1)
-		produceTo(t, addrs, "gw", 3, 0)
-		adm := admin(t, addrs)
-		commit(t, adm, "gw-g", "gw", map[int32]int64{0: 2})
+		grpProduce(t, addrs, "gw", 3, 0)
+		adm := grpAdmin(t, addrs)
+		grpCommit(t, adm, "gw-g", "gw", map[int32]int64{0: 2})
 
 		_, ro := startConsole(t, addrs, console.Config{ReadOnly: true})
-		status, plan := post(t, ro+"/ui/groups/gw-g/reset", url.Values{"mode": {"earliest"}})
+		status, plan := grpPost(t, ro+"/ui/groups/gw-g/reset", url.Values{"mode": {"earliest"}})
 		if status != http.StatusOK || !strings.Contains(plan, `id="reset-apply" disabled`) {
 			t.Fatalf("read-only dry run: %d %s", status, plan)
 		}
@@ -463,11 +463,11 @@ func TestGroupWritesRefused(t *testing.T) {
 			path string
 			form url.Values
 		}{
-			"apply": {"reset", sets(t, plan)}, "delete": {"delete", url.Values{"confirm": {"gw-g"}}},
+			"apply": {"reset", grpSets(t, plan)}, "delete": {"delete", url.Values{"confirm": {"gw-g"}}},
 			"delete offsets": {"delete-offsets", url.Values{"topic": {"gw"}}},
 		} {
-			status, body := post(t, ro+"/ui/groups/gw-g/"+c.path, c.form)
-			expectProblem(t, "read-only "+what, status, body, http.StatusForbidden, "read-only mode")
+			status, body := grpPost(t, ro+"/ui/groups/gw-g/"+c.path, c.form)
+			grpProblem(t, "read-only "+what, status, body, http.StatusForbidden, "read-only mode")
 		}
 
 		_, sec := startConsole(t, addrs, console.Config{Authorizer: aclAuthorizer(t,
@@ -477,7 +477,7 @@ func TestGroupWritesRefused(t *testing.T) {
 			allow("resetter", topicResource, "gw", kmsg.ACLOperationDescribe),
 			allow("grouponly", groupResource, "gw-g", kmsg.ACLOperationRead),
 		)})
-		status, plan = post(t, sec+"/ui/groups/gw-g/reset", url.Values{"mode": {"earliest"}}, "Authorization", "Bearer viewer")
+		status, plan = grpPost(t, sec+"/ui/groups/gw-g/reset", url.Values{"mode": {"earliest"}}, "Authorization", "Bearer viewer")
 		if status != http.StatusOK {
 			t.Fatalf("viewer's dry run: %d %s", status, plan)
 		}
@@ -486,43 +486,43 @@ func TestGroupWritesRefused(t *testing.T) {
 			form       url.Values
 			want       string
 		}{
-			{"viewer", "reset", sets(t, plan), `may not READ GROUP \"gw-g\"`},
-			{"grouponly", "reset", sets(t, plan), `may not READ TOPIC \"gw\"`},
+			{"viewer", "reset", grpSets(t, plan), `may not READ GROUP \"gw-g\"`},
+			{"grouponly", "reset", grpSets(t, plan), `may not READ TOPIC \"gw\"`},
 			{"resetter", "delete", url.Values{"confirm": {"gw-g"}}, `may not DELETE GROUP \"gw-g\"`},
 			{"viewer", "delete-offsets", url.Values{"topic": {"gw"}}, `may not DELETE GROUP`},
 			{"nobody", "reset", url.Values{"mode": {"earliest"}}, `may not DESCRIBE GROUP`},
 		} {
-			status, body := post(t, sec+"/ui/groups/gw-g/"+c.path, c.form, "Authorization", "Bearer "+c.user)
-			expectProblem(t, c.user+" "+c.path, status, body, http.StatusForbidden, c.want)
+			status, body := grpPost(t, sec+"/ui/groups/gw-g/"+c.path, c.form, "Authorization", "Bearer "+c.user)
+			grpProblem(t, c.user+" "+c.path, status, body, http.StatusForbidden, c.want)
 		}
 		status, body := get(t, sec+"/ui/groups/gw-g", "Authorization", "Bearer nobody")
 		if status != http.StatusForbidden {
 			t.Errorf("nobody's group page: %d %s", status, body)
 		}
-		if got := offsetsOf(t, adm, "gw-g", "gw"); got[0] != 2 {
+		if got := grpOffsets(t, adm, "gw-g", "gw"); got[0] != 2 {
 			t.Errorf("refused writes changed the offsets: %v", got)
 		}
 	})
 }
 
-// streamWriter is an http.ResponseWriter whose body is a pipe, so a test
+// grpStreamWriter is an http.ResponseWriter whose body is a pipe, so a test
 // reads a server-sent event stream as it is written.
-type streamWriter struct {
+type grpStreamWriter struct {
 	h  http.Header
 	pw *io.PipeWriter
 }
 
-func (w *streamWriter) Header() http.Header         { return w.h }
-func (w *streamWriter) WriteHeader(int)             {}
-func (w *streamWriter) Write(b []byte) (int, error) { return w.pw.Write(b) }
-func (w *streamWriter) Flush()                      {}
+func (w *grpStreamWriter) Header() http.Header         { return w.h }
+func (w *grpStreamWriter) WriteHeader(int)             {}
+func (w *grpStreamWriter) Write(b []byte) (int, error) { return w.pw.Write(b) }
+func (w *grpStreamWriter) Flush()                      {}
 
-// openLive serves GET path by h in a goroutine and returns its events'
+// grpOpenLive serves GET path by h in a goroutine and returns its events'
 // data (one string per event) and a channel closed when the handler
 // returned.
-func openLive(ctx context.Context, h http.Handler, path string) (<-chan string, <-chan struct{}) {
+func grpOpenLive(ctx context.Context, h http.Handler, path string) (<-chan string, <-chan struct{}) {
 	pr, pw := io.Pipe()
-	w := &streamWriter{h: http.Header{}, pw: pw}
+	w := &grpStreamWriter{h: http.Header{}, pw: pw}
 	returned := make(chan struct{})
 	go func() {
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil).WithContext(ctx))
@@ -551,8 +551,8 @@ func openLive(ctx context.Context, h http.Handler, path string) (<-chan string, 
 	return events, returned
 }
 
-// waitEvent waits for an event containing want.
-func waitEvent(t *testing.T, events <-chan string, want string) {
+// grpWaitEvent waits for an event containing want.
+func grpWaitEvent(t *testing.T, events <-chan string, want string) {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -570,7 +570,7 @@ func waitEvent(t *testing.T, events <-chan string, want string) {
 	}
 }
 
-func waitReturned(t *testing.T, returned <-chan struct{}, why string) {
+func grpReturned(t *testing.T, returned <-chan struct{}, why string) {
 	t.Helper()
 	select {
 	case <-returned:
@@ -582,29 +582,29 @@ func waitReturned(t *testing.T, returned <-chan struct{}, why string) {
 func TestGroupLive(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "glive", 1)
-		produceTo(t, addrs, "glive", 2, 0)
-		adm := admin(t, addrs)
-		commit(t, adm, "glive-g", "glive", map[int32]int64{0: 0})
+		grpProduce(t, addrs, "glive", 2, 0)
+		adm := grpAdmin(t, addrs)
+		grpCommit(t, adm, "glive-g", "glive", map[int32]int64{0: 0})
 		c, _ := startConsole(t, addrs, console.Config{SampleInterval: 50 * time.Millisecond})
 
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		events, returned := openLive(ctx, c.Handler(), "/ui/groups/glive-g/live")
-		waitEvent(t, events, `id="total-lag">2<`)
-		produceTo(t, addrs, "glive", 3, 0)
-		waitEvent(t, events, `id="total-lag">5<`)
-		commit(t, adm, "glive-g", "glive", map[int32]int64{0: 4})
-		waitEvent(t, events, `id="total-lag">1<`)
+		events, returned := grpOpenLive(ctx, c.Handler(), "/ui/groups/glive-g/live")
+		grpWaitEvent(t, events, `id="total-lag">2<`)
+		grpProduce(t, addrs, "glive", 3, 0)
+		grpWaitEvent(t, events, `id="total-lag">5<`)
+		grpCommit(t, adm, "glive-g", "glive", map[int32]int64{0: 4})
+		grpWaitEvent(t, events, `id="total-lag">1<`)
 		// A consumer joining shows in the stream: the state and the member.
-		joinGroup(t, addrs, adm, "glive-g", "glive")
-		waitEvent(t, events, `id="group-state">Stable<`)
+		grpJoin(t, addrs, adm, "glive-g", "glive")
+		grpWaitEvent(t, events, `id="group-state">Stable<`)
 		cancel()
-		waitReturned(t, returned, "the client went away")
+		grpReturned(t, returned, "the client went away")
 
-		events, returned = openLive(context.Background(), c.Handler(), "/ui/groups/glive-g/live")
-		waitEvent(t, events, "reset-test")
+		events, returned = grpOpenLive(context.Background(), c.Handler(), "/ui/groups/glive-g/live")
+		grpWaitEvent(t, events, "reset-test")
 		c.Close()
-		waitReturned(t, returned, "the console closed")
+		grpReturned(t, returned, "the console closed")
 
 		rec := httptestGet(c.Handler(), "/ui/groups/glive-g/live")
 		if rec.Code != http.StatusServiceUnavailable {
