@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -167,6 +168,11 @@ func (r *replayer) preview(ctx context.Context, q Query, st *ReplayState) error 
 }
 
 func (r *replayer) run(st ReplayState) {
+	// The replay's goroutine counts into its own map: the caller still
+	// writes st (the API answers it) while the replay runs.
+	byTopic := make(map[string]int64, len(st.ByTopic))
+	maps.Copy(byTopic, st.ByTopic)
+	st.ByTopic = byTopic
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.mu.ctx == nil {
