@@ -91,7 +91,9 @@ func BenchmarkLookbackPages(b *testing.B) {
 		{"stats/api", api, func(int) string { return "/api/lookback/stats" }},
 		{"search-type/api", api, func(int) string { return "/api/lookback/events?type=payment.completed&limit=50" }},
 		{"search-type/page", ui, func(int) string { return "/ui/lookback?type=payment.completed" }},
-		{"search-key/api", api, func(i int) string { return fmt.Sprintf("/api/lookback/events?key=customer-%05d&limit=50", i*7919%10000) }},
+		{"search-key/api", api, func(i int) string {
+			return fmt.Sprintf("/api/lookback/events?key=customer-%05d&limit=50", i*7919%10000)
+		}},
 		{"search-key/page", ui, func(i int) string { return fmt.Sprintf("/ui/lookback?key=customer-%05d", i*7919%10000) }},
 		{"flow/api", api, func(i int) string { return fmt.Sprintf("/api/lookback/flows/flow-%d", int64(i)*7919%flows) }},
 		{"flow/page", ui, func(i int) string { return fmt.Sprintf("/ui/lookback/flows/flow-%d", int64(i)*7919%flows) }},
