@@ -132,10 +132,21 @@ func TestBrowserLookback(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`input[name=target][value=topic]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name=to_topic]`), "orders.debug"),
 		chromedp.Click(chromedp.ID("dry-run")), chromedp.WaitVisible(chromedp.ID("apply-replay")),
-		chromedp.Click(chromedp.ID("apply-replay")),
-		chromedp.WaitVisible(chromedp.CSS(`.lb-replay-state[data-status=done]`)),
 	); err != nil {
 		t.Fatal(err)
+	}
+	// htmx wires the swapped-in apply form once the swap has settled; a
+	// click before that would submit it natively.
+	htmxSettled(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("apply-replay"))); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	err = chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(`.lb-replay-state[data-status=done]`)))
+	wcancel()
+	if err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("replay-result").outerHTML`))
+		t.Fatalf("replay not done: %v\n%s", err, html)
 	}
 	if got := text(t, ctx, "#replay-done"); got != "3" {
 		t.Fatalf("replayed %q events, want 3", got)
@@ -155,5 +166,16 @@ func TestBrowserLookback(t *testing.T) {
 		if err != nil || wide {
 			t.Errorf("%s at 390 px: the page scrolls sideways (%v)", p, err)
 		}
+	}
+}
+
+// htmxSettled waits until no htmx request, swap or settle is under way in
+// the page.
+func htmxSettled(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added") === null`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("htmx did not settle: %v", err)
 	}
 }
