@@ -203,6 +203,7 @@ type navItem struct {
 // routes in routes.
 var nav = []navItem{
 	{"", "Overview"},
+	{"topics", "Topics"},
 	{"messages", "Messages"},
 	{"groups", "Groups"},
 	{"deadletters", "Dead letters"},
@@ -216,6 +217,11 @@ func (c *Console) routes() http.Handler {
 	b := c.cfg.BasePath
 	mux.Handle("GET "+b+"static/", http.StripPrefix(b, staticHandler()))
 	mux.HandleFunc("GET "+b+"{$}", c.overview)
+	mux.HandleFunc("GET "+b+"topics", c.topics)
+	mux.HandleFunc("POST "+b+"topics", c.createTopic)
+	mux.HandleFunc("GET "+b+"topics/{topic}", c.topicDetail)
+	mux.HandleFunc("POST "+b+"topics/{topic}/delete", c.deleteTopic)
+	mux.HandleFunc("POST "+b+"topics/{topic}/configs", c.alterTopicConfig)
 	mux.HandleFunc("GET "+b+"messages", c.messagesPick)
 	mux.HandleFunc("GET "+b+"topics/{topic}/messages", c.messagesPage)
 	mux.HandleFunc("POST "+b+"topics/{topic}/messages", c.messagesProduce)

@@ -78,6 +78,9 @@ func funcs(base string) template.FuncMap {
 		// dead letters
 		"groupTable": func(title, id string, rows []dlqGroup) dlqGroupTable { return dlqGroupTable{title, id, rows} },
 		"inList":     func(list []string, v string) bool { return contains(list, v) },
+		// topics
+		"rate":  fmtValue,
+		"ints":  joinInts,
 		"pathEscape": func(s string) string {
 			return strings.ReplaceAll(template.URLQueryEscaper(s), "+", "%20")
 		},
