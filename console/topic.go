@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"sort"
 	"strconv"
@@ -92,7 +93,8 @@ func (c *Console) topicDetail(w http.ResponseWriter, r *http.Request) {
 	}
 	d := topicData{Name: name, Internal: isInternalTopic(t)}
 	if t.ID != (kadm.TopicID{}) {
-		d.ID = t.ID.String()
+		// As Kafka prints a Uuid: URL-safe base64 without padding.
+		d.ID = base64.RawURLEncoding.EncodeToString(t.ID[:])
 	}
 	if err := c.fillPartitions(ctx, adm, &d, t); err != nil {
 		c.fail(w, r, err)
@@ -127,7 +129,9 @@ func (c *Console) fillPartitions(ctx context.Context, adm *kadm.Client, d *topic
 	}
 	sizes := map[int32]int64{}
 	set := kadm.TopicsSet{}
-	set.Add(d.Name)
+	for p := range t.Partitions {
+		set.Add(d.Name, p)
+	}
 	if dirs, err := adm.DescribeAllLogDirs(ctx, set); err == nil {
 		dirs.Each(func(ld kadm.DescribedLogDir) {
 			ld.Topics.Each(func(p kadm.DescribedLogDirPartition) {

@@ -134,9 +134,12 @@ func (c *Console) fillTopicRows(ctx context.Context, r *http.Request, adm *kadm.
 			}
 		})
 	}
+	// DescribeLogDirs answers the partitions asked for: name them all.
 	set := kadm.TopicsSet{}
-	for _, n := range names {
-		set.Add(n)
+	for _, row := range rows {
+		for p := range row.Partitions {
+			set.Add(row.Name, int32(p))
+		}
 	}
 	if dirs, err := adm.DescribeAllLogDirs(ctx, set); err != nil {
 		problems = append(problems, "sizes (DescribeLogDirs): "+err.Error())

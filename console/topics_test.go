@@ -145,6 +145,10 @@ func TestTopicsCreateListEditDelete(t *testing.T) {
 				t.Errorf("list row of orders.v1 lacks %q: %s", want, row)
 			}
 		}
+		// 5 records of 100 bytes and more: DescribeLogDirs counts them.
+		if size := cell(row, "size"); size == "–" || size == "0 B" {
+			t.Errorf("orders.v1's size is %q", size)
+		}
 		if !strings.Contains(body, `data-topic="payments"`) {
 			t.Error("list lacks payments")
 		}
@@ -161,6 +165,9 @@ func TestTopicsCreateListEditDelete(t *testing.T) {
 		p0 := rowOf(t, body, `data-partition="0"`)
 		if !strings.Contains(p0, `start">0<`) || !strings.Contains(p0, `end">5<`) {
 			t.Errorf("partition 0 row: %s", p0)
+		}
+		if size := cell(p0, "size"); size == "–" || size == "0 B" {
+			t.Errorf("partition 0's size is %q", size)
 		}
 		if !strings.Contains(rowOf(t, body, `data-partition="2"`), `end">0<`) {
 			t.Error("partition 2 is not empty")
@@ -272,6 +279,16 @@ func rowOf(t testing.TB, body, marker string) string {
 		t.Fatalf("no end of the row of %s", marker)
 	}
 	return body[i : i+j]
+}
+
+// cell returns the text of the row's cell of class class.
+func cell(row, class string) string {
+	_, after, ok := strings.Cut(row, `class="n `+class+`">`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(after, "<")
+	return v
 }
 
 func topicExists(t testing.TB, addrs []string, topic string) bool {

@@ -23,6 +23,15 @@
     } catch (_) {}
     flash(msg, "bad");
   });
+  // A request that succeeds clears the alert of an earlier refusal, so a
+  // fixed and resubmitted form does not keep showing the old error.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var el = document.getElementById("flash");
+    if (el && e.detail.successful && el.className === "bad") {
+      el.textContent = "";
+      el.className = "";
+    }
+  });
   document.addEventListener("htmx:sendError", function () {
     flash("The console did not answer: is spool still running?", "bad");
   });
