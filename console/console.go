@@ -58,6 +58,11 @@ type Config struct {
 	// Gateway is the gateway's HTTP API (its /api/ routes), in process or
 	// a reverse proxy (default nil: the requests page says it is off).
 	Gateway http.Handler
+	// Metrics is the broker's Prometheus /metrics endpoint, in process or
+	// a reverse proxy, scraped with every sample for the overview's fsync
+	// latency and request rate charts (default nil: the overview says
+	// where those numbers would come from).
+	Metrics http.Handler
 	// SampleInterval is how often the console samples the cluster's
 	// offsets for its charts and rates (default 5s).
 	SampleInterval time.Duration
@@ -115,6 +120,9 @@ func New(cfg Config) (*Console, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c := &Console{cfg: cfg, sampler: newSampler(cfg.SampleInterval, cfg.History), closing: make(chan struct{})}
+	if h := cfg.Metrics; h != nil {
+		c.sampler.scrape = func(ctx context.Context) *metricsSample { return scrapeMetrics(ctx, h) }
+	}
 	t, err := parseTemplates(cfg.BasePath)
 	if err != nil {
 		return nil, err

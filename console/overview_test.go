@@ -4,11 +4,16 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/spoolmq/spool/broker"
 	"github.com/spoolmq/spool/console"
 	"github.com/spoolmq/spool/internal/kafkatest"
+	"github.com/spoolmq/spool/spooltest"
 )
 
 func TestOverview(t *testing.T) {
@@ -51,11 +56,20 @@ func TestConsoleBeforeStart(t *testing.T) {
 }
 
 func TestBrowserOverview(t *testing.T) {
-	addrs := kafkatest.StartKfake(t)
+	reg := prometheus.NewRegistry()
+	srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) { c.Registerer = reg }))
+	addrs := []string{srv.Addr()}
 	kafkatest.CreateTopic(t, addrs, "ov-browser", 2)
-	_, url := startConsole(t, addrs, console.Config{})
+	_, url := startConsole(t, addrs, console.Config{Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+	// Traffic across a few samples, so the charts have lines.
+	kafkatest.Eventually(t, 20*time.Second, "an fsync p99 point", func() bool {
+		produceN(t, addrs, "ov-browser", 20)
+		_, body := get(t, url+"/ui/")
+		return strings.Contains(body, "p99 now") && strings.Contains(body, "records produced/s now")
+	})
 	ctx := tab(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(url+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#topic-count"))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS("#topic-count"))); err != nil {
 		t.Fatal(err)
 	}
 	if got := text(t, ctx, "#topic-count"); got != "1" {
@@ -63,6 +77,12 @@ func TestBrowserOverview(t *testing.T) {
 	}
 	if got := text(t, ctx, "nav a[aria-current=page]"); got != "Overview" {
 		t.Fatalf("current nav entry %q", got)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#broker-metrics svg polyline").length`)); err != nil || n != 4 {
+		t.Fatalf("broker metrics charts draw %d lines (%v), want p50, p99, Produce, Fetch", n, err)
+	}
+	if got := text(t, ctx, `#disks-table tr[data-broker="0"] td.used`); !strings.HasSuffix(got, "%") {
+		t.Fatalf("disk use of broker 0: %q", got)
 	}
 	screenshot(t, ctx, "overview")
 }

@@ -16,6 +16,7 @@ type sample struct {
 	TopicEnds      map[string]int64 // sum of the end offsets of each topic's partitions
 	GroupCommitted map[string]int64 // sum of each group's committed offsets
 	GroupLag       map[string]int64 // each group's total lag
+	Metrics        *metricsSample   // the scrape of Config.Metrics, nil without it
 }
 
 // sampler keeps the samples of the last Config.History, oldest first. Its
@@ -23,6 +24,7 @@ type sample struct {
 type sampler struct {
 	interval time.Duration
 	max      int
+	scrape   func(context.Context) *metricsSample // Config.Metrics, nil without it
 
 	mu   sync.Mutex
 	ring []sample
@@ -41,6 +43,9 @@ func (s *sampler) run(ctx context.Context, adm *kadm.Client, timeout time.Durati
 	for {
 		sctx, cancel := context.WithTimeout(ctx, timeout)
 		if smp, ok := takeSample(sctx, adm); ok {
+			if s.scrape != nil {
+				smp.Metrics = s.scrape(sctx)
+			}
 			s.add(smp)
 		}
 		cancel()

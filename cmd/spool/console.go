@@ -50,6 +50,22 @@ func proxyTo(flag, rawURL string) (http.Handler, error) {
 	return httputil.NewSingleHostReverseProxy(u), nil
 }
 
+// metricsProxy returns a handler that answers with the Prometheus metrics
+// at rawURL, whatever the path it is asked for ("" gives nil).
+func metricsProxy(rawURL string) (http.Handler, error) {
+	if rawURL == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageErrorf("console: --metrics-url %q: want http(s)://host:port/path", rawURL)
+	}
+	return &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.Host = u.Scheme, u.Host, u.Host
+		pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.URL.RawQuery = u.Path, u.RawPath, u.RawQuery
+	}}, nil
+}
+
 func newConsoleCmd() *cobra.Command {
 	var (
 		cf          *clientFlags
@@ -57,6 +73,7 @@ func newConsoleCmd() *cobra.Command {
 		httpAddr    string
 		lookbackURL string
 		gatewayURL  string
+		metricsURL  string
 		logLevel    string
 	)
 	cmd := &cobra.Command{
@@ -66,7 +83,8 @@ func newConsoleCmd() *cobra.Command {
 lookback, async requests) as a Kafka client of --brokers, on --http under /ui/.
 --lookback-url and --gateway-url point it at a lookback archive and a gateway
 (spool serve's HTTP listener, spool lookback serve, spool gateway) for the
-archive pages and the requests page. docs/console.md describes every page.
+archive pages and the requests page; --metrics-url at the broker's Prometheus
+metrics for the overview's fsync latency and request rates. docs/console.md describes every page.
 SIGINT or SIGTERM stops it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -92,6 +110,9 @@ SIGINT or SIGTERM stops it.`,
 			if cfg.Gateway, err = proxyTo("gateway-url", gatewayURL); err != nil {
 				return err
 			}
+			if cfg.Metrics, err = metricsProxy(metricsURL); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runConsole(ctx, cfg, httpAddr, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -102,6 +123,7 @@ SIGINT or SIGTERM stops it.`,
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8082", "HTTP listener address")
 	cmd.Flags().StringVar(&lookbackURL, "lookback-url", "", "base URL of a lookback archive's HTTP API (e.g. http://127.0.0.1:8080)")
 	cmd.Flags().StringVar(&gatewayURL, "gateway-url", "", "base URL of a gateway's HTTP API (e.g. http://127.0.0.1:8080)")
+	cmd.Flags().StringVar(&metricsURL, "metrics-url", "", "URL of the broker's Prometheus metrics, for the overview's fsync latency and request rates (e.g. http://127.0.0.1:8080/metrics)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
@@ -146,11 +168,11 @@ func runConsole(ctx context.Context, cfg console.Config, httpAddr string, out, e
 
 // startServeConsole starts the console of `spool serve`: a Kafka client of
 // the embedded broker over loopback, with the in-process lookback and
-// gateway APIs (nil when they are off).
-func startServeConsole(ctx context.Context, brokerAddr string, kf *consoleFlags, lookback, gateway http.Handler, log *slog.Logger) (*console.Console, error) {
+// gateway APIs (nil when they are off) and the broker's own metrics.
+func startServeConsole(ctx context.Context, brokerAddr string, kf *consoleFlags, lookback, gateway, metrics http.Handler, log *slog.Logger) (*console.Console, error) {
 	c, err := console.New(console.Config{
 		Brokers: []string{brokerAddr}, ReadOnly: kf.readOnly,
-		Lookback: lookback, Gateway: gateway, Logger: log,
+		Lookback: lookback, Gateway: gateway, Metrics: metrics, Logger: log,
 	})
 	if err != nil {
 		return nil, err

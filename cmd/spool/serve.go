@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -367,7 +368,7 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 			if gw != nil {
 				gwh = gw.Handler()
 			}
-			if con, err = startServeConsole(ctx, b.AdvertisedAddr(), kf, lbh, gwh, cfg.Logger); err != nil {
+			if con, err = startServeConsole(ctx, b.AdvertisedAddr(), kf, lbh, gwh, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), cfg.Logger); err != nil {
 				srv.Close()
 				b.Close()
 				return fmt.Errorf("serve: %w", err)
