@@ -79,8 +79,8 @@ func funcs(base string) template.FuncMap {
 		"groupTable": func(title, id string, rows []dlqGroup) dlqGroupTable { return dlqGroupTable{title, id, rows} },
 		"inList":     func(list []string, v string) bool { return contains(list, v) },
 		// topics
-		"rate":  fmtValue,
-		"ints":  joinInts,
+		"rate": fmtValue,
+		"ints": joinInts,
 		"pathEscape": func(s string) string {
 			return strings.ReplaceAll(template.URLQueryEscaper(s), "+", "%20")
 		},
