@@ -129,7 +129,11 @@ func (c *Console) msgReadRanges(ctx context.Context, topic string, rs []*msgRead
 	}
 	opts := append([]kgo.Opt{kgo.SeedBrokers(c.cfg.Brokers...)}, c.cfg.ClientOptions...)
 	opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
-		kgo.FetchMaxWait(200*time.Millisecond), kgo.FetchMaxPartitionBytes(4<<20))
+		kgo.FetchMaxWait(200*time.Millisecond), kgo.FetchMaxPartitionBytes(4<<20),
+		// Transaction markers hold offsets too: a range ending in one
+		// (every committed transaction does) is only known to be read
+		// when its marker is seen.
+		kgo.KeepControlRecords())
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("console: kafka client: %w", err)
@@ -162,9 +166,12 @@ func (c *Console) msgReadRanges(ctx context.Context, topic string, rs []*msgRead
 			if r == nil || r.done() || r.Stopped || rec.Offset < r.Pos {
 				return
 			}
-			if rec.Offset >= r.To {
+			switch {
+			case rec.Offset >= r.To:
 				r.Pos = r.To
-			} else {
+			case rec.Attrs.IsControl():
+				r.Pos = rec.Offset + 1
+			default:
 				r.Pos = rec.Offset + 1
 				r.Stopped = !fn(rec) && !r.done()
 			}
