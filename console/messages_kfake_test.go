@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -42,10 +43,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestMessagesScanCancel: closing the scan's stream stops the scan on the
-// server. The broker holds every fetch of the scan, so the scan can only
-// end because its stream was closed.
-func TestMessagesScanCancel(t *testing.T) {
+// heldFetches starts a kfake cluster with topic orders (10 records of
+// msgProduceNumbered) that holds every fetch until the test ends;
+// fetching is closed when the first fetch arrives.
+func heldFetches(t *testing.T) (addrs []string, fetching chan struct{}) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,16 +56,24 @@ func TestMessagesScanCancel(t *testing.T) {
 		close(release)
 		c.Close()
 	})
-	addrs := c.ListenAddrs()
+	addrs = c.ListenAddrs()
 	msgProduceNumbered(t, addrs, "orders", 10, 1)
 	var held sync.Once
-	fetching := make(chan struct{})
+	fetching = make(chan struct{})
 	c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		held.Do(func() { close(fetching) })
 		c.SleepControl(func() { <-release })
 		return nil, nil, false
 	})
+	return addrs, fetching
+}
+
+// TestMessagesScanCancel: closing the scan's stream stops the scan on the
+// server. The broker holds every fetch of the scan, so the scan can only
+// end because its stream was closed.
+func TestMessagesScanCancel(t *testing.T) {
+	addrs, fetching := heldFetches(t)
 	var logs syncBuffer
 	_, u := startConsole(t, addrs, console.Config{RequestTimeout: time.Minute,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -124,5 +133,30 @@ func TestMessagesTransactions(t *testing.T) {
 	_, done := msgScan(t, u+"/ui/topics/orders/messages/scan?q=transaction")
 	if strings.Count(done, `class="msg-row"`) != 2 {
 		t.Fatalf("a scan of a topic ending in a transaction marker: %s", done)
+	}
+}
+
+// TestBrowserMessagesCancel: the page's Cancel scan button closes the
+// stream, the scan stops on the server, and the page says it was
+// cancelled, keeping the progress it had.
+func TestBrowserMessagesCancel(t *testing.T) {
+	addrs, fetching := heldFetches(t)
+	var logs syncBuffer
+	_, u := startConsole(t, addrs, console.Config{RequestTimeout: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ctx := tab(t)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(u+"/ui/topics/orders/messages?key=k-3"),
+		chromedp.WaitVisible(chromedp.ID("scan-cancel"))); err != nil {
+		t.Fatal(err)
+	}
+	<-fetching
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("scan-cancel")), chromedp.WaitVisible(chromedp.ID("scan-cancelled"))); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.Eventually(t, 20*time.Second, "the server to stop the scan", func() bool {
+		return strings.Contains(logs.String(), "console: scan cancelled")
+	})
+	if got := text(t, ctx, "#scan-stopped"); !strings.Contains(got, "0 of 10 records read") || strings.Contains(got, "Cancel scan") {
+		t.Fatalf("the page after Cancel: %q", got)
 	}
 }
