@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -292,4 +293,131 @@ func sortedCounts(m map[string]int64) []countBy {
 		return out[i].Value < out[j].Value
 	})
 	return out
+}
+
+// probeLatest reads the last record of every non-empty partition of the
+// topics and returns, per topic, the convention of the dead-letter headers
+// one of them carries ("spool", "spring"; absent: none). complete is false
+// when the 2 s it allows ran out before every partition answered.
+func probeLatest(ctx context.Context, opts []kgo.Opt, ends kadm.ListedOffsets, topics []string) (found map[string]string, complete bool) {
+	want := map[string]map[int32]bool{}
+	parts := map[string]map[int32]kgo.Offset{}
+	n := 0
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil || o.Offset <= 0 || !slices.Contains(topics, o.Topic) {
+			return
+		}
+		if parts[o.Topic] == nil {
+			parts[o.Topic], want[o.Topic] = map[int32]kgo.Offset{}, map[int32]bool{}
+		}
+		parts[o.Topic][o.Partition] = kgo.NewOffset().At(o.Offset - 1)
+		want[o.Topic][o.Partition] = true
+		n++
+	})
+	found = map[string]string{}
+	if n == 0 {
+		return found, true
+	}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), opts...), kgo.ConsumePartitions(parts),
+		kgo.FetchMaxWait(100*time.Millisecond), kgo.KeepControlRecords())...)
+	if err != nil {
+		return found, false
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for n > 0 && pctx.Err() == nil {
+		cl.PollFetches(pctx).EachRecord(func(rec *kgo.Record) {
+			if want[rec.Topic][rec.Partition] {
+				delete(want[rec.Topic], rec.Partition)
+				n--
+			}
+			if rec.Attrs.IsControl() { // a transaction marker ends the partition: nothing to decode
+				return
+			}
+			if d := DecodeDeadLetter(rec); d.Convention != "" && found[rec.Topic] == "" {
+				found[rec.Topic] = d.Convention
+			}
+		})
+	}
+	return found, n == 0
+}
+
+// DeadLetterTopic is a dead-letter topic FindDeadLetterTopics found.
+type DeadLetterTopic struct {
+	Name string
+	// By is "name" (it matches a pattern) or "headers" (its latest records
+	// carry dead-letter headers; Convention says whose).
+	By         string
+	Convention string
+	Partitions int
+	// Depth is the records between its partitions' start and end offsets.
+	Depth int64
+}
+
+// FindDeadLetterTopics lists the dead-letter topics of the cluster: those
+// whose name matches one of patterns (path.Match globs; nil:
+// DefaultDeadLetterTopics) and those whose latest records carry
+// dead-letter headers, sorted by name. Internal topics (__*) and Spool's
+// own (spool.*) are not probed.
+func FindDeadLetterTopics(ctx context.Context, opts []kgo.Opt, patterns []string) ([]DeadLetterTopic, error) {
+	if len(patterns) == 0 {
+		patterns = DefaultDeadLetterTopics
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("console: dead-letter topics: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	tds, err := adm.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("console: dead-letter topics: %w", err)
+	}
+	starts, err := adm.ListStartOffsets(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("console: dead-letter topics: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("console: dead-letter topics: %w", err)
+	}
+	var out []DeadLetterTopic
+	var candidates []string
+	for name, td := range tds {
+		switch {
+		case td.Err != nil || td.IsInternal || strings.HasPrefix(name, "__"):
+		case matchesDeadLetterName(patterns, name):
+			out = append(out, DeadLetterTopic{Name: name, By: "name"})
+		case !strings.HasPrefix(name, "spool."):
+			candidates = append(candidates, name)
+		}
+	}
+	found, _ := probeLatest(ctx, opts, ends, candidates)
+	for name, conv := range found {
+		out = append(out, DeadLetterTopic{Name: name, By: "headers", Convention: conv})
+	}
+	for i := range out {
+		d := &out[i]
+		d.Partitions = len(tds[d.Name].Partitions)
+		d.Depth = depthOf(starts, ends, d.Name)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// depthOf is the records between topic's start and end offsets.
+func depthOf(starts, ends kadm.ListedOffsets, topic string) int64 {
+	var n int64
+	for p, e := range ends[topic] {
+		if e.Err != nil {
+			continue
+		}
+		s := int64(0)
+		if so, ok := starts.Lookup(topic, p); ok && so.Err == nil {
+			s = so.Offset
+		}
+		n += max(e.Offset-s, 0)
+	}
+	return n
 }

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -137,16 +136,7 @@ func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request) {
 	for i := range list {
 		d := &list[i]
 		d.Partitions = len(tds[d.Name].Partitions)
-		ends.Each(func(o kadm.ListedOffset) {
-			if o.Topic != d.Name || o.Err != nil {
-				return
-			}
-			s := int64(0)
-			if so, ok := starts.Lookup(o.Topic, o.Partition); ok && so.Err == nil {
-				s = so.Offset
-			}
-			d.Depth += max(o.Offset-s, 0)
-		})
+		d.Depth = depthOf(starts, ends, d.Name)
 		name := d.Name
 		d.Rate = lastRate(rateSeries(name, smps, func(s sample) (int64, bool) { v, ok := s.TopicEnds[name]; return v, ok }))
 	}
@@ -183,51 +173,15 @@ func (c *Console) probe(ctx context.Context, ends kadm.ListedOffsets, candidates
 	if len(todo) == 0 {
 		return out
 	}
-	parts := map[string]map[int32]kgo.Offset{}
-	want := 0
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil || o.Offset <= 0 || !contains(todo, o.Topic) {
-			return
-		}
-		if parts[o.Topic] == nil {
-			parts[o.Topic] = map[int32]kgo.Offset{}
-		}
-		parts[o.Topic][o.Partition] = kgo.NewOffset().At(o.Offset - 1)
-		want++
-	})
-	found := map[string]probeResult{}
-	cl, err := kgo.NewClient(append(c.clientOpts(), kgo.ConsumePartitions(parts), kgo.FetchMaxWait(100*time.Millisecond))...)
-	if err != nil {
-		return out
-	}
-	defer cl.Close()
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	seen := map[string]map[int32]bool{}
-	for got := 0; got < want && pctx.Err() == nil; {
-		fs := cl.PollFetches(pctx)
-		fs.EachRecord(func(rec *kgo.Record) {
-			if seen[rec.Topic] == nil {
-				seen[rec.Topic] = map[int32]bool{}
-			}
-			if !seen[rec.Topic][rec.Partition] {
-				seen[rec.Topic][rec.Partition] = true
-				got++
-			}
-			if d := DecodeDeadLetter(rec); d.Convention != "" {
-				found[rec.Topic] = probeResult{dlq: true, convention: d.Convention}
-			}
-		})
-	}
+	found, complete := probeLatest(ctx, c.clientOpts(), ends, todo)
 	c.dlq.mu.Lock()
 	defer c.dlq.mu.Unlock()
 	if c.dlq.probed == nil {
 		c.dlq.probed = map[string]probeResult{}
 	}
 	for _, t := range todo {
-		pr := found[t]
-		pr.end = endOf[t]
-		if pctx.Err() == nil || pr.dlq { // a probe cut short by the deadline is not a "no"
+		pr := probeResult{end: endOf[t], convention: found[t], dlq: found[t] != ""}
+		if complete || pr.dlq { // a probe cut short by its deadline is not a "no"
 			c.dlq.probed[t] = pr
 		}
 		out[t] = pr

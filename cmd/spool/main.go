@@ -33,6 +33,7 @@ func newRootCmd() *cobra.Command {
 		newProduceCmd(),
 		newConsumeCmd(),
 		newGroupCmd(),
+		newDLQCmd(),
 		newBenchCmd(),
 		newGatewayCmd(),
 		newConsoleCmd(),
