@@ -166,6 +166,9 @@ func TestBrowserLookback(t *testing.T) {
 		if err != nil || wide {
 			t.Errorf("%s at 390 px: the page scrolls sideways (%v)", p, err)
 		}
+		if strings.HasPrefix(p, "lookback/flows/") {
+			screenshot(t, ctx, "lookback-phone")
+		}
 	}
 }
 

@@ -175,7 +175,8 @@ func TestLookbackPages(t *testing.T) {
 			t.Fatalf("event: %d %s", status, body)
 		}
 		mustContain(t, "event page", body, a.order.ID, "order.placed", "<code>correlation_id</code>",
-			"&#34;total&#34;: 42.5", `href="/ui/lookback/flows/flow-a"`, "ce_specversion")
+			"&#34;total&#34;: 42.5", `href="/ui/lookback/flows/flow-a"`, "ce_specversion",
+			`href="/ui/topics/orders/messages?partition=`+strings.Split(partitionOf(t, st, a.order.ID), "/")[0]+`&amp;start=offset&amp;offset=`)
 
 		// The flow: three steps, the tree nests payment.completed under
 		// payment.requested under order.placed.
