@@ -23,11 +23,12 @@
     } catch (_) {}
     flash(msg, "bad");
   });
-  // A request that succeeds clears the alert of an earlier refusal, so a
-  // fixed and resubmitted form does not keep showing the old error.
+  // An action (not a GET: polls and filters are GETs) that succeeds clears
+  // the alert of an earlier refusal, so a fixed and resubmitted form does
+  // not keep showing the old error.
   document.addEventListener("htmx:afterRequest", function (e) {
-    var el = document.getElementById("flash");
-    if (el && e.detail.successful && el.className === "bad") {
+    var el = document.getElementById("flash"), cfg = e.detail.requestConfig;
+    if (el && e.detail.successful && el.className === "bad" && cfg && cfg.verb && cfg.verb.toLowerCase() !== "get") {
       el.textContent = "";
       el.className = "";
     }
