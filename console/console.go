@@ -230,6 +230,7 @@ func (c *Console) routes() http.Handler {
 	mux.HandleFunc("GET "+b+"topics/{topic}", c.topicDetail)
 	mux.HandleFunc("POST "+b+"topics/{topic}/delete", c.deleteTopic)
 	mux.HandleFunc("POST "+b+"topics/{topic}/configs", c.alterTopicConfig)
+	mux.HandleFunc("POST "+b+"topics/{topic}/partitions", c.addPartitions)
 	mux.HandleFunc("GET "+b+"messages", c.messagesPick)
 	mux.HandleFunc("GET "+b+"topics/{topic}/messages", c.messagesPage)
 	mux.HandleFunc("POST "+b+"topics/{topic}/messages", c.messagesProduce)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/internal/httpapi"
 )
 
 // partitionRow is one partition of the topic page.
@@ -60,6 +63,8 @@ type topicData struct {
 	Configs    topicConfigsData
 	CanDelete  bool
 	DeleteNote string
+	// CanAddPartitions: Alter on the topic, and not read-only.
+	CanAddPartitions bool
 }
 
 // topicDetail serves /topics/{topic}: its partitions with their leaders,
@@ -114,6 +119,7 @@ func (c *Console) topicDetail(w http.ResponseWriter, r *http.Request) {
 	} else {
 		d.CanDelete = true
 	}
+	d.CanAddPartitions = c.mayWrite(r, topicResource, name, kmsg.ACLOperationAlter) == nil
 	c.render(w, r, http.StatusOK, "topic", "Topic "+name, "topics", d)
 }
 
@@ -232,4 +238,52 @@ func joinInts(ns []int32) string {
 		parts[i] = strconv.Itoa(int(n))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// addPartitions raises the topic's partition count to the form's count
+// (CreatePartitions). Kafka never removes partitions: a count not above
+// the current one is the broker's INVALID_PARTITIONS, answered 400.
+func (c *Console) addPartitions(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("topic")
+	if err := parseForm(w, r); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if err := c.mayWrite(r, topicResource, name, kmsg.ACLOperationAlter); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	count, err := formInt(r, "count", 1, 1<<20)
+	if err == nil && count < 0 {
+		err = httpapi.Errorf(http.StatusBadRequest, "console: add partitions to topic %q: how many partitions should it have?", name)
+	}
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	_, adm, err := c.client()
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	ctx, cancel := c.pageContext(r)
+	defer cancel()
+	resps, err := adm.UpdatePartitions(ctx, count, name)
+	var msg string
+	if err == nil {
+		resp, ok := resps[name]
+		switch {
+		case !ok:
+			err = kerr.UnknownTopicOrPartition
+		case resp.Err != nil:
+			err, msg = resp.Err, resp.ErrMessage
+		}
+	}
+	if err != nil {
+		c.fail(w, r, kafkaProblem("add partitions to topic", name, err, msg))
+		return
+	}
+	c.cfg.Logger.Info("console: partitions added", "topic", name, "partitions", count, "principal", c.principalName(r))
+	c.sampler.poke()
+	c.redirect(w, r, c.cfg.BasePath+"topics/"+url.PathEscape(name))
 }

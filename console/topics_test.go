@@ -197,6 +197,22 @@ func TestTopicsCreateListEditDelete(t *testing.T) {
 			t.Fatal("retention.bytes is still a topic override")
 		}
 
+		// Partitions: added, never removed.
+		status, body, hdr = topicsPost(t, ui+"topics/orders.v1/partitions", url.Values{"count": {"5"}}, "HX-Request", "true")
+		if status != http.StatusNoContent || hdr.Get("HX-Redirect") != "/ui/topics/orders.v1" {
+			t.Fatalf("add partitions: %d %s", status, body)
+		}
+		_, body = get(t, ui+"topics/orders.v1")
+		if !strings.Contains(body, `id="partition-count">5<`) || !strings.Contains(body, `data-partition="4"`) {
+			t.Fatal("the topic page does not show the 5 partitions")
+		}
+		status, body, hdr = topicsPost(t, ui+"topics/orders.v1/partitions", url.Values{"count": {"2"}}, "HX-Request", "true")
+		wantProblem(t, "fewer partitions", status, body, hdr, http.StatusBadRequest, "INVALID_PARTITIONS", `"orders.v1"`)
+		status, body, hdr = topicsPost(t, ui+"topics/nope/partitions", url.Values{"count": {"2"}}, "HX-Request", "true")
+		wantProblem(t, "partitions of a missing topic", status, body, hdr, http.StatusNotFound, "UNKNOWN_TOPIC_OR_PARTITION")
+		status, body, hdr = topicsPost(t, ui+"topics/orders.v1/partitions", url.Values{}, "HX-Request", "true")
+		wantProblem(t, "no count", status, body, hdr, http.StatusBadRequest, "how many partitions")
+
 		// Delete: a wrong confirmation is refused and deletes nothing.
 		status, body, hdr = topicsPost(t, ui+"topics/orders.v1/delete", url.Values{"confirm": {"orders"}}, "HX-Request", "true")
 		wantProblem(t, "delete with a wrong confirmation", status, body, hdr, http.StatusBadRequest, `type the topic's name`, `"orders"`)
@@ -326,6 +342,7 @@ func TestTopicsReadOnly(t *testing.T) {
 			{"create", "topics", url.Values{"name": {"new"}}},
 			{"delete", "topics/kept/delete", url.Values{"confirm": {"kept"}}},
 			{"alter configs", "topics/kept/configs", url.Values{"name": {"retention.ms"}, "value": {"1000"}}},
+			{"add partitions", "topics/kept/partitions", url.Values{"count": {"4"}}},
 		} {
 			status, body, hdr := topicsPost(t, ui+tc.path, tc.form, hx...)
 			wantProblem(t, tc.what+" in read-only mode", status, body, hdr, http.StatusForbidden, "read-only")
@@ -342,7 +359,7 @@ func TestTopicsReadOnly(t *testing.T) {
 			t.Error("the read-only list offers the create form")
 		}
 		_, body = get(t, ui+"topics/kept")
-		if strings.Contains(body, `id="delete-topic"`) || strings.Contains(body, `class="cfg"`) || !strings.Contains(body, `data-config="retention.ms"`) {
+		if strings.Contains(body, `id="delete-topic"`) || strings.Contains(body, `class="cfg"`) || strings.Contains(body, `id="add-partitions"`) || !strings.Contains(body, `data-config="retention.ms"`) {
 			t.Error("the read-only topic page offers delete or edit forms, or hides the configs")
 		}
 	})
@@ -399,6 +416,8 @@ func TestTopicsACLs(t *testing.T) {
 		wantProblem(t, "ann deletes open", status, body, hdr, http.StatusForbidden, "User:ann", "DELETE", `"open"`)
 		status, body, hdr = topicsPost(t, ui+"topics/open/configs", url.Values{"name": {"retention.ms"}, "value": {"1000"}}, as("ann")...)
 		wantProblem(t, "ann alters open", status, body, hdr, http.StatusForbidden, "User:ann", "ALTER_CONFIGS", `"open"`)
+		status, body, hdr = topicsPost(t, ui+"topics/open/partitions", url.Values{"count": {"3"}}, as("dee")...)
+		wantProblem(t, "dee adds partitions without ALTER", status, body, hdr, http.StatusForbidden, "User:dee", "ALTER", `"open"`)
 		if !topicExists(t, addrs, "open") {
 			t.Fatal("a refused delete deleted open")
 		}
