@@ -133,5 +133,15 @@ func TestBrowserMessages(t *testing.T) {
 		if err != nil || wide {
 			t.Errorf("%s at 390 px: the page scrolls sideways (%v)", p, err)
 		}
+		if strings.HasSuffix(p, "key=order-4242") {
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#msg-table tr.msg-row details summary")),
+				chromedp.WaitVisible(chromedp.CSS("#msg-table .msg-envelope"))); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelector("#msg-results .table-wrap").scrollLeft = 0`)); err != nil {
+				t.Fatal(err)
+			}
+			screenshot(t, ctx, "messages-phone")
+		}
 	}
 }
