@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -380,6 +381,44 @@ func TestRedriveSpringAndFilters(t *testing.T) {
 			}
 			if v, _ := dlqHeader(r, console.HeaderRedriveOf); !strings.HasPrefix(v, "inv-dlt/0/") {
 				t.Errorf("spool_redrive_of %q", v)
+			}
+		}
+	})
+}
+
+// Config.DeadLetterTopics replaces the name patterns; a topic found by its
+// headers is listed whatever the patterns.
+func TestDeadLetterPatterns(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		kafkatest.CreateTopic(t, addrs, "failed-payments", 1)
+		kafkatest.CreateTopic(t, addrs, "pat.dlq", 1)
+		kafkatest.CreateTopic(t, addrs, "pat-dlt", 1)
+		dlqProduce(t, addrs, springDeadLetter("pat-dlt", "pat", 0, 1))
+		_, u := startConsole(t, addrs, console.Config{DeadLetterTopics: []string{"failed-*"}})
+		_, body := get(t, u+"/ui/deadletters")
+		if !strings.Contains(body, `/ui/deadletters/failed-payments"`) || strings.Contains(body, `/ui/deadletters/pat.dlq"`) {
+			t.Fatalf("patterns not applied: %s", body)
+		}
+		if !strings.Contains(body, `/ui/deadletters/pat-dlt"`) || !strings.Contains(body, "<code>failed-*</code>") {
+			t.Fatalf("topic found by headers missing, or the patterns not shown")
+		}
+		for _, tc := range []struct {
+			patterns []string
+			want     string
+		}{
+			{nil, "pat-dlt:name::1,pat.dlq:name::0"},
+			{[]string{"failed-*"}, "failed-payments:name::0,pat-dlt:headers:spring:1"},
+		} {
+			list, err := console.FindDeadLetterTopics(context.Background(), []kgo.Opt{kgo.SeedBrokers(addrs...)}, tc.patterns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, d := range list {
+				names = append(names, d.Name+":"+d.By+":"+d.Convention+":"+strconv.FormatInt(d.Depth, 10))
+			}
+			if got := strings.Join(names, ","); got != tc.want {
+				t.Errorf("FindDeadLetterTopics(%v): %s, want %s", tc.patterns, got, tc.want)
 			}
 		}
 	})

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,8 +25,9 @@ import (
 // consoleFlags are the console's flags, in `spool serve` (--console,
 // --console-read-only) and in `spool console`.
 type consoleFlags struct {
-	enabled  bool
-	readOnly bool
+	enabled     bool
+	readOnly    bool
+	dlqPatterns []string
 }
 
 func bindConsoleFlags(fl *pflag.FlagSet, inServe bool) *consoleFlags {
@@ -34,6 +36,7 @@ func bindConsoleFlags(fl *pflag.FlagSet, inServe bool) *consoleFlags {
 		fl.BoolVar(&f.enabled, "console", true, "serve the web console on /ui/ of the HTTP listener")
 	}
 	fl.BoolVar(&f.readOnly, "console-read-only", false, "the console shows everything and changes nothing (every write answers 403)")
+	fl.StringSliceVar(&f.dlqPatterns, "console-dlq-patterns", nil, "name patterns (globs, comma-separated) of dead-letter topics (default: "+strings.Join(console.DefaultDeadLetterTopics, ",")+")")
 	return f
 }
 
@@ -101,7 +104,7 @@ SIGINT or SIGTERM stops it.`,
 				return usageErrorf("%v", err)
 			}
 			cfg := console.Config{
-				Brokers: seeds, ClientOptions: secOpts, ReadOnly: kf.readOnly,
+				Brokers: seeds, ClientOptions: secOpts, ReadOnly: kf.readOnly, DeadLetterTopics: kf.dlqPatterns,
 				Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 			}
 			if cfg.Lookback, err = proxyTo("lookback-url", lookbackURL); err != nil {
@@ -171,7 +174,7 @@ func runConsole(ctx context.Context, cfg console.Config, httpAddr string, out, e
 // gateway APIs (nil when they are off) and the broker's own metrics.
 func startServeConsole(ctx context.Context, brokerAddr string, kf *consoleFlags, lookback, gateway, metrics http.Handler, log *slog.Logger) (*console.Console, error) {
 	c, err := console.New(console.Config{
-		Brokers: []string{brokerAddr}, ReadOnly: kf.readOnly,
+		Brokers: []string{brokerAddr}, ReadOnly: kf.readOnly, DeadLetterTopics: kf.dlqPatterns,
 		Lookback: lookback, Gateway: gateway, Metrics: metrics, Logger: log,
 	})
 	if err != nil {
