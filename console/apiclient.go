@@ -48,6 +48,9 @@ func (a apiClient) do(ctx context.Context, from *http.Request, method, path stri
 	if err != nil {
 		return 0, fmt.Errorf("console: %s: %w", a.name, err)
 	}
+	// No Host of our own: a reverse proxy (spool console --lookback-url)
+	// sends the target's, which virtual hosts in front of it expect.
+	req.Host = ""
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -8,8 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/spoolmq/spool/console"
 	"github.com/spoolmq/spool/gateway"
 	"github.com/spoolmq/spool/internal/kafkatest"
+	"github.com/spoolmq/spool/lookback"
 )
 
 // startGatewayFor starts a gateway on addrs (its store in a temporary
@@ -257,6 +261,63 @@ func TestBrowserRequests(t *testing.T) {
 		wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
 		if err != nil || wide {
 			t.Errorf("%s at 390 px: the page scrolls sideways (%v)", p, err)
+		}
+	}
+}
+
+// TestAPIsThroughProxy: the standalone console reaches the lookback and
+// gateway APIs through reverse proxies (spool console --lookback-url
+// --gateway-url): pages work, and the APIs' errors keep their status and
+// message.
+func TestAPIsThroughProxy(t *testing.T) {
+	addrs := kafkatest.StartKfake(t)
+	f := newRequestsFixture(t, addrs)
+	kafkatest.CreateTopic(t, addrs, "orders", 1)
+	svc, st := startLookback(t, addrs)
+	produceChain(t, addrs, "flow-proxy", "customer-3")
+	kafkatest.Eventually(t, 30*time.Second, "the flow archived", func() bool {
+		p, err := st.Search(context.Background(), lookback.Query{CorrelationID: "flow-proxy"})
+		return err == nil && len(p.Events) == 3
+	})
+	var (
+		mu    sync.Mutex
+		hosts []string
+	)
+	lbSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts = append(hosts, r.Host)
+		mu.Unlock()
+		svc.Handler().ServeHTTP(w, r)
+	}))
+	defer lbSrv.Close()
+	lbURL, _ := url.Parse(lbSrv.URL)
+	gwURL, _ := url.Parse(f.api)
+	_, u := startConsole(t, addrs, console.Config{Lookback: httputil.NewSingleHostReverseProxy(lbURL),
+		Gateway: httputil.NewSingleHostReverseProxy(gwURL)})
+
+	if status, body := get(t, u+"/ui/lookback/flows/flow-proxy"); status != http.StatusOK || !strings.Contains(body, `id="flow-events">3<`) {
+		t.Errorf("flow through the proxy: %d", status)
+	}
+	if status, body := get(t, u+"/ui/lookback/flows/nope"); status != http.StatusNotFound || !strings.Contains(body, "no archived event has correlation id") {
+		t.Errorf("unknown flow through the proxy: %d %s", status, body)
+	}
+	if status, body := get(t, u+"/ui/lookback?to=bad"); status != http.StatusBadRequest || !strings.Contains(body, "want an RFC 3339 time") {
+		t.Errorf("bad filter through the proxy: %d", status)
+	}
+	if status, body := get(t, u+"/ui/requests?status=succeeded"); status != http.StatusOK || !strings.Contains(body, f.ok.ID) {
+		t.Errorf("requests through the proxy: %d", status)
+	}
+	if status, body := get(t, u+"/ui/requests/nope"); status != http.StatusNotFound || !strings.Contains(body, "no request") {
+		t.Errorf("unknown request through the proxy: %d %s", status, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(hosts) == 0 {
+		t.Fatal("no request reached the lookback API's server")
+	}
+	for _, h := range hosts {
+		if h != lbURL.Host {
+			t.Fatalf("the lookback API got Host %q, want its own %q", h, lbURL.Host)
 		}
 	}
 }
