@@ -112,6 +112,9 @@ func BuildFlow(ctx context.Context, st Store, corr string) (*Flow, error) {
 		}
 	}
 	depth := map[string]int{}
+	// An id archived twice (a replay into an archived topic) is one node:
+	// linked into the tree once, by its first event.
+	linked := map[string]bool{}
 	f.Start, f.End = evs[0].Timestamp, evs[len(evs)-1].Timestamp
 	f.Duration = float64(f.End.Sub(f.Start).Microseconds()) / 1000
 	for i, e := range evs {
@@ -123,14 +126,21 @@ func BuildFlow(ctx context.Context, st Store, corr string) (*Flow, error) {
 			fe.GapMS = float64(e.Timestamp.Sub(evs[i-1].Timestamp).Microseconds()) / 1000
 		}
 		parent := nodes[e.CausationID]
+		n := nodes[e.ID]
+		if n != nil && linked[e.ID] {
+			n = nil
+		}
+		if n != nil {
+			linked[e.ID] = true
+		}
 		if e.CausationID != "" && e.CausationID != e.ID && parent != nil {
 			fe.Depth = depth[e.CausationID] + 1
-			if n := nodes[e.ID]; n != nil {
+			if n != nil {
 				parent.Children = append(parent.Children, n)
 			}
 		} else {
 			fe.MissingCause = e.CausationID != "" && parent == nil
-			if n := nodes[e.ID]; n != nil {
+			if n != nil {
 				f.Roots = append(f.Roots, n)
 			}
 		}
