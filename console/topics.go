@@ -49,6 +49,9 @@ type topicRow struct {
 type topicsData struct {
 	Query    string
 	Internal bool
+	Sort     string // name, partitions, records, size or rate
+	Desc     bool
+	Heads    map[string]sortHead // the sortable columns' headers
 	Rows     []topicRow
 	Hidden   int // internal topics left out
 	Total    int
@@ -69,6 +72,10 @@ func (c *Console) topics(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	q := r.URL.Query()
 	d := topicsData{Query: strings.TrimSpace(q.Get("q")), Internal: q.Get("internal") != "", Deleted: q.Get("deleted"), ReadOnly: c.cfg.ReadOnly}
+	if err := d.parseSort(q); err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	md, err := freshMetadata(ctx, cl)
 	if err != nil {
 		c.fail(w, r, err)
@@ -99,11 +106,91 @@ func (c *Console) topics(w http.ResponseWriter, r *http.Request) {
 	if len(names) > 0 {
 		d.Err = c.fillTopicRows(ctx, r, adm, d.Rows, names)
 	}
+	d.sortRows()
+	d.Heads = map[string]sortHead{}
+	for key, title := range topicSortColumns {
+		h := sortHead{Key: key, Title: title, Href: d.sortHref(c.cfg.BasePath, key), Numeric: key != "name"}
+		if key == d.Sort {
+			h.AriaSort = "ascending"
+			if d.Desc {
+				h.AriaSort = "descending"
+			}
+		}
+		d.Heads[key] = h
+	}
 	if r.Header.Get("HX-Request") != "" && r.Header.Get("HX-Target") == "topic-list" {
 		c.renderFragment(w, r, "topics", "topic-list", d)
 		return
 	}
 	c.render(w, r, http.StatusOK, "topics", "Topics", "topics", d)
+}
+
+// topicSortColumns are the columns the list sorts by, with their titles.
+var topicSortColumns = map[string]string{"name": "Name", "partitions": "Partitions", "records": "Records", "size": "Size", "rate": "Produce/s"}
+
+// parseSort reads ?sort= and ?dir= (default: by name, ascending).
+func (d *topicsData) parseSort(q url.Values) error {
+	d.Sort = q.Get("sort")
+	if d.Sort == "" {
+		d.Sort = "name"
+	}
+	if _, ok := topicSortColumns[d.Sort]; !ok {
+		return httpapi.Errorf(http.StatusBadRequest, "console: sort %q: want name, partitions, records, size or rate", d.Sort)
+	}
+	switch dir := q.Get("dir"); dir {
+	case "", "asc":
+	case "desc":
+		d.Desc = true
+	default:
+		return httpapi.Errorf(http.StatusBadRequest, "console: dir %q: want asc or desc", dir)
+	}
+	return nil
+}
+
+// sortRows orders the rows by d.Sort, ties by name.
+func (d *topicsData) sortRows() {
+	key := func(r topicRow) float64 {
+		switch d.Sort {
+		case "partitions":
+			return float64(r.Partitions)
+		case "records":
+			return float64(r.Records)
+		case "size":
+			return float64(r.Size)
+		case "rate":
+			return r.Rate
+		}
+		return 0
+	}
+	sort.SliceStable(d.Rows, func(i, j int) bool {
+		a, b := d.Rows[i], d.Rows[j]
+		if ka, kb := key(a), key(b); ka != kb {
+			return (ka < kb) != d.Desc
+		}
+		return (a.Name < b.Name) != (d.Desc && d.Sort == "name")
+	})
+}
+
+// sortHref links the list sorted by key, keeping the filters; the current
+// column's link turns the direction, another column's starts with the
+// biggest first (the name with A).
+func (d *topicsData) sortHref(base, key string) string {
+	v := url.Values{}
+	v.Set("sort", key)
+	desc := key != "name"
+	if key == d.Sort {
+		desc = !d.Desc
+	}
+	if desc {
+		v.Set("dir", "desc")
+	}
+	if d.Query != "" {
+		v.Set("q", d.Query)
+	}
+	if d.Internal {
+		v.Set("internal", "1")
+	}
+	return base + "topics?" + v.Encode()
 }
 
 // fillTopicRows adds the offsets, sizes, rates and configs to rows. What

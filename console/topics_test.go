@@ -152,6 +152,25 @@ func TestTopicsCreateListEditDelete(t *testing.T) {
 		if !strings.Contains(body, `data-topic="payments"`) {
 			t.Error("list lacks payments")
 		}
+		// Sorting: by records, biggest first, then the other way.
+		for _, tc := range []struct{ dir, first string }{{"desc", "orders.v1"}, {"asc", "payments"}} {
+			dir, first := tc.dir, tc.first
+			status, body = get(t, ui+"topics?sort=records&dir="+dir)
+			o, p := strings.Index(body, `data-topic="orders.v1"`), strings.Index(body, `data-topic="payments"`)
+			if status != http.StatusOK || o < 0 || p < 0 || (first == "orders.v1") != (o < p) {
+				t.Fatalf("sort by records %s: %d, orders.v1 at %d, payments at %d", dir, status, o, p)
+			}
+		}
+		if !strings.Contains(body, `aria-sort="ascending"><a href="/ui/topics?dir=desc&amp;sort=records">Records ▲`) {
+			t.Error("the sorted column's header neither says it nor links the other direction")
+		}
+		for _, bad := range []string{"sort=bogus", "sort=size&dir=sideways"} {
+			status, body = get(t, ui+"topics?"+bad, "Accept", "application/json")
+			if status != http.StatusBadRequest || !strings.Contains(body, "want") {
+				t.Errorf("%s: %d %s", bad, status, body)
+			}
+		}
+
 		// The filter keeps matching names; htmx gets the table alone.
 		status, body = get(t, ui+"topics?q=ORDERS", "HX-Request", "true", "HX-Target", "topic-list")
 		if status != http.StatusOK || strings.Contains(body, "<html") || !strings.Contains(body, `data-topic="orders.v1"`) || strings.Contains(body, `data-topic="payments"`) {
