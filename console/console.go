@@ -252,6 +252,7 @@ func (c *Console) routes() http.Handler {
 	mux.HandleFunc("POST "+b+"groups/{group}/delete-offsets", c.groupDeleteOffsets)
 	mux.HandleFunc("GET "+b+"requests", c.requests)
 	mux.HandleFunc("GET "+b+"requests/{id}", c.request)
+	mux.HandleFunc("POST "+b+"requests/{id}/cancel", c.requestCancel)
 	mux.HandleFunc("GET "+b+"deadletters", c.deadLetters)
 	mux.HandleFunc("GET "+b+"deadletters/{topic}", c.deadLetterTopic)
 	mux.HandleFunc("POST "+b+"deadletters/{topic}/redrive/plan", c.redrivePlan)

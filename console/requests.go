@@ -123,6 +123,12 @@ func (g *gatewayClient) list(ctx context.Context, r *http.Request, q url.Values)
 	return out.Requests, out.Next, err
 }
 
+func (g *gatewayClient) cancel(ctx context.Context, r *http.Request, id string) (*gwRequest, error) {
+	var out gwRequest
+	_, err := g.api.do(ctx, r, http.MethodDelete, "/api/requests/"+url.PathEscape(id), nil, nil, &out)
+	return &out, err
+}
+
 func (g *gatewayClient) get(ctx context.Context, r *http.Request, id string) (*gwRequest, error) {
 	var out gwRequest
 	_, err := g.api.do(ctx, r, http.MethodGet, "/api/requests/"+url.PathEscape(id), nil, nil, &out)
@@ -210,6 +216,7 @@ type requestData struct {
 	Off      bool
 	Request  *gwRequest
 	Lookback bool
+	ReadOnly bool
 }
 
 // request serves a request's page; for htmx, its status fragment alone
@@ -233,10 +240,39 @@ func (c *Console) request(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, httpapi.Errorf(http.StatusForbidden, "%v", err))
 		return
 	}
-	d := requestData{Request: rq, Lookback: c.cfg.Lookback != nil}
+	d := requestData{Request: rq, Lookback: c.cfg.Lookback != nil, ReadOnly: c.cfg.ReadOnly}
 	if r.Header.Get("HX-Request") != "" {
 		c.renderFragment(w, r, "request", "req-detail", d)
 		return
 	}
 	c.render(w, r, http.StatusOK, "request", "Request "+rq.ID, "requests", d)
+}
+
+// requestCancel serves POST requests/{id}/cancel: the gateway's DELETE
+// (a cancellation event to the command's topic, then the request is
+// cancelled). It needs Write on the request's topic and is refused in
+// read-only mode; the gateway refuses a request already final (409).
+func (c *Console) requestCancel(w http.ResponseWriter, r *http.Request) {
+	gw := c.gateway()
+	if gw == nil {
+		c.fail(w, r, httpapi.Errorf(http.StatusNotFound, "console: the gateway is off: no request to cancel"))
+		return
+	}
+	ctx, cancel := c.pageContext(r)
+	defer cancel()
+	rq, err := gw.get(ctx, r, r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if err := c.mayWrite(r, topicResource, rq.Topic, kmsg.ACLOperationWrite); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if rq, err = gw.cancel(ctx, r, rq.ID); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	c.cfg.Logger.Info("console: request cancelled", "request", rq.ID, "topic", rq.Topic, "principal", principal(r))
+	c.renderFragment(w, r, "request", "req-detail", requestData{Request: rq, Lookback: c.cfg.Lookback != nil, ReadOnly: c.cfg.ReadOnly})
 }

@@ -173,6 +173,24 @@ func TestRequestsPage(t *testing.T) {
 		_, body = get(t, u+"/ui/requests/"+f.open.ID)
 		mustContain(t, "open request", body, `hx-trigger="load delay:2s"`, "refreshes while open")
 
+		// Cancel the open request: the gateway's DELETE; a second cancel
+		// is its 409; read-only mode refuses.
+		_, ro := startConsole(t, addrs, console.Config{Gateway: f.handler, ReadOnly: true})
+		if status, body := postForm(t, ro+"/ui/requests/"+f.open.ID+"/cancel", nil); status != http.StatusForbidden || !strings.Contains(body, "read-only mode") {
+			t.Errorf("read-only cancel: %d %s", status, body)
+		}
+		if _, body := get(t, ro+"/ui/requests/"+f.open.ID); strings.Contains(body, `id="req-cancel"`) {
+			t.Error("read-only request page offers a cancel")
+		}
+		status, body = postForm(t, u+"/ui/requests/"+f.open.ID+"/cancel", nil)
+		if status != http.StatusOK || !strings.Contains(body, `id="req-state">cancelled<`) || !strings.Contains(body, "cancelled by the client") {
+			t.Fatalf("cancel: %d %s", status, body)
+		}
+		waitRequest(t, f.api, f.open.ID, "cancelled", func(s gwStatus) bool { return s.State == "cancelled" })
+		if status, body := postForm(t, u+"/ui/requests/"+f.open.ID+"/cancel", nil); status != http.StatusConflict || !strings.Contains(body, "already cancelled") {
+			t.Errorf("second cancel: %d %s", status, body)
+		}
+
 		// Failures: an unknown request is the gateway's 404 with its
 		// message; a bad status filter its 400.
 		status, body = get(t, u+"/ui/requests/no-such-request")
@@ -214,6 +232,9 @@ func TestRequestsOffAndACLs(t *testing.T) {
 	}
 	if status, body := get(t, u+"/ui/requests/"+f.refund.ID, ann...); status != http.StatusForbidden || strings.Contains(body, "refund.issue") {
 		t.Errorf("ann opens a refunds request: %d %s", status, body)
+	}
+	if status, body := postForm(t, u+"/ui/requests/"+f.open.ID+"/cancel", nil, ann...); status != http.StatusForbidden || !strings.Contains(body, "may not WRITE") {
+		t.Errorf("ann cancels without Write: %d %s", status, body)
 	}
 	if status, _ := get(t, u+"/ui/requests/"+f.refund.ID, "Authorization", "Bearer admin"); status != http.StatusOK {
 		t.Errorf("admin opens a refunds request: %d", status)
