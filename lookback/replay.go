@@ -16,8 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolmq/spool/internal/httpapi"
+	"github.com/spoolmq/spool/internal/msgtrace"
 )
 
 // Replay headers, set on every replayed record (the same names as
@@ -252,6 +254,10 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 			return err
 		}
 	}
+	var tracer trace.Tracer
+	if tp := r.s.cfg.TracerProvider; tp != nil {
+		tracer = tp.Tracer(msgtrace.ScopeName)
+	}
 	start, startDone := time.Now(), st.Done
 	sinceCheckpoint := 0
 	var firstErr error
@@ -278,7 +284,15 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 				}
 				return err
 			}
-			cl.Produce(ctx, replayRecord(e, spec, st.ID), func(_ *kgo.Record, err error) {
+			rec := replayRecord(e, spec, st.ID)
+			var span trace.Span
+			if tracer != nil {
+				span = msgtrace.StartReplaySend(tracer, rec, st.ID)
+			}
+			cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
+				if span != nil {
+					msgtrace.EndSend(span, rec, err)
+				}
 				if err != nil {
 					errMu.Lock()
 					firstErr = cmpErr(firstErr, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Service. Store is required; the zero value of every
@@ -58,6 +59,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Hooks receive metrics events (default: none; see lookbackprom).
 	Hooks Hooks
+	// TracerProvider, when set, makes replays start an OpenTelemetry
+	// "send {topic}" span for each event they republish: the root of a new
+	// trace (a replay is a new run) linked to the event's original trace,
+	// and the replayed record's traceparent is the span's. Default nil: no
+	// spans, and replayed records keep their original traceparent.
+	TracerProvider trace.TracerProvider
 	// Now is the clock (default time.Now); tests set it.
 	Now func() time.Time
 }

@@ -109,6 +109,12 @@ func newLookbackServeCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			tr, stopTracing, err := startTracing(ctx, "spool-lookback", cfg.Logger, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return fmt.Errorf("lookback: %w", err)
+			}
+			defer stopTracing() // after the service closed (defers run last in, first out)
+			cfg.TracerProvider = tr.Provider
 			st, err := openLookbackStore(ctx, f.store)
 			if err != nil {
 				return err
@@ -407,6 +413,7 @@ func startServeLookback(ctx context.Context, cfg broker.Config, brokerAddr strin
 		return nil, nil, err
 	}
 	lcfg.Store = st
+	lcfg.TracerProvider = cfg.TracerProvider // the broker's: one service, "spool"
 	svc, err := lookback.New(lcfg)
 	if err != nil {
 		st.Close()

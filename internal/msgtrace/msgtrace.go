@@ -53,8 +53,13 @@ func common(op string, topic string, key []byte, m Message) []attribute.KeyValue
 // span in ctx. Inject the returned context into the record's headers so
 // the consumer's span can continue the trace.
 func StartSend(ctx context.Context, tr trace.Tracer, topic string, key []byte, m Message) (context.Context, trace.Span) {
+	return startSend(ctx, tr, topic, key, m)
+}
+
+func startSend(ctx context.Context, tr trace.Tracer, topic string, key []byte, m Message, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	attrs := append(common("send", topic, key, m), semconv.MessagingOperationTypeSend)
-	return tr.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	opts = append(opts, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	return tr.Start(ctx, "send "+topic, opts...)
 }
 
 // StartRecordSend starts the "send {topic}" span of a record built by
@@ -64,6 +69,33 @@ func StartSend(ctx context.Context, tr trace.Tracer, topic string, key []byte, m
 // rewrites the record's traceparent/tracestate to the new span, so the
 // consumer's process span follows this send.
 func StartRecordSend(tr trace.Tracer, rec *kgo.Record) trace.Span {
+	c, m := recordContext(rec)
+	prop := propagation.TraceContext{}
+	ctx, span := StartSend(prop.Extract(context.Background(), c), tr, rec.Topic, rec.Key, m)
+	setTraceHeaders(rec, ctx)
+	return span
+}
+
+// StartReplaySend starts the "send {topic}" span of a record that replays
+// an archived event (lookback): the root of a new trace, since a replay is
+// a new run, linked to the trace in the record's traceparent (the
+// original send), with spool.replay.id. It rewrites the record's
+// traceparent/tracestate to the new span, so the replay's processing is
+// one trace of its own that leads back to the original.
+func StartReplaySend(tr trace.Tracer, rec *kgo.Record, replayID string) trace.Span {
+	c, m := recordContext(rec)
+	prop := propagation.TraceContext{}
+	opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithAttributes(attribute.String("spool.replay.id", replayID))}
+	if sc := trace.SpanContextFromContext(prop.Extract(context.Background(), c)); sc.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	ctx, span := startSend(context.Background(), tr, rec.Topic, rec.Key, m, opts...)
+	setTraceHeaders(rec, ctx)
+	return span
+}
+
+// recordContext is the trace context and the message of a record's headers.
+func recordContext(rec *kgo.Record) (propagation.MapCarrier, Message) {
 	c := propagation.MapCarrier{}
 	var m Message
 	for _, h := range rec.Headers {
@@ -78,10 +110,14 @@ func StartRecordSend(tr trace.Tracer, rec *kgo.Record) trace.Span {
 			m.CorrelationID = string(h.Value)
 		}
 	}
-	prop := propagation.TraceContext{}
-	ctx, span := StartSend(prop.Extract(context.Background(), c), tr, rec.Topic, rec.Key, m)
+	return c, m
+}
+
+// setTraceHeaders replaces the record's traceparent/tracestate with the
+// span context in ctx.
+func setTraceHeaders(rec *kgo.Record, ctx context.Context) {
 	out := propagation.MapCarrier{}
-	prop.Inject(ctx, out)
+	propagation.TraceContext{}.Inject(ctx, out)
 	hs := rec.Headers[:0:0]
 	for _, h := range rec.Headers {
 		if h.Key != event.HeaderTraceParent && h.Key != event.HeaderTraceState {
@@ -94,7 +130,6 @@ func StartRecordSend(tr trace.Tracer, rec *kgo.Record) trace.Span {
 		}
 	}
 	rec.Headers = hs
-	return span
 }
 
 // EndSend ends a send span with the partition and offset the broker gave r,
