@@ -157,7 +157,11 @@ func (c *Console) msgResultsView(q msgQuery, res *msgResult) *msgResultView {
 	v := &msgResultView{msgResult: res, Filtered: q.Filter.active(), TimeoutIn: c.cfg.RequestTimeout}
 	base := c.cfg.BasePath + "topics/" + url.PathEscape(q.Topic) + "/messages?"
 	for _, rec := range res.Records {
-		v.Views = append(v.Views, msgViewRecord(rec))
+		mv := msgViewRecord(rec)
+		if c.cfg.Lookback == nil {
+			mv.Flow = ""
+		}
+		v.Views = append(v.Views, mv)
 	}
 	if res.Older != nil {
 		v.OlderURL = base + q.with("cursor", res.Older.String()).Encode()

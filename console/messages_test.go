@@ -536,3 +536,30 @@ func TestMessagesArchive(t *testing.T) {
 		}
 	})
 }
+
+// TestMessagesLargeValue: a value larger than 256 KiB is shown truncated
+// and not carried whole for the copy buttons, so a page of large records
+// stays small; the export has it whole.
+func TestMessagesLargeValue(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		kafkatest.CreateTopic(t, addrs, "blobs", 1)
+		big := msgIncompressible(600 << 10)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ProducerBatchCompression(kgo.NoCompression()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "blobs", Key: []byte("big"), Value: []byte(big)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		_, u := startConsole(t, addrs, console.Config{})
+		status, body := get(t, u+"/ui/topics/blobs/messages")
+		if status != http.StatusOK || !strings.Contains(body, "larger than 256 KiB") || strings.Contains(body, `id="m-0-0-json"`) || len(body) > 400<<10 {
+			t.Fatalf("a page with a 600 KiB value: %d, %d bytes", status, len(body))
+		}
+		_, export := get(t, u+"/ui/topics/blobs/messages/export")
+		if !strings.Contains(export, big) {
+			t.Fatalf("the export does not hold the whole value (%d bytes)", len(export))
+		}
+	})
+}

@@ -30,7 +30,13 @@ type msgView struct {
 	Headers   []msgHeaderView
 	ValueCopy string // the value as text or base64
 	JSON      string // the whole record as JSON (the export's line)
+	NoCopy    bool   // the value is too large to copy from the page
+	Flow      string // the correlation id, for the lookback flow link
 }
+
+// msgMaxCopy bounds the values a page carries whole for its copy buttons;
+// larger ones are shown truncated and exported, not copied.
+const msgMaxCopy = 256 << 10
 
 type msgHeaderView struct {
 	Key, Value string
@@ -82,8 +88,13 @@ func msgViewRecord(r *msgRecord) msgView {
 			v.Headers = append(v.Headers, msgHeaderView{Key: h.Key, Value: hex.EncodeToString(h.Value), Binary: true})
 		}
 	}
-	b, _ := json.Marshal(msgRecordJSON(r))
-	v.JSON = string(b)
+	if len(r.Value) > msgMaxCopy {
+		v.NoCopy, v.ValueCopy = true, ""
+	} else {
+		b, _ := json.Marshal(msgRecordJSON(r))
+		v.JSON = string(b)
+	}
+	v.Flow = r.header(event.HeaderCorrelationID)
 	return v
 }
 
