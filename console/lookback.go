@@ -62,8 +62,8 @@ var lbParamLabels = map[string][2]string{
 	"subject":        {"Subject (ce_subject)", ""},
 	"correlation_id": {"Correlation id", ""},
 	"causation_id":   {"Causation id", ""},
-	"from":           {"From", "RFC 3339, inclusive"},
-	"to":             {"To", "RFC 3339, exclusive"},
+	"from":           {"From (UTC)", "2026-12-01T10:00, inclusive"},
+	"to":             {"To (UTC)", "RFC 3339 or short, exclusive"},
 	"since":          {"Since", "e.g. 30m, 24h"},
 	"q":              {"Payload contains", "text"},
 	"where":          {"JSON field", "data.customer.id=c-42"},
@@ -100,8 +100,17 @@ func (c *Console) lookbackSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := c.pageContext(r)
 	defer cancel()
-	d.Stats, _ = lb.stats(ctx, r)
+	// The count line is fetched alongside the search, not before it.
+	stats := make(chan *lbStats, 1)
+	go func() {
+		st, err := lb.stats(ctx, r)
+		if err != nil {
+			st = nil
+		}
+		stats <- st
+	}()
 	res, err := lb.search(ctx, r, f, d.Order, d.Cursor, lbPageSize)
+	d.Stats = <-stats
 	if err != nil {
 		var he *httpapi.Error
 		if errors.As(err, &he) && he.Status == http.StatusBadRequest && !wantsJSON(r) && r.Header.Get("HX-Request") == "" {

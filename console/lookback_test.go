@@ -161,6 +161,13 @@ func TestLookbackPages(t *testing.T) {
 		_, body = get(t, u+"/ui/lookback?key=customer-2&type=payment.completed&q=paid")
 		mustContain(t, "filtered search", body, "1 shown", "customer-2")
 
+		// Short UTC times as people type them: the archive holds events
+		// from now, none before 2000 nor after 2100.
+		_, body = get(t, u+"/ui/lookback?from=2000-01-01T00:00&to=2100-01-01+00:00&type=order.placed")
+		mustContain(t, "short times", body, "2 shown", `value="2000-01-01T00:00"`)
+		_, body = get(t, u+"/ui/lookback?to=2000-01-01T00:00&type=order.placed")
+		mustContain(t, "before 2000", body, "0 shown")
+
 		// Paging with the API's cursor: 6 events, 50 a page: one page;
 		// the order and type filters keep two events of two flows.
 		_, body = get(t, u+"/ui/lookback?type=order.placed")

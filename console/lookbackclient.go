@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -146,8 +148,27 @@ var lbFilterParams = []string{"topic", "key", "id", "type", "source", "subject",
 func filterFromValues(v url.Values) lbFilter {
 	return lbFilter{Topic: v.Get("topic"), Key: v.Get("key"), ID: v.Get("id"), Type: v.Get("type"),
 		Source: v.Get("source"), Subject: v.Get("subject"), CorrelationID: v.Get("correlation_id"),
-		CausationID: v.Get("causation_id"), From: v.Get("from"), To: v.Get("to"), Since: v.Get("since"),
+		CausationID: v.Get("causation_id"), From: lbTime(v.Get("from")), To: lbTime(v.Get("to")), Since: v.Get("since"),
 		Q: v.Get("q"), Where: v.Get("where")}
+}
+
+// lbShortTime is a time as people type it, in UTC: 2026-12-01T10:00 or
+// 2026-12-01 10:00[:05].
+var lbShortTime = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(:\d{2})?)$`)
+
+// lbTime turns a short UTC time into RFC 3339 for the API; anything else
+// goes as typed (the API says what is wrong with it).
+func lbTime(s string) string {
+	s = strings.TrimSpace(s)
+	m := lbShortTime.FindStringSubmatch(s)
+	if m == nil {
+		return s
+	}
+	t := m[2]
+	if m[3] == "" {
+		t += ":00"
+	}
+	return m[1] + "T" + t + "Z"
 }
 
 func (f lbFilter) values() url.Values {
