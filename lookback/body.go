@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -33,7 +35,10 @@ var (
 func codecs() (*zstd.Encoder, *zstd.Decoder) {
 	encOnce.Do(func() {
 		var err error
-		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+		// EncodeAll runs on the caller's goroutine; the concurrency is
+		// how many calls may run at once (compressAll runs one per core).
+		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault),
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 		if err != nil {
 			panic(err)
 		}
@@ -48,6 +53,50 @@ func codecs() (*zstd.Encoder, *zstd.Decoder) {
 func compress(raw []byte) []byte {
 	e, _ := codecs()
 	return e.EncodeAll(raw, make([]byte, 0, len(raw)/3))
+}
+
+// compressAll compresses each of raws, in parallel on up to GOMAXPROCS
+// goroutines: compression is most of an append's CPU, and the blocks of
+// one append are independent.
+func compressAll(raws [][]byte) [][]byte {
+	out := make([][]byte, len(raws))
+	workers := min(len(raws), runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i, r := range raws {
+			out[i] = compress(r)
+		}
+		return out
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := int(next.Add(1) - 1); j < len(raws); j = int(next.Add(1) - 1) {
+				out[j] = compress(raws[j])
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// splitBlocks cuts rs into runs of about blockTarget raw bytes (at most
+// 1<<16 records each, the seq layout's limit).
+func splitBlocks(rs []Record) [][]Record {
+	var out [][]Record
+	for len(rs) > 0 {
+		n, raw := 0, 0
+		for n < len(rs) && n < 1<<16 && (n == 0 || raw < blockTarget) {
+			raw += len(rs[n].Value) + len(rs[n].Key) + 64
+			for _, h := range rs[n].Headers {
+				raw += len(h.Key) + len(h.Value)
+			}
+			n++
+		}
+		out = append(out, rs[:n])
+		rs = rs[n:]
+	}
+	return out
 }
 
 func decompress(data []byte) ([]byte, error) {

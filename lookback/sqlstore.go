@@ -118,26 +118,30 @@ func nullStr(s string) any {
 const eventCols = "seq, topic, part, off, ts, key, ce_id, ce_type, ce_source, ce_subject, correlation_id, causation_id, boff, blen, size"
 
 // Append writes rs as blocks of about blockTarget raw bytes in one
-// transaction.
+// transaction. The blocks are encoded and compressed (in parallel) before
+// the transaction starts, so the write lock is held only for the inserts.
 func (s *sqlStore) Append(ctx context.Context, rs []Record) error {
 	if len(rs) == 0 {
 		return nil
 	}
+	chunks := splitBlocks(rs)
+	raws := make([][]byte, len(chunks))
+	offs := make([][]int, len(chunks))
+	for i, c := range chunks {
+		raws[i], offs[i] = encodeBodies(c)
+	}
+	datas := compressAll(raws)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("lookback: append: %w", err)
 	}
 	defer tx.Rollback()
-	for len(rs) > 0 {
-		n, raw := 0, 0
-		for n < len(rs) && n < 1<<16 && (n == 0 || raw < blockTarget) {
-			raw += len(rs[n].Value) + 64
-			n++
-		}
-		if err := s.appendBlock(ctx, tx, rs[:n]); err != nil {
+	ins := &eventInserter{s: s, tx: tx}
+	defer ins.close()
+	for i, c := range chunks {
+		if err := s.appendBlock(ctx, tx, ins, c, raws[i], offs[i], datas[i]); err != nil {
 			return err
 		}
-		rs = rs[n:]
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("lookback: append commit: %w", err)
@@ -145,17 +149,71 @@ func (s *sqlStore) Append(ctx context.Context, rs []Record) error {
 	return nil
 }
 
-func (s *sqlStore) appendBlock(ctx context.Context, tx *sql.Tx, rs []Record) error {
-	var raw []byte
-	offs := make([]int, len(rs)+1)
-	minTS, maxTS := rs[0].Timestamp.UnixMilli(), rs[0].Timestamp.UnixMilli()
+// encodeBodies concatenates the bodies of rs; offs[i] is where body i
+// starts and offs[len(rs)] the end.
+func encodeBodies(rs []Record) (raw []byte, offs []int) {
+	offs = make([]int, len(rs)+1)
 	for i, r := range rs {
 		raw = appendBody(raw, r.Headers, r.Value)
 		offs[i+1] = len(raw)
+	}
+	return raw, offs
+}
+
+// eventInserter runs the multi-row INSERT of events, keeping the
+// statement of a full chunk (maxBatch rows) prepared for the whole
+// transaction: building and parsing a 3,840-parameter statement per chunk
+// was a tenth of an append's CPU.
+type eventInserter struct {
+	s    *sqlStore
+	tx   *sql.Tx
+	full *sql.Stmt
+}
+
+func (ins *eventInserter) close() {
+	if ins.full != nil {
+		ins.full.Close()
+	}
+}
+
+func (ins *eventInserter) sql(n int) string {
+	var q strings.Builder
+	q.WriteString("INSERT INTO events (" + eventCols + ") VALUES ")
+	for i := range n {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+	}
+	q.WriteString(" ON CONFLICT (topic, part, off) DO NOTHING")
+	return ins.s.d.q(q.String())
+}
+
+func (ins *eventInserter) exec(ctx context.Context, n int, args []any) (int64, error) {
+	var res sql.Result
+	var err error
+	if n == ins.s.d.maxBatch {
+		if ins.full == nil {
+			if ins.full, err = ins.tx.PrepareContext(ctx, ins.sql(n)); err != nil {
+				return 0, err
+			}
+		}
+		res, err = ins.full.ExecContext(ctx, args...)
+	} else {
+		res, err = ins.tx.ExecContext(ctx, ins.sql(n), args...)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (s *sqlStore) appendBlock(ctx context.Context, tx *sql.Tx, ins *eventInserter, rs []Record, raw []byte, offs []int, data []byte) error {
+	minTS, maxTS := rs[0].Timestamp.UnixMilli(), rs[0].Timestamp.UnixMilli()
+	for _, r := range rs {
 		ts := r.Timestamp.UnixMilli()
 		minTS, maxTS = min(minTS, ts), max(maxTS, ts)
 	}
-	data := compress(raw)
 	var id int64
 	err := tx.QueryRowContext(ctx, s.d.q(`INSERT INTO blocks (data, n, raw, stored, min_ts, max_ts) VALUES (?, 0, ?, ?, ?, ?) RETURNING id`),
 		data, len(raw), len(data), minTS, maxTS).Scan(&id)
@@ -163,36 +221,25 @@ func (s *sqlStore) appendBlock(ctx context.Context, tx *sql.Tx, rs []Record) err
 		return fmt.Errorf("lookback: append block: %w", err)
 	}
 	var inserted int64
+	args := make([]any, 0, 15*min(s.d.maxBatch, len(rs)))
 	for start := 0; start < len(rs); start += s.d.maxBatch {
 		end := min(start+s.d.maxBatch, len(rs))
-		var q strings.Builder
-		q.WriteString("INSERT INTO events (" + eventCols + ") VALUES ")
-		args := make([]any, 0, 15*(end-start))
+		args = args[:0]
 		for i := start; i < end; i++ {
 			r := rs[i]
-			if i > start {
-				q.WriteByte(',')
-			}
-			q.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 			a := attrsOf(r.Headers)
-			size := len(r.Key) + len(r.Value)
-			for _, h := range r.Headers {
-				size += len(h.Key) + len(h.Value)
-			}
 			var key any
 			if r.Key != nil {
 				key = r.Key
 			}
 			args = append(args, id<<16|int64(i), r.Topic, r.Partition, r.Offset, r.Timestamp.UnixMilli(), key,
 				nullStr(a.id), nullStr(a.typ), nullStr(a.source), nullStr(a.subject), nullStr(a.corr), nullStr(a.caus),
-				offs[i], offs[i+1]-offs[i], size)
+				offs[i], offs[i+1]-offs[i], recordSize(r))
 		}
-		q.WriteString(" ON CONFLICT (topic, part, off) DO NOTHING")
-		res, err := tx.ExecContext(ctx, s.d.q(q.String()), args...)
+		n, err := ins.exec(ctx, end-start, args)
 		if err != nil {
 			return fmt.Errorf("lookback: append events: %w", err)
 		}
-		n, _ := res.RowsAffected()
 		inserted += n
 	}
 	if inserted == 0 {
@@ -205,6 +252,15 @@ func (s *sqlStore) appendBlock(ctx context.Context, tx *sql.Tx, rs []Record) err
 		return fmt.Errorf("lookback: append block count: %w", err)
 	}
 	return nil
+}
+
+// recordSize is the raw size of r's key, headers and value.
+func recordSize(r Record) int {
+	size := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		size += len(h.Key) + len(h.Value)
+	}
+	return size
 }
 
 // row is an events row before its body is read.
