@@ -660,8 +660,8 @@ func (s *sqlStore) Retain(ctx context.Context, cutoff time.Time, maxBytes int64)
 func (s *sqlStore) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	var minTS, maxTS sql.NullInt64
-	err := s.r.QueryRowContext(ctx, s.d.q(`SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT), CAST(COALESCE(SUM(raw), 0) AS BIGINT), MIN(min_ts), MAX(max_ts) FROM blocks WHERE n > 0`)).
-		Scan(&st.Events, &st.RawBytes, &minTS, &maxTS)
+	err := s.r.QueryRowContext(ctx, s.d.q(`SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT), CAST(COALESCE(SUM(raw), 0) AS BIGINT), CAST(COALESCE(SUM(stored), 0) AS BIGINT), MIN(min_ts), MAX(max_ts) FROM blocks WHERE n > 0`)).
+		Scan(&st.Events, &st.RawBytes, &st.StoredBytes, &minTS, &maxTS)
 	if err != nil {
 		return Stats{}, fmt.Errorf("lookback: stats: %w", err)
 	}

@@ -105,10 +105,13 @@ type Receipt struct {
 
 // Stats describes the archive.
 type Stats struct {
-	Events   int64     `json:"events"`
-	RawBytes int64     `json:"raw_bytes"`
-	Oldest   time.Time `json:"oldest,omitzero"`
-	Newest   time.Time `json:"newest,omitzero"`
+	Events   int64 `json:"events"`
+	RawBytes int64 `json:"raw_bytes"`
+	// StoredBytes is the compressed size of the archived payloads (what
+	// MaxBytes retention counts).
+	StoredBytes int64     `json:"stored_bytes"`
+	Oldest      time.Time `json:"oldest,omitzero"`
+	Newest      time.Time `json:"newest,omitzero"`
 }
 
 // ReplayState is a replay's durable checkpoint (see Replayer).
