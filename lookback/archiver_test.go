@@ -19,10 +19,10 @@ import (
 )
 
 // startService starts a lookback service against addrs with a fresh
-// embedded store, stopped by t.Cleanup.
+// embedded store (Pebble, the default), stopped by t.Cleanup.
 func startService(t *testing.T, addrs []string, mod func(*lookback.Config)) (*lookback.Service, lookback.Store) {
 	t.Helper()
-	st, err := lookback.OpenSQLite(context.Background(), t.TempDir())
+	st, err := lookback.OpenPebble(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

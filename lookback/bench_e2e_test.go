@@ -40,10 +40,16 @@ func (s *timingStore) Append(ctx context.Context, rs []lookback.Record) error {
 // the archive) after it was produced, with 1 KiB events produced at 5,000/s
 // for 10 s to the in-process broker, fsync=always. Run with -benchtime 1x.
 func BenchmarkSearchable(b *testing.B) {
+	for _, kind := range []string{"sqlite", "pebble"} {
+		b.Run("store="+kind, func(b *testing.B) { benchSearchable(b, kind) })
+	}
+}
+
+func benchSearchable(b *testing.B, kind string) {
 	brk := spooltest.Start(b, spooltest.WithPartitions(8))
 	addrs := []string{brk.Addr()}
 	kafkatest.CreateTopic(b, addrs, "orders", 8)
-	inner, err := lookback.OpenSQLite(context.Background(), b.TempDir())
+	inner, err := lookback.Open(context.Background(), kind+":"+b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,10 +109,16 @@ func BenchmarkSearchable(b *testing.B) {
 // events replayed into a topic of the in-process broker (fsync=always),
 // from the request to the last acknowledged record. Run with -benchtime 1x.
 func BenchmarkReplay(b *testing.B) {
+	for _, kind := range []string{"sqlite", "pebble"} {
+		b.Run("store="+kind, func(b *testing.B) { benchReplay(b, kind) })
+	}
+}
+
+func benchReplay(b *testing.B, kind string) {
 	brk := spooltest.Start(b, spooltest.WithPartitions(8))
 	addrs := []string{brk.Addr()}
 	kafkatest.CreateTopic(b, addrs, "dst", 8)
-	st, err := lookback.OpenSQLite(context.Background(), b.TempDir())
+	st, err := lookback.Open(context.Background(), kind+":"+b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package lookback_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -30,10 +31,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// crashChild archives until it is killed.
-func crashChild(dir, brokers string) {
+// crashChild archives until it is killed, into the store spec names.
+func crashChild(spec, brokers string) {
 	ctx := context.Background()
-	st, err := lookback.OpenSQLite(ctx, dir)
+	st, err := lookback.Open(ctx, spec)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -59,6 +60,50 @@ func crashChild(dir, brokers string) {
 	http.Serve(ln, svc.Handler())
 }
 
+// crashStores are the embedded stores the crash tests run on. A Pebble
+// store is open in one process at a time, so while a child runs the test
+// watches it through its HTTP API, and opens the store itself only once
+// the child is dead.
+var crashStores = []string{"sqlite", "pebble"}
+
+// childJSON GETs a child's API; false if it does not answer (yet).
+func childJSON(base, path string, v any) bool {
+	resp, err := http.Get(base + path)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(v) == nil
+}
+
+// startChild starts an archiver process on the store spec and returns it
+// with the base URL of its API.
+func startChild(t *testing.T, spec string, addrs []string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LOOKBACK_CRASH_STORE="+spec, "LOOKBACK_CRASH_BROKERS="+strings.Join(addrs, ","))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var addr string
+	if _, err := fmt.Fscanln(out, &addr); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child did not announce its address: %v", err)
+	}
+	return cmd, "http://" + addr
+}
+
+func kill(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+}
+
 // The archiver process is killed with SIGKILL again and again while events
 // are produced; afterwards every produced event is in the archive exactly
 // once.
@@ -66,6 +111,12 @@ func TestCrashArchiver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills child processes")
 	}
+	for _, kind := range crashStores {
+		t.Run("store="+kind, func(t *testing.T) { testCrashArchiver(t, kind) })
+	}
+}
+
+func testCrashArchiver(t *testing.T, kind string) {
 	b := spooltest.Start(t, spooltest.WithPartitions(4))
 	addrs := []string{b.Addr()}
 	kafkatest.CreateTopic(t, addrs, "crash", 4)
@@ -97,37 +148,31 @@ func TestCrashArchiver(t *testing.T) {
 		done <- nil
 	}()
 
-	st, err := lookback.OpenSQLite(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	archived := func() int64 {
-		s, err := st.Stats(context.Background())
-		if err != nil {
-			t.Fatal(err)
+	spec := kind + ":" + dir
+	// archived is what the child's API says, -1 while it does not answer.
+	archived := func(base string) int64 {
+		var st lookback.StatsResponse
+		if !childJSON(base, "/api/lookback/stats", &st) {
+			return -1
 		}
-		return s.Events
-	}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "LOOKBACK_CRASH_STORE="+dir, "LOOKBACK_CRASH_BROKERS="+strings.Join(addrs, ","))
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
+		return st.Events
 	}
 	kills := 0
+	var before int64
 	for produced.Load() < total || kills < 8 {
-		before := archived()
-		cmd := start()
-		// Kill once it has archived something more (or the deadline hits).
+		cmd, base := startChild(t, spec, addrs)
+		// Kill once it has archived something more than the last child
+		// was seen to have (or everything). What a child reported is
+		// durable, so a child that loses it never gets past this.
 		kafkatest.Eventually(t, 30*time.Second, "the archiver to make progress", func() bool {
-			return archived() > before || before == total
+			n := archived(base)
+			if n > before || n == total {
+				before = n
+				return true
+			}
+			return false
 		})
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		kill(cmd)
 		kills++
 		if kills > 50 {
 			t.Fatal("too many rounds")
@@ -136,12 +181,20 @@ func TestCrashArchiver(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	cmd := start()
-	kafkatest.Eventually(t, 60*time.Second, fmt.Sprintf("all %d events archived", total), func() bool { return archived() >= total })
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	if n := archived(); n != total {
-		t.Fatalf("after %d kills: %d events archived, want %d", kills, n, total)
+	cmd, base := startChild(t, spec, addrs)
+	kafkatest.Eventually(t, 60*time.Second, fmt.Sprintf("all %d events archived", total), func() bool { return archived(base) >= total })
+	kill(cmd)
+	st, err := lookback.Open(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stats, err := st.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Events != total {
+		t.Fatalf("after %d kills: %d events archived, want %d", kills, stats.Events, total)
 	}
 	// Every produced (partition, offset) once, with its own value.
 	seen := map[string]bool{}
@@ -183,6 +236,12 @@ func TestCrashReplayResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills child processes")
 	}
+	for _, kind := range crashStores {
+		t.Run("store="+kind, func(t *testing.T) { testCrashReplayResumes(t, kind) })
+	}
+}
+
+func testCrashReplayResumes(t *testing.T, kind string) {
 	b := spooltest.Start(t, spooltest.WithPartitions(2))
 	addrs := []string{b.Addr()}
 	kafkatest.CreateTopic(t, addrs, "src", 2)
@@ -193,63 +252,60 @@ func TestCrashReplayResumes(t *testing.T) {
 		rs = append(rs, &kgo.Record{Topic: "src", Key: []byte(fmt.Sprintf("k-%d", i%13)), Value: []byte(fmt.Sprint(i))})
 	}
 	produce(t, addrs, rs...)
-	dir := t.TempDir()
-	st, err := lookback.OpenSQLite(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
+	spec := kind + ":" + t.TempDir()
+	replay := func(base, id string) (lookback.ReplayState, bool) {
+		var s lookback.ReplayState
+		ok := childJSON(base, "/api/lookback/replays/"+id, &s)
+		return s, ok
 	}
-	defer st.Close()
-	start := func() (*exec.Cmd, string) {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "LOOKBACK_CRASH_STORE="+dir, "LOOKBACK_CRASH_BROKERS="+strings.Join(addrs, ","))
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var addr string
-		if _, err := fmt.Fscanln(out, &addr); err != nil {
-			t.Fatalf("child did not announce its address: %v", err)
-		}
-		return cmd, "http://" + addr
-	}
-	cmd, base := start()
-	waitEvents(t, st, total)
+	cmd, base := startChild(t, spec, addrs)
+	kafkatest.Eventually(t, 30*time.Second, "every event archived", func() bool {
+		var st lookback.StatsResponse
+		return childJSON(base, "/api/lookback/stats", &st) && st.Events >= total
+	})
 	var rp lookback.ReplayState
 	postJSON(t, base+"/api/lookback/replays", lookback.ReplaySpec{Filter: lookback.Filter{Topic: "src"}, ToTopic: "dst", Rate: 2000}, http.StatusAccepted, &rp)
 	kafkatest.Eventually(t, 30*time.Second, "a checkpoint", func() bool {
-		s, err := st.Replay(context.Background(), rp.ID)
-		return err == nil && s.Done >= 1000
+		s, ok := replay(base, rp.ID)
+		return ok && s.Done >= 1000
 	})
 	// Kill between checkpoints: with records past the checkpoint produced.
 	adm := kadmClient(t, addrs)
 	kafkatest.Eventually(t, 30*time.Second, "records past the checkpoint", func() bool {
-		s, err := st.Replay(context.Background(), rp.ID)
-		ends, err2 := adm.ListEndOffsets(context.Background(), "dst")
-		if err != nil || err2 != nil {
+		s, ok := replay(base, rp.ID)
+		ends, err := adm.ListEndOffsets(context.Background(), "dst")
+		if !ok || err != nil {
 			return false
 		}
 		var n int64
 		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 		return n > s.Done+200 && n < total
 	})
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	s, _ := st.Replay(context.Background(), rp.ID)
-	if s.Status != "running" || s.Done >= total {
-		t.Fatalf("after SIGKILL: %+v", s)
-	}
-	cmd, _ = start()
-	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+	kill(cmd)
+	func() {
+		st, err := lookback.Open(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if s, err := st.Replay(context.Background(), rp.ID); err != nil || s.Status != "running" || s.Done >= total {
+			t.Fatalf("after SIGKILL: %+v %v", s, err)
+		}
+	}()
+	cmd, base = startChild(t, spec, addrs)
 	kafkatest.Eventually(t, 60*time.Second, "the resumed replay", func() bool {
-		s, err := st.Replay(context.Background(), rp.ID)
-		return err == nil && s.Status != "running"
+		s, ok := replay(base, rp.ID)
+		return ok && s.Status != "running"
 	})
-	if s, _ := st.Replay(context.Background(), rp.ID); s.Status != "done" || s.Done != total {
-		t.Fatalf("resumed replay: %+v", s)
+	kill(cmd)
+	st, err := lookback.Open(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s, err := st.Replay(context.Background(), rp.ID)
+	if err != nil || s.Status != "done" || s.Done != total {
+		t.Fatalf("resumed replay: %+v %v", s, err)
 	}
 	seen := map[string]int{}
 	got := kafkatest.ReadAll(t, addrs, "dst")

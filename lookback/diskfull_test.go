@@ -38,7 +38,7 @@ func (s *fullStore) Append(ctx context.Context, rs []lookback.Record) error {
 func TestDiskFullPausesIngestion(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		kafkatest.CreateTopic(t, addrs, "busy", 2)
-		inner, err := lookback.OpenSQLite(context.Background(), t.TempDir())
+		inner, err := lookback.OpenPebble(context.Background(), t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}

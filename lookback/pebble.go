@@ -806,7 +806,12 @@ func (s *pebbleStore) AddReceipts(ctx context.Context, rs []Receipt) error {
 
 func (s *pebbleStore) Receipts(ctx context.Context, ids []string) ([]Receipt, error) {
 	var out []Receipt
+	seen := map[string]bool{}
 	for _, id := range ids {
+		if seen[id] {
+			continue // as SQL's IN (...): each receipt once
+		}
+		seen[id] = true
 		p := appendStr([]byte{kRcptByID}, id)
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 		if err != nil {

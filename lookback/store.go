@@ -6,6 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -132,8 +135,8 @@ type ReplayState struct {
 }
 
 // Store is an archive. Every implementation passes the conformance test
-// (RunConformance in store_test.go): the embedded SQLite store and the
-// PostgreSQL store.
+// (RunConformance in store_test.go): the embedded Pebble store (the
+// default), the SQLite store and the PostgreSQL store.
 type Store interface {
 	// Append archives records. It is idempotent by (topic, partition,
 	// offset): a record already archived is left as it is. When it returns
@@ -212,4 +215,30 @@ func parseCursor(s string) (cursor, error) {
 		return cursor{}, fmt.Errorf("%w: cursor %q is not one this server returned", ErrBadQuery, s)
 	}
 	return cursor{ts, seq}, nil
+}
+
+// Open opens the store a specification names, as --store and
+// --lookback-store take it:
+//
+//	postgres://... or postgresql://...  PostgreSQL (OpenPostgres)
+//	pebble:DIR                          the Pebble store (OpenPebble)
+//	sqlite:DIR                          the SQLite store (OpenSQLite)
+//	DIR                                 the embedded default: SQLite if DIR
+//	                                    holds an archive.db (made before
+//	                                    Pebble became the default), else Pebble
+func Open(ctx context.Context, spec string) (Store, error) {
+	switch {
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		return OpenPostgres(ctx, spec)
+	case strings.HasPrefix(spec, "pebble:"):
+		return OpenPebble(ctx, strings.TrimPrefix(spec, "pebble:"))
+	case strings.HasPrefix(spec, "sqlite:"):
+		return OpenSQLite(ctx, strings.TrimPrefix(spec, "sqlite:"))
+	case spec == "":
+		return nil, errors.New("lookback: no store named")
+	}
+	if _, err := os.Stat(filepath.Join(spec, "archive.db")); err == nil {
+		return OpenSQLite(ctx, spec)
+	}
+	return OpenPebble(ctx, spec)
 }

@@ -344,7 +344,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) Store) {
 		if err := s.AddReceipts(ctx, rs[1:2]); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.Receipts(ctx, []string{"e1"})
+		got, err := s.Receipts(ctx, []string{"e1", "e1"})
 		if err != nil {
 			t.Fatal(err)
 		}

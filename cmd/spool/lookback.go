@@ -59,7 +59,7 @@ type lookbackFlags struct {
 
 func bindLookbackFlags(fl *pflag.FlagSet, prefix, storeDefault string) *lookbackFlags {
 	f := &lookbackFlags{}
-	fl.StringVar(&f.store, prefix+"store", storeDefault, "archive store: a directory (embedded SQLite store) or a postgres:// URL")
+	fl.StringVar(&f.store, prefix+"store", storeDefault, "archive store: a directory (embedded store), pebble:DIR, sqlite:DIR or a postgres:// URL")
 	fl.StringVar(&f.rules, prefix+"rules", "", "verification rules file (YAML or JSON)")
 	fl.DurationVar(&f.maxAge, prefix+"max-age", 0, "remove archived events older than this (0: keep forever)")
 	fl.Int64Var(&f.maxBytes, prefix+"max-bytes", 0, "remove the oldest archived events beyond this many compressed payload bytes (0: no limit)")
@@ -70,10 +70,7 @@ func bindLookbackFlags(fl *pflag.FlagSet, prefix, storeDefault string) *lookback
 
 // openLookbackStore opens the store a --store flag names.
 func openLookbackStore(ctx context.Context, spec string) (lookback.Store, error) {
-	if strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://") {
-		return lookback.OpenPostgres(ctx, spec)
-	}
-	return lookback.OpenSQLite(ctx, spec)
+	return lookback.Open(ctx, spec)
 }
 
 // config builds the service configuration (the store is opened by the

@@ -148,7 +148,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler on the HTTP listener under /debug/pprof/ (do not expose it)")
 	fl.BoolVar(&f.lookback, "lookback", true, "run the lookback archive (every event of every topic, searchable, replayable) on /api/lookback/")
 	f.lookbackFlags = bindLookbackFlags(fl, "lookback-", "")
-	fl.Lookup("lookback-store").Usage = "lookback archive store: a directory (embedded) or a postgres:// URL (default <data>/__lookback)"
+	fl.Lookup("lookback-store").Usage = "lookback archive store: a directory (embedded), pebble:DIR, sqlite:DIR or a postgres:// URL (default <data>/__lookback)"
 	fl.IntVar(&f.maxConns, "max-connections", 10000, "most open client connections; more are closed on accept (max.connections)")
 	fl.IntVar(&f.maxConnsPerIP, "max-connections-per-ip", 1000, "most open client connections from one IP address (max.connections.per.ip)")
 	fl.Int64Var(&f.queuedBytes, "queued-max-request-bytes", 512<<20, "bytes of requests read but not answered, over all connections; at the bound reading waits (queued.max.request.bytes)")
