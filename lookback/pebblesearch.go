@@ -228,6 +228,13 @@ func (s *pebbleStore) Erase(ctx context.Context, key []byte, topic string) (int6
 			return removed, err
 		}
 	}
+	if removed > 0 {
+		// The index keys carry the key itself: compact its range so the
+		// deleted entries leave Pebble's files too, not only its view.
+		if err := s.db.Compact(ctx, p.lo, p.hi, false); err != nil {
+			return removed, fmt.Errorf("lookback: erase: compact the index: %w", err)
+		}
+	}
 	return removed, nil
 }
 
