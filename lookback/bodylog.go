@@ -22,15 +22,19 @@ import (
 // Frame layout (part of the on-disk format):
 //
 //	uint32 BE  stored length n
-//	uint32 BE  CRC-32C (Castagnoli) of the stored bytes
+//	uint32 BE  CRC-32C (Castagnoli) of the next 8 + n bytes
+//	uint64 BE  block number
 //	n bytes    a zstd frame: the block (see block layout in pebble.go)
 //
-// A block is durable when its segment is fsynced; it exists for readers
-// once its index entry is committed. On open, the active segment is cut
-// back to the end of the last block the index knows: a torn tail, or
-// blocks written before a crash whose index batch never committed, go.
+// The body log is the store's source of truth: an append returns once its
+// frames are fsynced, and the index batch naming them is committed
+// without waiting for Pebble's WAL to be fsynced. On open, the frames
+// after the last one the index names are read back: those of new blocks
+// (numbers from the next one on) are indexed again, any other (a block
+// rewritten by an erasure that never committed) is ignored, and a torn
+// frame ends the segment, which is cut there.
 const (
-	frameHeader   = 8
+	frameHeader   = 16
 	segmentTarget = 256 << 20
 )
 
@@ -51,9 +55,11 @@ type bodyLog struct {
 
 func segName(n uint64) string { return fmt.Sprintf("%016x.blk", n) }
 
-// openBodyLog opens the segments in dir; ends maps a segment to the end
-// of its last indexed block (the active segment is truncated there).
-func openBodyLog(dir string, activeEnd func(seg uint64) int64) (*bodyLog, error) {
+// openBodyLog opens the segments in dir. indexedEnd gives, per segment,
+// the end of the last frame the index names (0 if none); from there on,
+// every intact frame is handed to tail (in log order) and the segment is
+// cut after the last intact one.
+func openBodyLog(dir string, indexedEnd func(seg uint64) int64, tail func(id uint64, lc loc, data []byte) error) (*bodyLog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lookback: body log: %w", err)
 	}
@@ -78,6 +84,14 @@ func openBodyLog(dir string, activeEnd func(seg uint64) int64) (*bodyLog, error)
 	if len(nums) == 0 {
 		nums = []uint64{1}
 	}
+	// Only segments from the last one the index names can hold frames it
+	// does not know (a segment is started only by an append).
+	first := 0
+	for i, n := range nums {
+		if indexedEnd(n) > 0 {
+			first = i
+		}
+	}
 	for i, n := range nums {
 		f, err := os.OpenFile(filepath.Join(dir, segName(n)), os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
@@ -85,24 +99,57 @@ func openBodyLog(dir string, activeEnd func(seg uint64) int64) (*bodyLog, error)
 			return nil, fmt.Errorf("lookback: body log: %w", err)
 		}
 		l.segs[n] = f
-		if i == len(nums)-1 {
-			l.active = n
-			l.end = activeEnd(n)
-			fi, err := f.Stat()
-			if err != nil {
-				l.close()
-				return nil, fmt.Errorf("lookback: body log: %w", err)
-			}
-			if fi.Size() != l.end {
-				// Blocks whose index never committed, or a torn write.
-				if err := f.Truncate(l.end); err != nil {
-					l.close()
-					return nil, fmt.Errorf("lookback: body log: truncate %s: %w", segName(n), err)
-				}
-			}
+		l.active = n
+		l.end = indexedEnd(n)
+		if i < first {
+			continue
+		}
+		if l.end, err = recoverTail(f, n, l.end, tail); err != nil {
+			l.close()
+			return nil, err
 		}
 	}
 	return l, syncDir(dir)
+}
+
+// recoverTail reads the frames of segment n from end on, hands the intact
+// ones to tail, and cuts the segment after the last one.
+func recoverTail(f *os.File, n uint64, end int64, tail func(id uint64, lc loc, data []byte) error) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("lookback: body log: %w", err)
+	}
+	for end+frameHeader <= fi.Size() {
+		var h [frameHeader]byte
+		if _, err := f.ReadAt(h[:], end); err != nil {
+			return 0, fmt.Errorf("lookback: body log recovery: %w", err)
+		}
+		size := int64(binary.BigEndian.Uint32(h[:]))
+		if end+frameHeader+size > fi.Size() {
+			break // torn
+		}
+		body := make([]byte, 8+size)
+		if _, err := f.ReadAt(body, end+8); err != nil {
+			return 0, fmt.Errorf("lookback: body log recovery: %w", err)
+		}
+		if binary.BigEndian.Uint32(h[4:]) != crc32.Checksum(body, castagnoli) {
+			break // torn or never completed
+		}
+		lc := loc{seg: n, off: end, n: int(size)}
+		if err := tail(binary.BigEndian.Uint64(body), lc, body[8:]); err != nil {
+			return 0, err
+		}
+		end += frameHeader + size
+	}
+	if fi.Size() != end {
+		if err := f.Truncate(end); err != nil {
+			return 0, fmt.Errorf("lookback: body log: truncate %s: %w", segName(n), err)
+		}
+		if err := f.Sync(); err != nil {
+			return 0, fmt.Errorf("lookback: body log: %w", err)
+		}
+	}
+	return end, nil
 }
 
 func syncDir(dir string) error {
@@ -135,11 +182,11 @@ type loc struct {
 	n   int // stored length
 }
 
-// append writes blocks (compressed) at the end of the active segment,
-// starting a new segment first if the active one is full, and fsyncs.
-// It returns their locations; on error nothing is appended (the segment
-// is cut back).
-func (l *bodyLog) append(blocks [][]byte) ([]loc, error) {
+// append writes blocks (compressed, numbered ids) at the end of the
+// active segment, starting a new segment first if the active one is full,
+// and fsyncs. It returns their locations; on error nothing is appended
+// (the segment is cut back).
+func (l *bodyLog) append(blocks [][]byte, ids []uint64) ([]loc, error) {
 	if l.end >= segmentTarget {
 		if err := l.roll(); err != nil {
 			return nil, err
@@ -154,7 +201,10 @@ func (l *bodyLog) append(blocks [][]byte) ([]loc, error) {
 	for i, b := range blocks {
 		locs[i] = loc{seg: l.active, off: l.end + int64(len(buf)), n: len(b)}
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(b)))
-		buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(b, castagnoli))
+		var id [8]byte
+		binary.BigEndian.PutUint64(id[:], ids[i])
+		buf = binary.BigEndian.AppendUint32(buf, crc32.Update(crc32.Checksum(id[:], castagnoli), castagnoli, b))
+		buf = append(buf, id[:]...)
 		buf = append(buf, b...)
 	}
 	l.mu.RLock()
@@ -208,7 +258,7 @@ func (l *bodyLog) read(lc loc) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lookback: body log read: %w", err)
 	}
-	if int(binary.BigEndian.Uint32(buf)) != lc.n || binary.BigEndian.Uint32(buf[4:]) != crc32.Checksum(buf[frameHeader:], castagnoli) {
+	if int(binary.BigEndian.Uint32(buf)) != lc.n || binary.BigEndian.Uint32(buf[4:]) != crc32.Checksum(buf[8:], castagnoli) {
 		return nil, fmt.Errorf("%w at %s:%d", errFrame, segName(lc.seg), lc.off)
 	}
 	return buf[frameHeader:], nil

@@ -66,6 +66,7 @@ type pebbleStore struct {
 	hwm       map[tpKey]int64
 	segLive   map[uint64]int // blocks per segment
 	count     counters
+	skipIndex bool // tests: stop an append between the body log and the index
 }
 
 type tpKey struct {
@@ -73,7 +74,13 @@ type tpKey struct {
 	part  int32
 }
 
-type counters struct{ events, raw, stored int64 }
+// counters are the archive's totals and the next block number (kept, so
+// that a block number is never used twice, even after retention removed
+// the newest blocks).
+type counters struct {
+	events, raw, stored int64
+	next                uint64
+}
 
 const (
 	kPos      = 0x01
@@ -142,10 +149,19 @@ func OpenPebble(ctx context.Context, dir string, opts ...PebbleOption) (Store, e
 		db.Close()
 		return nil, err
 	}
-	s.log, err = openBodyLog(filepath.Join(dir, "bodies"), func(seg uint64) int64 { return segEnd[seg] })
+	ix := s.newIndexer()
+	s.log, err = openBodyLog(filepath.Join(dir, "bodies"), func(seg uint64) int64 { return segEnd[seg] }, ix.recoverBlock)
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	if len(ix.keys) > 0 {
+		n := ix.count.events - s.count.events
+		if err := ix.commit(pebble.Sync); err != nil {
+			s.Close()
+			return nil, err
+		}
+		cfg.logger.Info("lookback: indexed again the blocks whose index a crash lost", "events", n)
 	}
 	return s, nil
 }
@@ -179,7 +195,7 @@ func (s *pebbleStore) load(segEnd map[uint64]int64) error {
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("lookback: index: %w", err)
 	}
-	s.nextBlock = 1
+	s.nextBlock = max(1, s.count.next)
 	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kBlock}, UpperBound: []byte{kBlock + 1}})
 	if err != nil {
 		return fmt.Errorf("lookback: index: %w", err)
@@ -190,7 +206,7 @@ func (s *pebbleStore) load(segEnd map[uint64]int64) error {
 			it.Close()
 			return err
 		}
-		s.nextBlock = binary.BigEndian.Uint64(it.Key()[1:]) + 1
+		s.nextBlock = max(s.nextBlock, binary.BigEndian.Uint64(it.Key()[1:])+1)
 		s.segLive[m.loc.seg]++
 		segEnd[m.loc.seg] = max(segEnd[m.loc.seg], m.loc.off+frameHeader+int64(m.loc.n))
 	}
@@ -243,12 +259,13 @@ func decodeBlockMeta(b []byte) (blockMeta, error) {
 func (c counters) encode() []byte {
 	b := binary.AppendVarint(nil, c.events)
 	b = binary.AppendVarint(b, c.raw)
-	return binary.AppendVarint(b, c.stored)
+	b = binary.AppendVarint(b, c.stored)
+	return binary.AppendUvarint(b, c.next)
 }
 
 func decodeCounters(b []byte) (counters, error) {
 	r := varReader{b: b}
-	c := counters{r.varint(), r.varint(), r.varint()}
+	c := counters{r.varint(), r.varint(), r.varint(), r.uvarint()}
 	if r.bad {
 		return c, errors.New("lookback: index: corrupt counters")
 	}
@@ -479,15 +496,17 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 
 // Append archives rs: the records not archived yet are cut into blocks,
 // compressed (in parallel), written to the body log and fsynced; then
-// one Pebble batch, committed with Sync, adds the blocks' entries and
-// every index key.
+// one Pebble batch adds the blocks' entries and every index key. The
+// batch is committed without waiting for Pebble's WAL fsync: the body
+// log is the source of truth, and an index batch lost in a crash is
+// rebuilt from it on open (recoverBlock).
 func (s *pebbleStore) Append(ctx context.Context, rs []Record) error {
 	if len(rs) == 0 {
 		return nil
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	fresh, hwm, err := s.freshLocked(rs)
+	fresh, err := s.freshLocked(rs)
 	if err != nil || len(fresh) == 0 {
 		return err
 	}
@@ -502,48 +521,88 @@ func (s *pebbleStore) Append(ctx context.Context, rs []Record) error {
 		fresh = fresh[n:]
 	}
 	raws := make([][]byte, len(groups))
+	ids := make([]uint64, len(groups))
 	for i, g := range groups {
 		raws[i] = encodeBlock(g)
+		ids[i] = s.nextBlock + uint64(i)
 	}
 	datas := compressAll(raws)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("lookback: append: %w", err)
 	}
-	locs, err := s.log.append(datas)
+	locs, err := s.log.append(datas, ids)
 	if err != nil {
 		return err
 	}
-	// Keys are added to the batch in order: the memtable's skiplist
-	// inserts them one after another from the previous one's position,
-	// instead of a search from the top for each (measured: a third of
-	// the index cost).
-	var keys [][]byte
-	count := s.count
+	ix := s.newIndexer()
 	for i, g := range groups {
-		id := s.nextBlock + uint64(i)
-		m := blockMeta{loc: locs[i], slots: len(g), live: len(g), raw: int64(len(raws[i]))}
-		m.minTS, m.maxTS = g[0].Timestamp.UnixMilli(), g[0].Timestamp.UnixMilli()
+		es := make([]*Event, len(g))
 		for j, r := range g {
-			seq := int64(id)<<16 | int64(j)
-			ts := r.Timestamp.UnixMilli()
-			m.minTS, m.maxTS = min(m.minTS, ts), max(m.maxTS, ts)
-			size := recordSize(*r)
-			m.liveRaw += int64(size)
 			a := attrsOf(r.Headers)
-			e := Event{Topic: r.Topic, Timestamp: r.Timestamp, Key: r.Key, ID: a.id, Type: a.typ, Source: a.source,
-				Subject: a.subject, CorrelationID: a.corr, CausationID: a.caus, seq: seq}
-			keys = indexKeys(keys, &e)
-			keys = append(keys, binary.BigEndian.AppendUint64(posKey(r.Topic, r.Partition, r.Offset), uint64(seq)))
+			es[j] = &Event{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key,
+				ID: a.id, Type: a.typ, Source: a.source, Subject: a.subject, CorrelationID: a.corr, CausationID: a.caus,
+				Size: recordSize(*r)}
 		}
-		keys = append(keys, append(blockKey(id), m.encode()...))
-		count.events += int64(m.live)
-		count.raw += m.liveRaw
-		count.stored += int64(m.loc.n)
+		ix.add(ids[i], locs[i], len(raws[i]), es)
 	}
-	slices.SortFunc(keys, bytes.Compare)
-	b := s.db.NewBatchWithSize(len(keys) * 64)
+	if s.skipIndex {
+		return nil // a test's crash between the body log and the index
+	}
+	return ix.commit(pebble.NoSync)
+}
+
+// indexer builds the index batch of new blocks and, once it is
+// committed, the writer's state after it.
+type indexer struct {
+	s       *pebbleStore
+	keys    [][]byte
+	count   counters
+	hwm     map[tpKey]int64
+	segLive map[uint64]int
+}
+
+func (s *pebbleStore) newIndexer() *indexer {
+	return &indexer{s: s, count: s.count, hwm: map[tpKey]int64{}, segLive: map[uint64]int{}}
+}
+
+// add indexes block id at lc (raw bytes decompressed) holding es in slot
+// order.
+func (ix *indexer) add(id uint64, lc loc, raw int, es []*Event) {
+	m := blockMeta{loc: lc, slots: len(es), live: len(es), raw: int64(raw)}
+	m.minTS, m.maxTS = es[0].Timestamp.UnixMilli(), es[0].Timestamp.UnixMilli()
+	for j, e := range es {
+		e.seq = int64(id)<<16 | int64(j)
+		ts := e.Timestamp.UnixMilli()
+		m.minTS, m.maxTS = min(m.minTS, ts), max(m.maxTS, ts)
+		m.liveRaw += int64(e.Size)
+		ix.keys = indexKeys(ix.keys, e)
+		ix.keys = append(ix.keys, binary.BigEndian.AppendUint64(posKey(e.Topic, e.Partition, e.Offset), uint64(e.seq)))
+		tp := tpKey{e.Topic, e.Partition}
+		high, ok := ix.hwm[tp]
+		if !ok {
+			high, ok = ix.s.hwm[tp]
+		}
+		if !ok || e.Offset > high {
+			ix.hwm[tp] = e.Offset
+		}
+	}
+	ix.keys = append(ix.keys, append(blockKey(id), m.encode()...))
+	ix.count.events += int64(m.live)
+	ix.count.raw += m.liveRaw
+	ix.count.stored += int64(lc.n)
+	ix.count.next = max(ix.count.next, id+1)
+	ix.segLive[lc.seg]++
+}
+
+// commit writes the batch. Keys go into it in order: the memtable's
+// skiplist then inserts each from the previous one's position instead of
+// searching from the top (measured: a third of the index cost).
+func (ix *indexer) commit(opts *pebble.WriteOptions) error {
+	s := ix.s
+	slices.SortFunc(ix.keys, bytes.Compare)
+	b := s.db.NewBatchWithSize(len(ix.keys) * 64)
 	defer b.Close()
-	for _, k := range keys {
+	for _, k := range ix.keys {
 		switch k[0] {
 		case kPos: // the value, seq8, is the key's tail
 			b.Set(k[:len(k)-8], k[len(k)-8:], nil)
@@ -553,28 +612,61 @@ func (s *pebbleStore) Append(ctx context.Context, rs []Record) error {
 			b.Set(k, nil, nil)
 		}
 	}
-	for tp, off := range hwm {
+	for tp, off := range ix.hwm {
 		b.Set(hwmKey(tp), binary.BigEndian.AppendUint64(nil, uint64(off)), nil)
 	}
-	b.Set([]byte{kCounters}, count.encode(), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	b.Set([]byte{kCounters}, ix.count.encode(), nil)
+	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("lookback: append index: %w", err)
 	}
-	s.nextBlock += uint64(len(groups))
-	s.segLive[s.log.active] += len(groups)
-	s.count = count
-	for tp, off := range hwm {
+	s.nextBlock = max(s.nextBlock, ix.count.next)
+	for seg, n := range ix.segLive {
+		s.segLive[seg] += n
+	}
+	s.count = ix.count
+	for tp, off := range ix.hwm {
 		s.hwm[tp] = off
 	}
 	return nil
 }
 
+// recoverBlock is handed each intact frame of the body log after the
+// last one the index names: a block from the next number on was made
+// durable by an append whose index batch was lost (a crash before
+// Pebble's WAL reached the disk), and is indexed again; any other is a
+// copy an erasure wrote and never committed, and is left out.
+func (ix *indexer) recoverBlock(id uint64, lc loc, data []byte) error {
+	if id < max(ix.s.nextBlock, ix.count.next) {
+		return nil
+	}
+	raw, err := decompress(data)
+	if err != nil {
+		return err
+	}
+	bl, err := parseBlock(raw)
+	if err != nil {
+		return fmt.Errorf("lookback: recover block %d: %w", id, err)
+	}
+	es := make([]*Event, 0, len(bl.slots)-1)
+	for i := range len(bl.slots) - 1 {
+		e, err := bl.event(i, 0)
+		if err != nil || e == nil {
+			return fmt.Errorf("lookback: recover block %d slot %d: %v", id, i, err)
+		}
+		es = append(es, e)
+	}
+	if len(es) > 0 {
+		ix.add(id, lc, len(raw), es)
+	}
+	return nil
+}
+
 // freshLocked returns the records of rs not archived yet (nor repeated
-// in rs) and the high-water marks they raise. A record above its
+// in rs). A record above its
 // partition's highest archived offset is new without a lookup (the
 // archiver's records arrive in offset order); one at or below it is
 // looked up.
-func (s *pebbleStore) freshLocked(rs []Record) ([]*Record, map[tpKey]int64, error) {
+func (s *pebbleStore) freshLocked(rs []Record) ([]*Record, error) {
 	fresh := make([]*Record, 0, len(rs))
 	hwm := map[tpKey]int64{}
 	var seen map[[3]any]bool
@@ -603,7 +695,7 @@ func (s *pebbleStore) freshLocked(rs []Record) ([]*Record, map[tpKey]int64, erro
 			continue
 		}
 		if !errors.Is(err, pebble.ErrNotFound) {
-			return nil, nil, fmt.Errorf("lookback: append: %w", err)
+			return nil, fmt.Errorf("lookback: append: %w", err)
 		}
 		if seen == nil {
 			seen = map[[3]any]bool{}
@@ -611,7 +703,7 @@ func (s *pebbleStore) freshLocked(rs []Record) ([]*Record, map[tpKey]int64, erro
 		seen[k] = true
 		fresh = append(fresh, r)
 	}
-	return fresh, hwm, nil
+	return fresh, nil
 }
 
 // meta reads block id's entry.

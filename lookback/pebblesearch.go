@@ -285,7 +285,7 @@ func (s *pebbleStore) eraseInBlockLocked(id uint64, seqs []int64, topic string) 
 			}
 		}
 		raw := layoutBlock(entries, len(bl.raw))
-		locs, err := s.log.append(compressAll([][]byte{raw}))
+		locs, err := s.log.append(compressAll([][]byte{raw}), []uint64{id})
 		if err != nil {
 			return 0, err
 		}
