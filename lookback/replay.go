@@ -180,6 +180,12 @@ func (r *replayer) run(st ReplayState) {
 	if r.mu.ctx == nil {
 		return
 	}
+	// The replay's state is its goroutine's own: the caller keeps (and
+	// encodes) the state it passed in, so the counts map is not shared.
+	st.ByTopic = maps.Clone(st.ByTopic)
+	if st.ByTopic == nil {
+		st.ByTopic = map[string]int64{}
+	}
 	ctx, cancel := context.WithCancelCause(r.mu.ctx)
 	r.mu.cancels[st.ID] = cancel
 	r.wg.Add(1)
@@ -262,11 +268,20 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 	sinceCheckpoint := 0
 	var firstErr error
 	var errMu sync.Mutex
+	pages, stop := r.prefetch(ctx, q)
+	defer stop()
 	for {
-		p, err := r.s.cfg.Store.Search(ctx, q)
-		if err != nil {
-			return err
+		pg, ok := <-pages
+		if !ok || pg.err != nil {
+			if context.Cause(ctx) == errCancelled {
+				return errCancelled
+			}
+			if !ok {
+				return ctx.Err()
+			}
+			return pg.err
 		}
+		p := pg.page
 		for _, e := range p.Events {
 			if spec.Rate > 0 {
 				// Pace: event n of this run goes out no earlier than n/rate.
@@ -304,7 +319,6 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 		}
 		sinceCheckpoint += len(p.Events)
 		if sinceCheckpoint < r.s.cfg.ReplayCheckpoint && p.Next != "" {
-			q.Cursor = p.Next
 			continue
 		}
 		sinceCheckpoint = 0
@@ -324,8 +338,39 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 		if err := r.s.cfg.Store.SaveReplay(ctx, *st); err != nil {
 			return err
 		}
-		q.Cursor = p.Next
 	}
+}
+
+type prefetched struct {
+	page Page
+	err  error
+}
+
+// prefetch reads the pages of q, in order, one page ahead of the
+// replay producing them: reading and decompressing the archive overlaps
+// with producing. The channel ends with a page without Next or an
+// error, and is closed if ctx ends first; stop ends the reader.
+func (r *replayer) prefetch(ctx context.Context, q Query) (<-chan prefetched, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan prefetched, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		for {
+			p, err := r.s.cfg.Store.Search(ctx, q)
+			select {
+			case ch <- prefetched{p, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || p.Next == "" {
+				return
+			}
+			q.Cursor = p.Next
+		}
+	}()
+	return ch, func() { cancel(); <-done }
 }
 
 func cmpErr(a, b error) error {
