@@ -93,7 +93,8 @@ type Console struct {
 	stop   context.CancelFunc
 	done   chan struct{}
 
-	closing chan struct{} // closed by Close: long-lived responses (SSE) end
+	closing chan struct{} // closed by EndStreams (and Close): long-lived responses (SSE) end
+	endOnce sync.Once
 }
 
 // New returns a Console for cfg; Start connects it.
@@ -169,7 +170,7 @@ func (c *Console) Close() error {
 		return nil
 	}
 	c.closed = true
-	close(c.closing)
+	c.EndStreams()
 	c.dlq.close()
 	if c.stop != nil {
 		c.stop()
@@ -180,6 +181,11 @@ func (c *Console) Close() error {
 	}
 	return nil
 }
+
+// EndStreams ends the pages' live streams (server-sent events), so that
+// an http.Server's Shutdown does not wait for them: register it with
+// RegisterOnShutdown. The pages keep working; Close ends the streams too.
+func (c *Console) EndStreams() { c.endOnce.Do(func() { close(c.closing) }) }
 
 // Handler serves the console under Config.BasePath (mount it there, e.g.
 // mux.Handle("/ui/", c.Handler())).

@@ -585,7 +585,7 @@ func TestGroupLive(t *testing.T) {
 		grpProduce(t, addrs, "glive", 2, 0)
 		adm := grpAdmin(t, addrs)
 		grpCommit(t, adm, "glive-g", "glive", map[int32]int64{0: 0})
-		c, _ := startConsole(t, addrs, console.Config{SampleInterval: 50 * time.Millisecond})
+		c, base := startConsole(t, addrs, console.Config{SampleInterval: 50 * time.Millisecond})
 
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -603,6 +603,13 @@ func TestGroupLive(t *testing.T) {
 
 		events, returned = grpOpenLive(context.Background(), c.Handler(), "/ui/groups/glive-g/live")
 		grpWaitEvent(t, events, "reset-test")
+		c.EndStreams() // what spool serve's http.Server.Shutdown calls
+		grpReturned(t, returned, "the streams were ended")
+		if status, _ := get(t, base+"/ui/groups/glive-g"); status != http.StatusOK {
+			t.Errorf("the page after EndStreams: %d", status)
+		}
+
+		events, returned = grpOpenLive(context.Background(), c.Handler(), "/ui/groups/glive-g/live")
 		c.Close()
 		grpReturned(t, returned, "the console closed")
 

@@ -153,6 +153,7 @@ func runConsole(ctx context.Context, cfg console.Config, httpAddr string, out, e
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(c.EndStreams) // open group pages must not hold the shutdown
 	fmt.Fprintf(out, "spool: console on http://%s/ui/ (brokers %v)\n", ln.Addr(), cfg.Brokers)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

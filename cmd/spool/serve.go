@@ -374,6 +374,7 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 				return fmt.Errorf("serve: %w", err)
 			}
 			mux.Handle("/ui/", con.Handler())
+			srv.RegisterOnShutdown(con.EndStreams)
 			mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 			served += ", /ui console"
 		}
