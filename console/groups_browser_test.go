@@ -22,6 +22,21 @@ func grpPoll(t *testing.T, ctx context.Context, what, expr string) {
 	}
 }
 
+// grpText is a JavaScript condition: the element's text is want. The
+// live region is swapped as a whole, so a test polls its text rather than
+// reading a node the next event may replace.
+func grpText(css, want string) string {
+	return fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? "").trim() === %q`, css, want)
+}
+
+// grpWired waits until htmx has processed the form with that id (page
+// load, or a swap that brought it): a click before would submit it
+// natively.
+func grpWired(t *testing.T, ctx context.Context, id string) {
+	t.Helper()
+	grpPoll(t, ctx, "htmx on #"+id, fmt.Sprintf(`!!document.getElementById(%q)?.["htmx-internal-data"]?.initHash`, id))
+}
+
 // grpNoOverflow fails t when the page is wider than the viewport (a phone
 // would have to scroll sideways).
 func grpNoOverflow(t *testing.T, ctx context.Context, page string) {
@@ -87,21 +102,19 @@ func TestBrowserGroups(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("total-lag"))); err != nil {
 		t.Fatal(err)
 	}
-	if got := text(t, ctx, "#total-lag"); got != "6" {
-		t.Fatalf("total lag %q, want 6", got)
-	}
+	grpPoll(t, ctx, "the total lag", grpText("#total-lag", "6"))
 	grpProduce(t, addrs, "orders", 3, 0)
-	grpPoll(t, ctx, "the live lag after producing", `document.getElementById("total-lag").textContent === "9"`)
-	if got := text(t, ctx, `#lag tr[data-tp="orders/0"] td.lag`); got != "6" {
-		t.Errorf("lag of orders/0 %q, want 6", got)
-	}
+	grpPoll(t, ctx, "the live lag after producing", grpText("#total-lag", "9"))
+	grpPoll(t, ctx, "the lag of orders/0", grpText(`#lag tr[data-tp="orders/0"] td.lag`, "6"))
 	grpPoll(t, ctx, "the lag chart", `document.querySelector("#live svg polyline") !== null`)
 
 	// Reset to earliest: the dry run shows current -> new, apply commits it.
+	grpWired(t, ctx, "reset-form")
 	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("reset-mode"), "earliest"),
 		chromedp.Click(chromedp.ID("reset-dry")), chromedp.WaitVisible(chromedp.ID("reset-apply"))); err != nil {
 		t.Fatal(err)
 	}
+	grpWired(t, ctx, "apply-form")
 	if got := text(t, ctx, `#plan tr[data-tp="orders/0"] td.new`); got != "0" {
 		t.Fatalf("dry run new offset of orders/0 %q", got)
 	}
@@ -115,8 +128,7 @@ func TestBrowserGroups(t *testing.T) {
 	if got := kafkatest.Committed(t, addrs, "billing", "orders"); fmt.Sprint(got) != "map[0:0 1:0]" {
 		t.Fatalf("after apply, committed %v, want 0 and 0", got)
 	}
-	grpPoll(t, ctx, "the live lag after the reset", `document.getElementById("total-lag").textContent === "13"`)
-
+	grpPoll(t, ctx, "the live lag after the reset", grpText("#total-lag", "13"))
 }
 
 // TestBrowserGroupsExact: the per-partition form, a group with a member,
@@ -125,11 +137,17 @@ func TestBrowserGroupsExact(t *testing.T) {
 	addrs, u := grpBrowserSetup(t)
 	ctx := tab(t)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(u+"/ui/groups/billing"),
-		chromedp.WaitVisible(chromedp.ID("total-lag")),
-		chromedp.Click(chromedp.CSS("#exact summary")),
+		chromedp.WaitVisible(chromedp.ID("total-lag"))); err != nil {
+		t.Fatal(err)
+	}
+	grpWired(t, ctx, "exact-form")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#exact summary")),
 		chromedp.SetValue(chromedp.ID("xo-1"), "4"), chromedp.Click(chromedp.ID("exact-dry")),
-		chromedp.WaitVisible(chromedp.CSS(`#plan tr[data-tp="orders/1"]`)),
-		chromedp.Click(chromedp.ID("reset-apply")), chromedp.WaitVisible(chromedp.ID("reset-done"))); err != nil {
+		chromedp.WaitVisible(chromedp.CSS(`#plan tr[data-tp="orders/1"]`))); err != nil {
+		t.Fatal(err)
+	}
+	grpWired(t, ctx, "apply-form")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("reset-apply")), chromedp.WaitVisible(chromedp.ID("reset-done"))); err != nil {
 		t.Fatal(err)
 	}
 	if got := kafkatest.Committed(t, addrs, "billing", "orders"); fmt.Sprint(got) != "map[0:2 1:4]" {
@@ -144,9 +162,7 @@ func TestBrowserGroupsExact(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("reset-active"))); err != nil {
 		t.Fatal(err)
 	}
-	if got := text(t, ctx, "#members tbody td:nth-child(3)"); got != "reset-test" {
-		t.Errorf("member client id %q", got)
-	}
+	grpPoll(t, ctx, "the member's client id", grpText("#members tbody td:nth-child(3)", "reset-test"))
 
 	// A phone.
 	for _, p := range []string{"groups", "groups/billing"} {
