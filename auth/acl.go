@@ -229,8 +229,20 @@ func (z *Authorizer) Explain(p Principal, host string, rt ResourceType, name str
 			return "denied by ACL " + a.String()
 		}
 	}
-	return fmt.Sprintf("no ACL allows it; the grant that would: spool acl add --allow %s --operation %s --%s %s",
-		p, op, strings.ToLower(rt.String()), name)
+	return "no ACL allows it; the grant that would: " + GrantCommand(p, rt, name, op)
+}
+
+// GrantCommand is the `spool acl add` command that would allow p op on
+// the resource, for refusals that name the missing grant.
+func GrantCommand(p Principal, rt ResourceType, name string, op Operation) string {
+	res := "--" + strings.ToLower(rt.String()) + " " + name
+	switch rt {
+	case kmsg.ACLResourceTypeCluster:
+		res = "--cluster"
+	case kmsg.ACLResourceTypeTransactionalId:
+		res = "--transactional-id " + name
+	}
+	return fmt.Sprintf("spool acl add --allow %s --operation %s %s", p, op, res)
 }
 
 // Add adds acls (already present ones are kept once). persist, if not

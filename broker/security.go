@@ -225,3 +225,15 @@ func (b *Broker) SetUserPassword(user, mechanism, password string) error {
 	}
 	return b.sec.saveUsersLocked()
 }
+
+// Authorizer is the broker's live ACL authorizer (nil before Start): the
+// ACLs CreateAcls and DeleteAcls change decide through it from the next
+// call on, so the HTTP services of `spool serve` decide with the same ACLs
+// as the Kafka listeners. Change the ACLs through the admin APIs, not
+// through it, so the change is persisted.
+func (b *Broker) Authorizer() *auth.Authorizer {
+	if b.sec == nil {
+		return nil
+	}
+	return b.sec.authz
+}
