@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolmq/spool/internal/httpapi"
@@ -420,6 +421,10 @@ func (s *Service) apiReplayStart(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, err)
 		return
 	}
+	if err := s.mayReplay(r, spec); err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
 	st, err := s.replays.start(r.Context(), spec)
 	if err != nil {
 		apiError(w, err)
@@ -439,9 +444,14 @@ func (s *Service) apiReplayList(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	if sts == nil {
-		sts = []ReplayState{}
+	// Only the replays whose source the principal may Read.
+	kept := []ReplayState{}
+	for _, st := range sts {
+		if s.mayTopic(r, st.Spec.Filter.Topic, kmsg.ACLOperationRead) == nil {
+			kept = append(kept, st)
+		}
 	}
+	sts = kept
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"replays": sts})
 }
 
@@ -451,10 +461,25 @@ func (s *Service) apiReplayGet(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
+	if err := s.mayTopic(r, st.Spec.Filter.Topic, kmsg.ACLOperationRead); err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
 	httpapi.WriteJSON(w, http.StatusOK, st)
 }
 
 func (s *Service) apiReplayCancel(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Authorizer != nil {
+		st, err := s.cfg.Store.Replay(r.Context(), r.PathValue("id"))
+		if err != nil {
+			apiError(w, err)
+			return
+		}
+		if err := s.mayReplay(r, st.Spec); err != nil {
+			httpapi.WriteError(w, err)
+			return
+		}
+	}
 	st, err := s.replays.cancel(r.Context(), r.PathValue("id"))
 	if err != nil {
 		apiError(w, err)

@@ -441,6 +441,10 @@ func (ev *Event) record() *Record {
 }
 
 func (s *Service) apiRules(w http.ResponseWriter, r *http.Request) {
+	if err := s.mayCluster(r); err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
 	httpapi.WriteJSON(w, http.StatusOK, s.rules.report())
 }
 
@@ -454,6 +458,10 @@ type VerifyRequest struct {
 }
 
 func (s *Service) apiVerify(w http.ResponseWriter, r *http.Request) {
+	if err := s.mayCluster(r); err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
 	var req VerifyRequest
 	if err := httpapi.DecodeJSON(w, r, 1<<20, &req); err != nil {
 		httpapi.WriteError(w, err)

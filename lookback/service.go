@@ -57,6 +57,10 @@ type Config struct {
 	Rules []Rule
 	// Logger receives the service's logs (default: discard).
 	Logger *slog.Logger
+	// Authorizer authenticates the HTTP API's requests and decides them
+	// with Kafka ACLs (default nil: every request is allowed; see
+	// Authorizer).
+	Authorizer Authorizer
 	// Hooks receive metrics events (default: none; see lookbackprom).
 	Hooks Hooks
 	// TracerProvider, when set, makes replays start an OpenTelemetry
