@@ -265,6 +265,9 @@ func (c *Console) routes() http.Handler {
 	mux.HandleFunc("POST "+b+"deadletters/{topic}/redrive", c.redriveStart)
 	mux.HandleFunc("GET "+b+"deadletters/{topic}/redrive/{id}", c.redriveStatus)
 	mux.HandleFunc("POST "+b+"deadletters/{topic}/redrive/{id}/cancel", c.redriveCancel)
+	mux.HandleFunc("GET "+b+"login", c.loginPage)
+	mux.HandleFunc("POST "+b+"login", c.login)
+	mux.HandleFunc("POST "+b+"logout", c.logout)
 	mux.HandleFunc(b, c.notFound)
 	return c.authenticate(mux)
 }

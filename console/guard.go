@@ -2,11 +2,16 @@ package console
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/auth"
+	"github.com/spoolmq/spool/auth/httpauth"
 	"github.com/spoolmq/spool/internal/httpapi"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Authorizer authenticates the console's requests and answers Kafka's ACL
@@ -20,28 +25,84 @@ type Authorizer interface {
 	Allowed(r *http.Request, p auth.Principal, rt auth.ResourceType, name string, op auth.Operation) bool
 }
 
+// SessionAuthorizer is an Authorizer that can also start and end browser
+// sessions (*httpauth.Authenticator): with one, the console serves a login
+// page (BasePath+"login": paste a token) and a logout action, and a page
+// loaded without credentials is sent to the login page.
+type SessionAuthorizer interface {
+	Authorizer
+	// Login checks token and sets the session cookie on w.
+	Login(w http.ResponseWriter, r *http.Request, token string) (auth.Principal, error)
+	// Logout ends r's session and clears its cookie.
+	Logout(w http.ResponseWriter, r *http.Request)
+}
+
+// explainer is implemented by Authorizers that can say why a principal was
+// refused (the DENY that matched or the grant that would allow it).
+type explainer interface {
+	Explain(r *http.Request, p auth.Principal, rt auth.ResourceType, name string, op auth.Operation) string
+}
+
 type principalKey struct{}
 
 // authenticate resolves the principal of every request when an Authorizer
-// is set; a request without one is refused with 401, except for the static
-// files.
+// is set; a request without one is refused with 401 (a page load is sent
+// to the login page when there is one), except for the static files and
+// the login page itself. The principal goes into the request's context
+// twice: for the pages (principal), and as an httpauth identity, so the
+// lookback and gateway handlers the console calls in process with that
+// context decide for the same principal.
 func (c *Console) authenticate(next http.Handler) http.Handler {
 	if c.cfg.Authorizer == nil {
 		return next
 	}
-	static := c.cfg.BasePath + "static/"
+	static, login := c.cfg.BasePath+"static/", c.cfg.BasePath+"login"
+	_, sessions := c.cfg.Authorizer.(SessionAuthorizer)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(r.URL.Path) >= len(static) && r.URL.Path[:len(static)] == static {
+		if strings.HasPrefix(r.URL.Path, static) || r.URL.Path == login {
 			next.ServeHTTP(w, r)
 			return
 		}
-		p, err := c.cfg.Authorizer.Principal(r)
+		id, err := c.identify(r)
 		if err != nil {
+			if sessions && r.Method == http.MethodGet && r.Header.Get("HX-Request") == "" && !wantsJSON(r) {
+				http.Redirect(w, r, login+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
 			c.fail(w, r, httpapi.Errorf(http.StatusUnauthorized, "console: %v", err))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		ctx := context.WithValue(r.Context(), principalKey{}, id.Principal)
+		next.ServeHTTP(w, r.WithContext(httpauth.NewContext(ctx, id)))
 	})
+}
+
+// identify authenticates r: with the Authorizer's Authenticate when it has
+// one (*httpauth.Authenticator: the identity keeps the token, for proxies),
+// else its Principal.
+func (c *Console) identify(r *http.Request) (httpauth.Identity, error) {
+	if ia, ok := c.cfg.Authorizer.(interface {
+		Authenticate(*http.Request) (httpauth.Identity, error)
+	}); ok {
+		return ia.Authenticate(r)
+	}
+	p, err := c.cfg.Authorizer.Principal(r)
+	if err != nil {
+		return httpauth.Identity{}, err
+	}
+	id := httpauth.Identity{Principal: p, Host: remoteHost(r)}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		id.Token = strings.TrimSpace(h[7:])
+	}
+	return id, nil
+}
+
+func remoteHost(r *http.Request) string {
+	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return h
 }
 
 // principal is the authenticated principal of r ("" without an
@@ -59,7 +120,11 @@ func (c *Console) mayRead(r *http.Request, rt auth.ResourceType, name string, op
 	if c.cfg.Authorizer == nil || c.cfg.Authorizer.Allowed(r, principal(r), rt, name, op) {
 		return nil
 	}
-	return httpapi.Errorf(http.StatusForbidden, "console: %s may not %s %s %q (no ACL grants it)", principal(r), op, rt, name)
+	why := "no ACL allows it; the grant that would: " + auth.GrantCommand(principal(r), rt, name, op)
+	if e, ok := c.cfg.Authorizer.(explainer); ok {
+		why = e.Explain(r, principal(r), rt, name, op)
+	}
+	return httpapi.Errorf(http.StatusForbidden, "console: %s may not %s %s %q: %s", principal(r), op, rt, name, why)
 }
 
 // mayWrite is mayRead for a change (create, delete, produce, reset
@@ -82,3 +147,59 @@ const (
 	groupResource   = kmsg.ACLResourceTypeGroup
 	clusterResource = kmsg.ACLResourceTypeCluster
 )
+
+// navNeeds says, by the nav entry's title, what a principal must be allowed
+// for the entry to show: a page about topics needs Describe on one topic
+// at least, the groups page on one group; the archive and request pages
+// Read on one topic. Entries not listed always show.
+var navNeeds = map[string]func(c *Console, r *http.Request, s *sample) bool{
+	"Topics":       anyTopic(kmsg.ACLOperationDescribe),
+	"Messages":     anyTopic(kmsg.ACLOperationRead),
+	"Dead letters": anyTopic(kmsg.ACLOperationRead),
+	"Lookback":     anyTopic(kmsg.ACLOperationRead),
+	"Requests":     anyTopic(kmsg.ACLOperationRead),
+	"Groups": func(c *Console, r *http.Request, s *sample) bool {
+		for g := range s.GroupCommitted {
+			if c.mayRead(r, groupResource, g, kmsg.ACLOperationDescribe) == nil {
+				return true
+			}
+		}
+		return c.mayRead(r, clusterResource, "kafka-cluster", kmsg.ACLOperationDescribe) == nil
+	},
+}
+
+func anyTopic(op auth.Operation) func(c *Console, r *http.Request, s *sample) bool {
+	return func(c *Console, r *http.Request, s *sample) bool {
+		for t := range s.TopicEnds {
+			if c.mayRead(r, topicResource, t, op) == nil {
+				return true
+			}
+		}
+		return c.mayRead(r, topicResource, auth.Wildcard, op) == nil
+	}
+}
+
+// navFor is the navigation bar for r's principal: nothing before it is
+// known (the login page), the entries it may use with an Authorizer
+// (decided on the latest sample of the cluster's topics and groups), all
+// of them without.
+func (c *Console) navFor(r *http.Request) []navItem {
+	if c.cfg.Authorizer == nil {
+		return nav
+	}
+	if principal(r) == "" {
+		return nil
+	}
+	smps := c.sampler.samples()
+	if len(smps) == 0 {
+		return nav
+	}
+	last := &smps[len(smps)-1]
+	out := make([]navItem, 0, len(nav))
+	for _, it := range nav {
+		if need := navNeeds[it.Title]; need == nil || need(c, r, last) {
+			out = append(out, it)
+		}
+	}
+	return out
+}

@@ -112,7 +112,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 		c.fail(w, r, fmt.Errorf("console: no page %q", name))
 		return
 	}
-	v := view{Title: title, Active: active, Nav: nav, ReadOnly: c.cfg.ReadOnly, Principal: c.principalName(r), Data: data}
+	v := view{Title: title, Active: active, Nav: c.navFor(r), ReadOnly: c.cfg.ReadOnly, Principal: c.principalName(r), Data: data}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
 		c.cfg.Logger.Error("console: render", "page", name, "err", err)
@@ -170,7 +170,7 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if r.Method == http.MethodGet && r.Header.Get("HX-Request") == "" && !wantsJSON(r) {
 		t := c.tmpl.pages["error"]
-		v := view{Title: http.StatusText(status), Nav: nav, ReadOnly: c.cfg.ReadOnly, Principal: c.principalName(r),
+		v := view{Title: http.StatusText(status), Nav: c.navFor(r), ReadOnly: c.cfg.ReadOnly, Principal: c.principalName(r),
 			Data: map[string]any{"Status": status, "Detail": err.Error()}}
 		var buf bytes.Buffer
 		if t != nil && t.ExecuteTemplate(&buf, "layout.html", v) == nil {

@@ -102,6 +102,10 @@ func New(cfg Config) (*Authenticator, error) {
 type Identity struct {
 	Principal auth.Principal
 	Host      string
+	// Token is the bearer token the principal authenticated with (kept in
+	// memory with a browser session), so a proxy to a remote Spool API
+	// can send it on; "" when unknown.
+	Token string
 }
 
 type identityKey struct{}
@@ -143,14 +147,14 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 		if !ok {
 			return Identity{}, unauthorized("httpauth: unknown bearer token")
 		}
-		return Identity{Principal: p, Host: host}, nil
+		return Identity{Principal: p, Host: host, Token: strings.TrimSpace(token)}, nil
 	}
 	if c, err := r.Cookie(a.cfg.CookieName); err == nil && c.Value != "" {
-		p, ok := a.sessions.get(c.Value, a.cfg.Now())
+		ss, ok := a.sessions.get(c.Value, a.cfg.Now())
 		if !ok {
 			return Identity{}, unauthorized("httpauth: the session has expired or ended; log in again")
 		}
-		return Identity{Principal: p, Host: host}, nil
+		return Identity{Principal: ss.principal, Host: host, Token: ss.token}, nil
 	}
 	if q := r.URL.Query().Get("access_token"); q != "" {
 		// Browsers cannot set headers on EventSource or WebSocket.
@@ -158,7 +162,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 		if !ok {
 			return Identity{}, unauthorized("httpauth: unknown bearer token")
 		}
-		return Identity{Principal: p, Host: host}, nil
+		return Identity{Principal: p, Host: host, Token: q}, nil
 	}
 	return Identity{}, unauthorized("httpauth: missing bearer token: send Authorization: Bearer <token>")
 }

@@ -13,14 +13,16 @@ import (
 
 // Browser sessions: Login checks a token once and sets a cookie holding a
 // random session id (32 bytes from crypto/rand); the server keeps only the
-// id's SHA-256 with the principal, in memory, so a restart ends every
-// session and the token never travels again after login. The cookie is
+// id's SHA-256 with the principal (and the token, for proxies to remote
+// APIs), in memory, so a restart ends every session and the token never
+// travels again after login. The cookie is
 // HttpOnly (no script reads it), SameSite=Strict (no other site's page
 // sends it, which is what keeps forms safe from cross-site requests) and
 // Secure when the request came over TLS.
 
 type session struct {
 	principal auth.Principal
+	token     string
 	expires   time.Time
 }
 
@@ -38,22 +40,22 @@ func newSessions(max int) *sessions {
 	return s
 }
 
-func (s *sessions) get(id string, now time.Time) (auth.Principal, bool) {
+func (s *sessions) get(id string, now time.Time) (session, bool) {
 	h := sha256.Sum256([]byte(id))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss, ok := s.mu.m[h]
 	if !ok {
-		return "", false
+		return session{}, false
 	}
 	if !now.Before(ss.expires) {
 		delete(s.mu.m, h)
-		return "", false
+		return session{}, false
 	}
-	return ss.principal, true
+	return ss, true
 }
 
-func (s *sessions) add(p auth.Principal, now, expires time.Time) string {
+func (s *sessions) add(ss session, now time.Time) string {
 	var raw [32]byte
 	rand.Read(raw[:])
 	id := base64.RawURLEncoding.EncodeToString(raw[:])
@@ -75,7 +77,7 @@ func (s *sessions) add(p auth.Principal, now, expires time.Time) string {
 			delete(s.mu.m, oldest)
 		}
 	}
-	s.mu.m[sha256.Sum256([]byte(id))] = session{principal: p, expires: expires}
+	s.mu.m[sha256.Sum256([]byte(id))] = ss
 	return id
 }
 
@@ -97,7 +99,7 @@ func (a *Authenticator) Login(w http.ResponseWriter, r *http.Request, token stri
 	}
 	now := a.cfg.Now()
 	exp := now.Add(a.cfg.SessionTTL)
-	id := a.sessions.add(p, now, exp)
+	id := a.sessions.add(session{principal: p, token: token, expires: exp}, now)
 	http.SetCookie(w, &http.Cookie{Name: a.cfg.CookieName, Value: id, Path: a.cfg.CookiePath,
 		Expires: exp, MaxAge: int(a.cfg.SessionTTL / time.Second), HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
