@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/auth"
@@ -192,5 +194,58 @@ func TestReadOnlyRefusesEveryWrite(t *testing.T) {
 	// Login stays open in read-only mode.
 	if resp, err := http.PostForm(base+"/ui/logout", nil); err != nil || resp.StatusCode == http.StatusForbidden {
 		t.Fatalf("logout in read-only mode: %v %v", resp, err)
+	}
+}
+
+// TestBrowserLogin: in chromium, at 1280 px and on a phone (390 px), the
+// console sends a visitor to the login page, a wrong token is refused on
+// the page, ann's token logs in, and the overview then counts only the
+// topics ann may describe and names her with a logout button, which ends
+// the session.
+func TestBrowserLogin(t *testing.T) {
+	addrs := startKfakeWithTopics(t, "seen", "hidden", "other")
+	a, _ := tokenAuth(t)
+	_, base := startConsole(t, addrs, console.Config{Authorizer: a})
+	for _, width := range []int64{1280, 390} {
+		t.Run(strconv.FormatInt(width, 10), func(t *testing.T) {
+			ctx := tab(t)
+			if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, 900), chromedp.Navigate(base+"/ui/"),
+				chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
+				t.Fatal(err)
+			}
+			if width == 1280 {
+				screenshot(t, ctx, "login")
+			}
+			if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("token"), "not-a-token-0123456789"),
+				chromedp.Submit(chromedp.ID("token")), chromedp.WaitVisible(chromedp.ID("login-error"))); err != nil {
+				t.Fatal(err)
+			}
+			if got := text(t, ctx, "#login-error"); !strings.Contains(got, "Unknown token") {
+				t.Fatalf("login error %q", got)
+			}
+			if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("token"), annToken),
+				chromedp.Submit(chromedp.ID("token")), chromedp.WaitVisible(chromedp.ID("principal"))); err != nil {
+				t.Fatal(err)
+			}
+			if got := text(t, ctx, "#principal"); got != "User:ann" {
+				t.Fatalf("principal shown %q", got)
+			}
+			if got := text(t, ctx, "#topic-count"); got != "1" {
+				t.Fatalf("ann sees %s topics, want 1 (she may describe only seen)", got)
+			}
+			if width == 390 {
+				screenshot(t, ctx, "login-phone")
+			}
+			cookie, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.cookie"))
+			if err != nil || cookie != "" {
+				t.Fatalf("the session cookie is readable by scripts: %q %v", cookie, err)
+			}
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("form.logout button")), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
+				t.Fatal(err)
+			}
+			if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
+				t.Fatalf("after logout the overview should send to the login page: %v", err)
+			}
+		})
 	}
 }

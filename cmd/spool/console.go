@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/spoolmq/spool/auth/httpauth"
 	"github.com/spoolmq/spool/console"
 )
 
@@ -50,7 +51,18 @@ func proxyTo(flag, rawURL string) (http.Handler, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageErrorf("console: --%s %q: want http(s)://host:port", flag, rawURL)
 	}
-	return httputil.NewSingleHostReverseProxy(u), nil
+	p := httputil.NewSingleHostReverseProxy(u)
+	director := p.Director
+	p.Director = func(r *http.Request) {
+		director(r)
+		// The principal the console authenticated (a browser session has
+		// no Authorization header) goes on with its token, so the remote
+		// API decides for the same principal.
+		if id, ok := httpauth.FromContext(r.Context()); ok && id.Token != "" && r.Header.Get("Authorization") == "" {
+			r.Header.Set("Authorization", "Bearer "+id.Token)
+		}
+	}
+	return p, nil
 }
 
 // metricsProxy returns a handler that answers with the Prometheus metrics
@@ -73,6 +85,7 @@ func newConsoleCmd() *cobra.Command {
 	var (
 		cf          *clientFlags
 		kf          *consoleFlags
+		af          *httpAuthFlags
 		httpAddr    string
 		lookbackURL string
 		gatewayURL  string
@@ -118,11 +131,20 @@ SIGINT or SIGTERM stops it.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			ha, stopAuth, err := af.standalone(ctx, seeds, secOpts, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer stopAuth()
+			if ha != nil {
+				cfg.Authorizer = ha
+			}
 			return runConsole(ctx, cfg, httpAddr, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cf = addClientFlags(cmd)
 	kf = bindConsoleFlags(cmd.Flags(), false)
+	af = bindHTTPAuthFlags(cmd.Flags(), true)
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8082", "HTTP listener address")
 	cmd.Flags().StringVar(&lookbackURL, "lookback-url", "", "base URL of a lookback archive's HTTP API (e.g. http://127.0.0.1:8080)")
 	cmd.Flags().StringVar(&gatewayURL, "gateway-url", "", "base URL of a gateway's HTTP API (e.g. http://127.0.0.1:8080)")
@@ -172,12 +194,17 @@ func runConsole(ctx context.Context, cfg console.Config, httpAddr string, out, e
 
 // startServeConsole starts the console of `spool serve`: a Kafka client of
 // the embedded broker over loopback, with the in-process lookback and
-// gateway APIs (nil when they are off) and the broker's own metrics.
-func startServeConsole(ctx context.Context, brokerAddr string, kf *consoleFlags, lookback, gateway, metrics http.Handler, log *slog.Logger) (*console.Console, error) {
-	c, err := console.New(console.Config{
+// gateway APIs (nil when they are off), the broker's own metrics and, with
+// --http-tokens, the authenticator.
+func startServeConsole(ctx context.Context, brokerAddr string, kf *consoleFlags, lookback, gateway, metrics http.Handler, ha *httpauth.Authenticator, log *slog.Logger) (*console.Console, error) {
+	cfg := console.Config{
 		Brokers: []string{brokerAddr}, ReadOnly: kf.readOnly, DeadLetterTopics: kf.dlqPatterns,
 		Lookback: lookback, Gateway: gateway, Metrics: metrics, Logger: log,
-	})
+	}
+	if ha != nil {
+		cfg.Authorizer = ha
+	}
+	c, err := console.New(cfg)
 	if err != nil {
 		return nil, err
 	}

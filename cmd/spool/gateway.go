@@ -38,6 +38,9 @@ type gatewayFlags struct {
 	rateBurst      int
 	callbackAllow  []string
 	callbackSecret string
+	// httpTokens is set by the caller when --http-tokens authenticates
+	// the gateway's requests.
+	httpTokens bool
 }
 
 func bindGatewayFlags(fl *pflag.FlagSet, prefix string, inServe bool) *gatewayFlags {
@@ -102,8 +105,9 @@ func (f *gatewayFlags) config(brokers []string, httpAddr string, log *slog.Logge
 			return cfg, err
 		}
 		cfg.Auth = a
+	case f.httpTokens:
 	case !loopback(httpAddr) && !f.insecure:
-		return cfg, fmt.Errorf("gateway: the HTTP listener %s is not on loopback, so the gateway needs tokens (--token or --token-file; --insecure to run without)", httpAddr)
+		return cfg, fmt.Errorf("gateway: the HTTP listener %s is not on loopback, so the gateway needs tokens (--http-tokens, --token or --token-file; --insecure to run without)", httpAddr)
 	}
 	return cfg, nil
 }
@@ -132,6 +136,7 @@ func newGatewayCmd() *cobra.Command {
 	var (
 		cf       *clientFlags
 		gf       *gatewayFlags
+		af       *httpAuthFlags
 		httpAddr string
 		logLevel string
 	)
@@ -153,6 +158,7 @@ docs/gateway.md has the API. SIGINT or SIGTERM stops it cleanly.`,
 			if err != nil {
 				return err
 			}
+			gf.httpTokens = af.tokens != ""
 			cfg, err := gf.config(seeds, httpAddr, log)
 			if err != nil {
 				return err
@@ -165,11 +171,24 @@ docs/gateway.md has the API. SIGINT or SIGTERM stops it cleanly.`,
 			}
 			defer stopTracing() // after runGateway closed the gateway
 			cfg.TracerProvider = tr.Provider
+			secOpts, err := cf.sec.Opts()
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			ha, stopAuth, err := af.standalone(ctx, seeds, secOpts, log)
+			if err != nil {
+				return err
+			}
+			defer stopAuth()
+			if ha != nil {
+				cfg.Auth = gatewayAuth(ha, cfg.Auth)
+			}
 			return runGateway(ctx, cfg, httpAddr, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cf = addClientFlags(cmd)
 	gf = bindGatewayFlags(cmd.Flags(), "", false)
+	af = bindHTTPAuthFlags(cmd.Flags(), true)
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8081", "HTTP listener address")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

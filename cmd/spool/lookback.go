@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/spoolmq/spool/auth/httpauth"
 	"github.com/spoolmq/spool/broker"
 	"github.com/spoolmq/spool/lookback"
 	"github.com/spoolmq/spool/lookback/lookbackprom"
@@ -91,6 +92,7 @@ func (f *lookbackFlags) config(brokers []string, log *slog.Logger) (lookback.Con
 func newLookbackServeCmd() *cobra.Command {
 	var brokers, httpAddr, group string
 	var f *lookbackFlags
+	var af *httpAuthFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the lookback service standalone against any Kafka-compatible cluster",
@@ -118,6 +120,14 @@ func newLookbackServeCmd() *cobra.Command {
 			}
 			defer st.Close()
 			cfg.Store = st
+			ha, stopAuth, err := af.standalone(ctx, splitList(brokers), nil, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer stopAuth()
+			if ha != nil {
+				cfg.Authorizer = ha
+			}
 			reg := prometheus.NewRegistry()
 			if cfg.Hooks, err = lookbackprom.New(reg, cfg.Rules); err != nil {
 				return err
@@ -154,6 +164,7 @@ func newLookbackServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "HTTP listener for /api/lookback/")
 	cmd.Flags().StringVar(&group, "group", "spool-lookback", "the archiver's consumer group")
 	f = bindLookbackFlags(cmd.Flags(), "", "./lookback-data")
+	af = bindHTTPAuthFlags(cmd.Flags(), true)
 	return cmd
 }
 
@@ -393,10 +404,13 @@ func printFlow(w io.Writer, f *lookback.Flow) {
 // startServeLookback starts the lookback service of `spool serve`: a Kafka
 // client of the embedded broker over loopback (its advertised address), its
 // store in <data>/__lookback unless --lookback-store names another.
-func startServeLookback(ctx context.Context, cfg broker.Config, brokerAddr string, f *lookbackFlags, reg prometheus.Registerer) (*lookback.Service, lookback.Store, error) {
+func startServeLookback(ctx context.Context, cfg broker.Config, brokerAddr string, f *lookbackFlags, reg prometheus.Registerer, ha *httpauth.Authenticator) (*lookback.Service, lookback.Store, error) {
 	lcfg, err := f.config([]string{brokerAddr}, cfg.Logger)
 	if err != nil {
 		return nil, nil, err
+	}
+	if ha != nil {
+		lcfg.Authorizer = ha
 	}
 	if lcfg.Hooks, err = lookbackprom.New(reg, lcfg.Rules); err != nil {
 		return nil, nil, err

@@ -22,6 +22,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/spoolmq/spool/auth"
+	"github.com/spoolmq/spool/auth/httpauth"
 	"github.com/spoolmq/spool/broker"
 	"github.com/spoolmq/spool/console"
 	"github.com/spoolmq/spool/gateway"
@@ -61,6 +63,8 @@ type serveFlags struct {
 	configFile        string
 	sec               *securityFlags
 	httpTLS           *tls.Config // from --http-tls, set by config
+	httpAuth          *httpAuthFlags
+	httpTokens        *auth.Tokens // from --http-tokens, set by config
 	pprof             bool
 	lookback          bool
 	lookbackFlags     *lookbackFlags
@@ -137,6 +141,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.BoolVar(&f.recoverMetadata, "recover-metadata", false, "rebuild broker-meta.json from the partition directories (after it was lost); partitions missing from disk are recreated empty")
 	f.gateway = bindGatewayFlags(fl, "gateway-", true)
 	f.console = bindConsoleFlags(fl, true)
+	f.httpAuth = bindHTTPAuthFlags(fl, false)
 	fl.DurationVar(&f.fsyncInterval, "fsync-interval", 50*time.Millisecond, "how often --fsync interval syncs the logs")
 	fl.Int64Var(&f.logRetentionMs, "log-retention-ms", 7*24*3600*1000, "default retention.ms of topics (log.retention.ms); -1 keeps forever")
 	fl.Int64Var(&f.logRetentionBytes, "log-retention-bytes", -1, "default retention.bytes of topics (log.retention.bytes), per partition; -1 is no limit")
@@ -274,6 +279,10 @@ func (f *serveFlags) config() (broker.Config, error) {
 	if f.httpTLS, err = f.sec.apply(&cfg); err != nil {
 		return broker.Config{}, err
 	}
+	if f.httpTokens, err = loadTokens(f.httpAuth.tokens); err != nil {
+		return broker.Config{}, fmt.Errorf("serve: %w", err)
+	}
+	f.gateway.httpTokens = f.httpTokens != nil
 	if err := cfg.Validate(); err != nil {
 		return broker.Config{}, fmt.Errorf("serve: %w", err)
 	}
@@ -322,6 +331,19 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 		return fmt.Errorf("serve: %w", err)
 	}
 	fmt.Fprintf(out, "spool: kafka listener on %s (advertised as %s), data in %s, fsync=%s\n", b.Addr(), b.AdvertisedAddr(), cfg.DataDir, cfg.Fsync)
+	// With --http-tokens the HTTP services decide with the broker's own
+	// live authorizer: an ACL changed through the admin APIs applies to the
+	// next HTTP request.
+	var ha *httpauth.Authenticator
+	if hopts.tokens != nil {
+		if ha, err = newAuthenticator(hopts.tokens, b.Authorizer(), cfg.Logger); err != nil {
+			if srv != nil {
+				srv.Close()
+			}
+			b.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	if len(cfg.Listeners) > 1 {
 		addrs := b.ListenerAddrs()
 		for _, l := range cfg.Listeners {
@@ -331,7 +353,7 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 	if lbf != nil {
 		// The archive runs without the HTTP listener too.
 		var lbStore lookback.Store
-		if lb, lbStore, err = startServeLookback(ctx, cfg, b.AdvertisedAddr(), lbf, reg); err != nil {
+		if lb, lbStore, err = startServeLookback(ctx, cfg, b.AdvertisedAddr(), lbf, reg, ha); err != nil {
 			if srv != nil {
 				srv.Close()
 			}
@@ -347,7 +369,7 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 		// it serves).
 		served := "/metrics, /healthz, /readyz"
 		if gwf != nil && gwf.enabled {
-			if gw, err = startServeGateway(ctx, cfg, b.AdvertisedAddr(), httpAddr, gwf); err != nil {
+			if gw, err = startServeGateway(ctx, cfg, b.AdvertisedAddr(), httpAddr, gwf, ha); err != nil {
 				srv.Close()
 				b.Close()
 				return fmt.Errorf("serve: %w", err)
@@ -368,7 +390,7 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 			if gw != nil {
 				gwh = gw.Handler()
 			}
-			if con, err = startServeConsole(ctx, b.AdvertisedAddr(), kf, lbh, gwh, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), cfg.Logger); err != nil {
+			if con, err = startServeConsole(ctx, b.AdvertisedAddr(), kf, lbh, gwh, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ha, cfg.Logger); err != nil {
 				srv.Close()
 				b.Close()
 				return fmt.Errorf("serve: %w", err)
@@ -377,6 +399,9 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 			srv.RegisterOnShutdown(con.EndStreams)
 			mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 			served += ", /ui console"
+		}
+		if ha != nil {
+			served += "; bearer tokens and ACLs on the gateway, lookback and console"
 		}
 		fmt.Fprintf(out, "spool: http listener on %s (%s)\n", httpAddr, served)
 	}
@@ -421,12 +446,15 @@ func runServe(ctx context.Context, cfg broker.Config, hopts httpOptions, gwf *ga
 // startServeGateway starts the gateway of `spool serve`: a Kafka client of
 // the embedded broker over loopback (its advertised address), its store in
 // the data directory unless --gateway-store names another.
-func startServeGateway(ctx context.Context, cfg broker.Config, brokerAddr, httpAddr string, gwf *gatewayFlags) (*gateway.Gateway, error) {
+func startServeGateway(ctx context.Context, cfg broker.Config, brokerAddr, httpAddr string, gwf *gatewayFlags, ha *httpauth.Authenticator) (*gateway.Gateway, error) {
 	gcfg, err := gwf.config([]string{brokerAddr}, httpAddr, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
 	gcfg.TracerProvider = cfg.TracerProvider // the broker's: one service, "spool"
+	if ha != nil {
+		gcfg.Auth = gatewayAuth(ha, gcfg.Auth)
+	}
 	if gcfg.StorePath == "" {
 		gcfg.StorePath = filepath.Join(cfg.DataDir, "__gateway", "gateway.db")
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/spoolmq/spool/auth"
 	"github.com/spoolmq/spool/internal/httpapi"
 )
 
@@ -20,10 +21,14 @@ type httpOptions struct {
 	addr  string      // "" disables the listener
 	pprof bool        // mount net/http/pprof under /debug/pprof/
 	tls   *tls.Config // serve HTTPS (--http-tls)
+	// tokens are the --http-tokens: with them the gateway, lookback API and
+	// console authenticate and decide with the broker's ACLs (/metrics,
+	// /healthz and /readyz stay open).
+	tokens *auth.Tokens
 }
 
 func (f *serveFlags) httpOptions() httpOptions {
-	return httpOptions{addr: f.http, pprof: f.pprof, tls: f.httpTLS}
+	return httpOptions{addr: f.http, pprof: f.pprof, tls: f.httpTLS, tokens: f.httpTokens}
 }
 
 // readiness is what /readyz reports: not ready until the broker has

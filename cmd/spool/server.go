@@ -26,6 +26,7 @@ const defaultServer = "http://127.0.0.1:8080"
 type serverFlags struct {
 	server  string
 	timeout time.Duration
+	token   string
 }
 
 // addServerFlags registers --server and --timeout on cmd and its
@@ -38,6 +39,7 @@ func addServerFlags(cmd *cobra.Command) *serverFlags {
 	}
 	cmd.PersistentFlags().StringVar(&f.server, "server", def, "base URL of Spool's HTTP API (spool serve --http); also SPOOL_SERVER")
 	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second, "give up on a request after this long")
+	cmd.PersistentFlags().StringVar(&f.token, "token", os.Getenv("SPOOL_TOKEN"), "bearer token for the HTTP API when it runs with --http-tokens; also SPOOL_TOKEN (prefer the variable: flags show in ps)")
 	return f
 }
 
@@ -105,6 +107,9 @@ func (f *serverFlags) do(ctx context.Context, method, path string, query url.Val
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if f.token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("%w (is spool serve running with its HTTP listener at %s?)", err, f.server)
