@@ -233,9 +233,6 @@ func TestBrowserLogin(t *testing.T) {
 			if got := text(t, ctx, "#topic-count"); got != "1" {
 				t.Fatalf("ann sees %s topics, want 1 (she may describe only seen)", got)
 			}
-			if width == 390 {
-				screenshot(t, ctx, "login-phone")
-			}
 			cookie, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.cookie"))
 			if err != nil || cookie != "" {
 				t.Fatalf("the session cookie is readable by scripts: %q %v", cookie, err)
