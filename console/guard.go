@@ -182,7 +182,8 @@ func anyTopic(op auth.Operation) func(c *Console, r *http.Request, s *sample) bo
 // navFor is the navigation bar for r's principal: nothing before it is
 // known (the login page), the entries it may use with an Authorizer
 // (decided on the latest sample of the cluster's topics and groups), all
-// of them without.
+// of them without. The pages check every resource themselves: the nav
+// only spares a principal the pages that would show it nothing.
 func (c *Console) navFor(r *http.Request) []navItem {
 	if c.cfg.Authorizer == nil {
 		return nav
@@ -190,11 +191,12 @@ func (c *Console) navFor(r *http.Request) []navItem {
 	if principal(r) == "" {
 		return nil
 	}
-	smps := c.sampler.samples()
-	if len(smps) == 0 {
-		return nav
+	// Before the first sample only a wildcard ACL (or a super user) shows
+	// the entries that need one resource.
+	last := &sample{}
+	if smps := c.sampler.samples(); len(smps) > 0 {
+		last = &smps[len(smps)-1]
 	}
-	last := &smps[len(smps)-1]
 	out := make([]navItem, 0, len(nav))
 	for _, it := range nav {
 		if need := navNeeds[it.Title]; need == nil || need(c, r, last) {

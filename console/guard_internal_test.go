@@ -69,6 +69,17 @@ func TestNavForPrincipal(t *testing.T) {
 			t.Errorf("%s sees %v, want %v", user, got, want)
 		}
 	}
+	// Before the first sample only wildcard grants (and super users) show
+	// the entries that need a resource.
+	c.sampler.mu.Lock()
+	c.sampler.ring = nil
+	c.sampler.mu.Unlock()
+	if got := titles("reader"); !slices.Equal(got, []string{"Overview"}) {
+		t.Errorf("reader before the first sample sees %v", got)
+	}
+	if got := titles("admin"); len(got) != len(nav) {
+		t.Errorf("admin before the first sample sees %v", got)
+	}
 	// Before anyone is known (the login page) there is no nav.
 	if got := c.navFor(httptest.NewRequest("GET", "/ui/login", nil)); got != nil {
 		t.Errorf("nav without a principal: %v", got)

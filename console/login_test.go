@@ -242,6 +242,11 @@ func TestBrowserLogin(t *testing.T) {
 			if got := text(t, ctx, "#topic-count"); got != "1" {
 				t.Fatalf("ann sees %s topics, want 1 (she may describe only seen)", got)
 			}
+			// Without Read on a topic or Describe on a group, the nav offers
+			// the overview only.
+			if got := text(t, ctx, "header.top nav"); got != "Overview" {
+				t.Fatalf("ann's nav: %q, want Overview only", got)
+			}
 			cookie, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.cookie"))
 			if err != nil || cookie != "" {
 				t.Fatalf("the session cookie is readable by scripts: %q %v", cookie, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -183,5 +184,107 @@ func TestServeHTTPTokensBadFile(t *testing.T) {
 		if r.err == nil || !strings.Contains(r.err.Error(), want) {
 			t.Errorf("serve --http-tokens %s: %v, want %q", file, r.err, want)
 		}
+	}
+}
+
+// startCommand runs a spool command that prints "PREFIX http://ADDR..."
+// once it serves, and returns that base URL; the command is stopped at the
+// end of the test.
+func startCommand(t *testing.T, prefix string, args ...string) string {
+	t.Helper()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	root := newRootCmd()
+	root.SetOut(pw)
+	root.SetErr(io.Discard)
+	root.SetArgs(args)
+	go func() {
+		err := root.ExecuteContext(ctx)
+		pw.Close()
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("spool %s: %v", args[0], err)
+		}
+	})
+	sc := bufio.NewScanner(pr)
+	var base string
+	for sc.Scan() {
+		if _, rest, ok := strings.Cut(sc.Text(), prefix); ok {
+			base, _, _ = strings.Cut(rest, " ")
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if base == "" {
+		t.Fatalf("spool %s did not print its address", args[0])
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(base, "http://"), "/ui/")
+}
+
+// TestStandaloneHTTPTokens: `spool gateway --http-tokens` against another
+// cluster reads its ACLs with DescribeAcls: alice's Write on A decides, and
+// an ACL created with kadm decides after the next refresh; `spool console
+// --http-tokens` asks for a login. A service whose Kafka principal may not
+// describe the ACLs does not start, and says what it needs.
+func TestStandaloneHTTPTokens(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "http-tokens")
+	os.WriteFile(tokens, []byte(aliceHTTPToken+" User:alice\n"), 0o600)
+	addrs := kafkatest.StartKfake(t)
+	kafkatest.CreateTopic(t, addrs, "A", 1)
+	kafkatest.CreateTopic(t, addrs, "B", 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	addACL(t, adm, kadm.NewACLs().Allow("User:alice").Topics("A").Operations(kadm.OpWrite))
+	brokers := strings.Join(addrs, ",")
+	gw := "http://" + startCommand(t, "gateway on ", "gateway", "--brokers", brokers, "--http", "127.0.0.1:0",
+		"--store", filepath.Join(dir, "gw.db"), "--log-level", "error", "--http-tokens", tokens, "--http-acl-refresh", "50ms")
+	rec := `{"records":[{"value":1}]}`
+	if code, _, body := httpDo(t, "POST", gw+"/api/topics/A/records", aliceHTTPToken, rec); code != 200 {
+		t.Fatalf("alice produces to A: %d %s", code, body)
+	}
+	if code, _, body := httpDo(t, "POST", gw+"/api/topics/B/records", aliceHTTPToken, rec); code != 403 || !strings.Contains(body, "--operation WRITE --topic B") {
+		t.Fatalf("alice produces to B: %d %s", code, body)
+	}
+	if code, _, _ := httpDo(t, "POST", gw+"/api/topics/A/records", "", rec); code != 401 {
+		t.Fatalf("without a token: %d", code)
+	}
+	addACL(t, adm, kadm.NewACLs().Allow("User:alice").Topics("B").Operations(kadm.OpWrite))
+	kafkatest.Eventually(t, 10*time.Second, "alice's new ACL on B to apply", func() bool {
+		code, _, _ := httpDo(t, "POST", gw+"/api/topics/B/records", aliceHTTPToken, rec)
+		return code == 200
+	})
+
+	con := "http://" + startCommand(t, "console on ", "console", "--brokers", brokers, "--http", "127.0.0.1:0",
+		"--log-level", "error", "--http-tokens", tokens)
+	if code, _, _ := httpDo(t, "GET", con+"/ui/", "", ""); code != http.StatusSeeOther {
+		t.Fatalf("standalone console without a token: %d", code)
+	}
+	if code, _, body := httpDo(t, "GET", con+"/ui/", aliceHTTPToken, ""); code != 200 || !strings.Contains(body, "User:alice") {
+		t.Fatalf("standalone console as alice: %d", code)
+	}
+
+	// Spool with an ACL that leaves User:ANONYMOUS without Describe on the
+	// cluster: the lookback service cannot read the ACLs and says so.
+	saddr, srv := runServeCmd(t, filepath.Join(dir, "data"), "--lookback=false", "--gateway=false", "--console=false")
+	defer srv.stop()
+	scl, err := kgo.NewClient(kgo.SeedBrokers(saddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scl.Close()
+	addACL(t, kadm.NewClient(scl), kadm.NewACLs().Allow("User:alice").Topics("A").Operations(kadm.OpRead))
+	r := runCLI("lookback", "serve", "--brokers", saddr, "--http", "127.0.0.1:0", "--store", filepath.Join(dir, "lb"),
+		"--http-tokens", tokens)
+	if r.err == nil || !strings.Contains(r.err.Error(), "CLUSTER_AUTHORIZATION_FAILED") || !strings.Contains(r.err.Error(), "needs Describe on the cluster") {
+		t.Fatalf("lookback serve without Describe on the cluster: %v", r.err)
 	}
 }
