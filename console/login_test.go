@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -188,7 +189,7 @@ func TestReadOnlyRefusesEveryWrite(t *testing.T) {
 			path := strings.TrimSuffix(wildcard.ReplaceAllString(m[2], "t1"), "{$}")
 			// The inputs that make each action a change rather than a dry run
 			// (a dry run may answer in read-only mode).
-			form := url.Values{"confirm": {"t1"}, "action": {"apply"}, "set": {"t1:0:0"}, "topic": {"t1"}}
+			form := url.Values{"confirm": {"t1"}, "action": {"apply"}, "set": {"t1:0:0"}, "topic": {"t1"}, "name": {"t2"}}
 			req, _ := http.NewRequest(m[1], base+"/ui/"+path, strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set("HX-Request", "true")
@@ -248,10 +249,23 @@ func TestBrowserLogin(t *testing.T) {
 			if got := text(t, ctx, "#topic-count"); got != "1" {
 				t.Fatalf("ann sees %s topics, want 1 (she may describe only seen)", got)
 			}
-			// Without Read on a topic or Describe on a group, the nav offers
-			// the overview only.
-			if got := text(t, ctx, "header.top nav"); got != "Overview" {
-				t.Fatalf("ann's nav: %q, want Overview only", got)
+			// With Describe on one topic and nothing else, the nav offers
+			// the overview and the topics, not the pages that need Read or a
+			// group.
+			if got := strings.Fields(text(t, ctx, "header.top nav")); !slices.Equal(got, []string{"Overview", "Topics"}) {
+				t.Fatalf("ann's nav: %q, want Overview and Topics", got)
+			}
+			// The topics page lists only the topic she may describe.
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`header.top nav a[href="/ui/topics"]`)),
+				chromedp.WaitVisible(chromedp.CSS(`#topics-table tr[data-topic="seen"]`))); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#topics-table tr[data-topic]")].map(r => r.dataset.topic)`))
+			if err != nil || !slices.Equal(rows, []string{"seen"}) {
+				t.Fatalf("ann's topics page lists %v (%v), want [seen]", rows, err)
+			}
+			if width == 1280 {
+				screenshot(t, ctx, "login-topics")
 			}
 			cookie, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.cookie"))
 			if err != nil || cookie != "" {
