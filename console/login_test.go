@@ -159,11 +159,18 @@ var readOnlyExempt = map[string]string{
 // it looks at the cluster, when its input asks for a change.
 func TestReadOnlyRefusesEveryWrite(t *testing.T) {
 	addrs := startKfakeWithTopics(t, "t1")
-	// The lookback and gateway handlers are never called: read-only mode
-	// refuses first. They are set so the pages that need them are on.
+	// The lookback and gateway APIs are only read: a page may look up what
+	// it needs for its ACL check (the topic of a request) before refusing.
+	// Any change sent to them fails the test. They answer every read with
+	// one object naming the topic t1.
 	never := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.Errorf("read-only mode called the API: %s %s", r.Method, r.URL)
-		http.Error(w, "called", http.StatusTeapot)
+		if r.Method != http.MethodGet {
+			t.Errorf("read-only mode sent a change to the API: %s %s", r.Method, r.URL)
+			http.Error(w, "called", http.StatusTeapot)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"t1","topic":"t1","state":"pending"}`)
 	})
 	_, base := startConsole(t, addrs, console.Config{ReadOnly: true, Lookback: never, Gateway: never})
 	files, err := filepath.Glob("*.go")
