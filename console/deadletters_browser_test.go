@@ -119,6 +119,35 @@ func TestBrowserDeadLetters(t *testing.T) {
 	dlqWaitText(t, ctx, "#plan-already", "500")
 	dlqNoHorizontalScroll(t, ctx, "1280 px")
 
+	// The other reason, slowly: the progress polls, Cancel stops it, the
+	// report counts exactly what reached the topic.
+	if err := chromedp.Do(ctx, chromedp.Navigate(u+"/ui/deadletters/orders.dlq?reason=dead-letter"),
+		chromedp.WaitVisible(chromedp.ID("redrive-rate")), chromedp.SetValue(chromedp.ID("redrive-rate"), "20"),
+		chromedp.Click(chromedp.ID("dry-run"))); err != nil {
+		t.Fatal(err)
+	}
+	dlqWaitText(t, ctx, "#plan-count", "500")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("apply")), chromedp.WaitVisible(chromedp.ID("cancel-redrive"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`+(document.querySelector("#redrive-job progress")||{}).value > 0`)); err != nil {
+		t.Fatalf("the progress bar does not move: %v", err)
+	}
+	screenshot(t, ctx, "deadletters-progress")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("cancel-redrive")), chromedp.WaitVisible(chromedp.ID("redrive-done"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, ctx, "#redrive-done strong"); got != "Cancelled:" {
+		t.Fatalf("after cancel: %q", got)
+	}
+	n, err := strconv.Atoi(text(t, ctx, "#report-redriven"))
+	if err != nil || n >= 500 {
+		t.Fatalf("cancelled redrive reports %v redriven", text(t, ctx, "#report-redriven"))
+	}
+	if got := kafkatest.ReadAll(t, addrs, "orders"); len(got) != 500+n {
+		t.Fatalf("orders has %d records, want 500 + the %d the cancelled redrive reports", len(got), n)
+	}
+
 	// A phone.
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.ID("dry-run"))); err != nil {

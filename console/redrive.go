@@ -336,16 +336,10 @@ func redrive(ctx context.Context, opts []kgo.Opt, spec RedriveSpec, id string, p
 		Again: spec.Again, Through: run.rep.Through, Started: run.rep.Started}
 	jerr := writeJournal(ctx, admCl, adm, entry)
 
+	run.report(true) // the range is known: the progress has its denominator
 	now := time.Now().UTC().Format(dlqTimeFormat)
 	scanErr := scanTopic(ctx, opts, spec.DLQ, ranges, func(r *kgo.Record) bool {
-		if run.limit != nil && run.limit.Wait(ctx) != nil {
-			return false
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		run.handle(ctx, r, journal, now)
-		return true
+		return ctx.Err() == nil && run.handle(ctx, r, journal, now)
 	})
 	// Whatever was handed to the producer is acknowledged or failed
 	// before the report is final (a cancelled ctx must not abandon them).
@@ -507,13 +501,21 @@ func maxMessageBytes(ctx context.Context, adm *kadm.Client, topic string) int32 
 }
 
 // handle redrives (or skips, or fails) one record of the scan.
-func (run *redriveRun) handle(ctx context.Context, r *kgo.Record, journal redriveJournal, now string) {
+//
+// It returns false when the redrive was cancelled while the record waited
+// for the rate limit: the record is then not considered at all (not
+// counted, not below the journal's Through), so nothing marks it sent.
+func (run *redriveRun) handle(ctx context.Context, r *kgo.Record, journal redriveJournal, now string) bool {
 	d := DecodeDeadLetter(r)
 	match := run.spec.Select.Match(d)
 	topic, skip := "", false
 	if match {
 		topic = run.spec.targetOf(d)
 		skip = topic == "" || (!run.spec.Again && journal.redriven(d) != "")
+	}
+	// The rate limits what is produced, not what is read past.
+	if match && !skip && run.limit != nil && run.limit.Wait(ctx) != nil {
+		return false
 	}
 	run.mu.Lock()
 	run.rep.Scanned++
@@ -527,12 +529,12 @@ func (run *redriveRun) handle(ctx context.Context, r *kgo.Record, journal redriv
 	run.mu.Unlock()
 	if !match || skip {
 		run.report(false)
-		return
+		return true
 	}
 	t := run.target(ctx, topic)
 	if t.err != nil {
 		run.fail(r, topic, t.err)
-		return
+		return true
 	}
 	out := redrivenRecord(r, topic, run.rep.ID, now)
 	switch {
@@ -557,6 +559,7 @@ func (run *redriveRun) handle(ctx context.Context, r *kgo.Record, journal redriv
 		run.mu.Unlock()
 		run.report(false)
 	})
+	return true
 }
 
 // redrivenRecord is dead letter r as it goes to topic: key, value and

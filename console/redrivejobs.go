@@ -409,9 +409,11 @@ func (c *Console) answerJob(w http.ResponseWriter, r *http.Request, topic string
 		httpapi.WriteJSON(w, status, rep)
 		return
 	}
-	pct := 100
+	pct := 0 // before the engine knows the range, nothing is read
 	if rep.Records > 0 {
 		pct = int(rep.Scanned * 100 / rep.Records)
+	} else if rep.Done() {
+		pct = 100
 	}
 	c.renderFragment(w, r, "deadletter", "redrive-job", map[string]any{
 		"Topic": topic, "Report": rep, "Running": !rep.Done(), "URL": statusURL, "Pct": pct,
