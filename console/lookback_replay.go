@@ -185,6 +185,7 @@ func (c *Console) lookbackReplays(w http.ResponseWriter, r *http.Request) {
 	for _, rp := range rs {
 		// A dry run is a question, not a replay.
 		if !rp.Spec.DryRun {
+			rp.ReadOnly = c.cfg.ReadOnly
 			d.Replays = append(d.Replays, rp)
 		}
 	}
@@ -212,6 +213,7 @@ func (c *Console) lookbackReplayState(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	st.ReadOnly = c.cfg.ReadOnly
 	c.renderFragment(w, r, "lookback", "lb-replay-state", st)
 }
 

@@ -331,6 +331,13 @@ func TestLookbackFailures(t *testing.T) {
 		if _, body := get(t, ro+"/ui/lookback?key=customer-9"); strings.Contains(body, `id="dry-run"`) {
 			t.Error("read-only search page offers a replay")
 		}
+		// Cancelling a replay: refused read-only, 404 for an unknown one.
+		if status, body := postForm(t, ro+"/ui/lookback/replays/rp-none/cancel", nil); status != http.StatusForbidden || !strings.Contains(body, "read-only mode") {
+			t.Errorf("read-only cancel: %d %s", status, body)
+		}
+		if status, body := postForm(t, u+"/ui/lookback/replays/rp-none/cancel", nil); status != http.StatusNotFound || !strings.Contains(body, "lookback:") {
+			t.Errorf("cancel of an unknown replay: %d %s", status, body)
+		}
 		reps, err := st.Replays(context.Background())
 		if err != nil {
 			t.Fatal(err)

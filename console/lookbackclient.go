@@ -205,6 +205,8 @@ type lbReplay struct {
 	Finished time.Time        `json:"finished"`
 	ByTopic  map[string]int64 `json:"by_topic,omitempty"`
 	Preview  []*lbEvent       `json:"preview,omitempty"`
+	// ReadOnly is the console's: no cancel button.
+	ReadOnly bool `json:"-"`
 }
 
 type lbEventRef struct {
