@@ -81,6 +81,9 @@ type groupTP struct {
 
 func (c *Console) groupReset(w http.ResponseWriter, r *http.Request) {
 	group := r.PathValue("group")
+	// The apply form carries every partition's offset (~40 bytes each):
+	// 1 MiB is some 25,000 partitions.
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 	if err := r.ParseForm(); err != nil {
 		c.fail(w, r, httpapi.Errorf(http.StatusBadRequest, "console: reset form: %v", err))
 		return
@@ -473,7 +476,11 @@ func (c *Console) groupDelete(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) groupDeleteOffsets(w http.ResponseWriter, r *http.Request) {
 	group := r.PathValue("group")
-	topic := strings.TrimSpace(r.PostFormValue("topic"))
+	if err := parseForm(w, r); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	topic := strings.TrimSpace(r.PostForm.Get("topic"))
 	if err := c.mayWrite(r, groupResource, group, kmsg.ACLOperationDelete); err != nil {
 		c.fail(w, r, err)
 		return
