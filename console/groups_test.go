@@ -340,6 +340,7 @@ func TestGroupReset(t *testing.T) {
 			{"apply to an unknown partition", url.Values{"set": {"5:1:gr"}}, "has no partition 5"},
 			{"apply to an unknown topic", url.Values{"set": {"0:1:nope"}}, `no topic \"nope\"`},
 			{"apply garbage", url.Values{"set": {"x"}}, "want partition:offset:topic"},
+			{"a form over 1 MiB", url.Values{"mode": {"earliest"}, "pad": {strings.Repeat("x", 1<<20)}}, "too large"},
 		} {
 			status, body := grpPost(t, reset, c.form)
 			grpProblem(t, c.what, status, body, http.StatusBadRequest, c.want)
