@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -158,5 +159,23 @@ func TestBrowserMessagesCancel(t *testing.T) {
 	})
 	if got := text(t, ctx, "#scan-stopped"); !strings.Contains(got, "0 of 10 records read") || strings.Contains(got, "Cancel scan") {
 		t.Fatalf("the page after Cancel: %q", got)
+	}
+}
+
+// TestMessagesScanEndStreams: EndStreams (the HTTP server shutting down)
+// ends a running scan's stream with a done event saying so.
+func TestMessagesScanEndStreams(t *testing.T) {
+	addrs, fetching := heldFetches(t)
+	c, u := startConsole(t, addrs, console.Config{RequestTimeout: time.Minute})
+	resp, err := http.Get(u + "/ui/topics/orders/messages/scan?key=k-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-fetching
+	c.EndStreams()
+	b, _ := io.ReadAll(resp.Body) // the stream ends
+	if !strings.Contains(string(b), "event: done") || !strings.Contains(string(b), "shutting down") {
+		t.Fatalf("the stream after EndStreams:\n%s", b)
 	}
 }

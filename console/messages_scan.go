@@ -3,7 +3,9 @@ package console
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -86,7 +88,24 @@ func (c *Console) messagesScan(w http.ResponseWriter, r *http.Request) {
 		first.Planned += pp.Total
 	}
 	progress(first)
-	res, err := c.msgBrowse(r.Context(), q, pl, c.cfg.RequestTimeout, progress)
+	// The scan ends with its stream: closed by the page, or by EndStreams
+	// when the server shuts down.
+	ctx, stop := context.WithCancel(r.Context())
+	defer stop()
+	go func() {
+		select {
+		case <-c.closing:
+			stop()
+		case <-ctx.Done():
+		}
+	}()
+	res, err := c.msgBrowse(ctx, q, pl, c.cfg.RequestTimeout, progress)
+	select {
+	case <-c.closing:
+		send("done", "msg-scan-error", "console: the console is shutting down; the scan stopped")
+		return
+	default:
+	}
 	if r.Context().Err() != nil {
 		c.cfg.Logger.Info("console: scan cancelled", "topic", topic, "after", time.Since(began))
 		return
@@ -174,8 +193,17 @@ func (c *Console) messagesExport(w http.ResponseWriter, r *http.Request) {
 		c.msgExportArchive(r, q, enc)
 		return
 	}
+	ctx, stop := context.WithCancel(r.Context())
+	defer stop()
+	go func() {
+		select {
+		case <-c.closing:
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 	var n int64
-	err = c.msgReadRanges(r.Context(), topic, pl.ranges, c.cfg.RequestTimeout, func(kr *kgo.Record) bool {
+	err = c.msgReadRanges(ctx, topic, pl.ranges, c.cfg.RequestTimeout, func(kr *kgo.Record) bool {
 		rec := msgFromKgo(kr)
 		if q.Filter.match(rec) {
 			enc.Encode(msgRecordJSON(rec))
@@ -187,6 +215,9 @@ func (c *Console) messagesExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	end := msgExportEnd{Truncated: true, Exported: n}
+	if ctx.Err() != nil {
+		err = errors.New("the console is shutting down")
+	}
 	limited := false
 	for _, rr := range pl.ranges {
 		end.Scanned += rr.Pos - rr.From
