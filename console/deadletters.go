@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -67,6 +68,21 @@ func (c *Console) clientOpts() []kgo.Opt {
 	return append([]kgo.Opt{kgo.SeedBrokers(c.cfg.Brokers...)}, c.cfg.ClientOptions...)
 }
 
+// freshAdmin is an admin client of its own for one request of the dead
+// letters pages: the console's long-lived client caches metadata, so a
+// topic created moments ago (a new dead-letter topic, the journal) would
+// be missing, or answered 404, for a few seconds.
+func (c *Console) freshAdmin() (*kadm.Client, func(), error) {
+	if _, _, err := c.client(); err != nil {
+		return nil, nil, err // not started, or closed
+	}
+	cl, err := kgo.NewClient(c.clientOpts()...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("console: kafka client: %w", err)
+	}
+	return kadm.NewClient(cl), cl.Close, nil
+}
+
 func (c *Console) dlqPatterns() []string {
 	if len(c.cfg.DeadLetterTopics) > 0 {
 		return c.cfg.DeadLetterTopics
@@ -85,11 +101,12 @@ type dlqInfo struct {
 }
 
 func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request) {
-	_, adm, err := c.client()
+	adm, done, err := c.freshAdmin()
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
+	defer done()
 	ctx, cancel := c.pageContext(r)
 	defer cancel()
 	tds, err := adm.ListTopics(ctx)
@@ -238,11 +255,12 @@ type dlqGroup struct {
 }
 
 func (c *Console) deadLetterTopic(w http.ResponseWriter, r *http.Request) {
-	_, adm, err := c.client()
+	adm, done, err := c.freshAdmin()
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
+	defer done()
 	topic := r.PathValue("topic")
 	ctx, cancel := c.pageContext(r)
 	defer cancel()

@@ -423,3 +423,21 @@ func TestDeadLetterPatterns(t *testing.T) {
 		}
 	})
 }
+
+// A dead-letter topic created after the console started is listed and
+// served at once (the console's own client caches metadata).
+func TestDeadLetterTopicCreatedLater(t *testing.T) {
+	kafkatest.Run(t, func(t *testing.T, addrs []string) {
+		_, u := startConsole(t, addrs, console.Config{})
+		if status, _ := get(t, u+"/ui/deadletters/late.dlq", "Accept", "application/json"); status != http.StatusNotFound {
+			t.Fatalf("before it exists: %d", status)
+		}
+		kafkatest.CreateTopic(t, addrs, "late.dlq", 1)
+		if _, body := get(t, u+"/ui/deadletters"); !strings.Contains(body, `/ui/deadletters/late.dlq"`) {
+			t.Fatalf("a new dead-letter topic is not listed")
+		}
+		if status, body := get(t, u+"/ui/deadletters/late.dlq"); status != http.StatusOK {
+			t.Fatalf("a new dead-letter topic: %d %s", status, body)
+		}
+	})
+}

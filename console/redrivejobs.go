@@ -266,11 +266,12 @@ func (c *Console) deniedTargets(r *http.Request, targets map[string]int64) []str
 }
 
 func (c *Console) redrivePlan(w http.ResponseWriter, r *http.Request) {
-	_, adm, err := c.client()
+	adm, done, err := c.freshAdmin()
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
+	defer done()
 	topic := r.PathValue("topic")
 	ctx, cancel := c.pageContext(r)
 	defer cancel()
@@ -308,11 +309,12 @@ func (c *Console) redrivePlan(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) redriveStart(w http.ResponseWriter, r *http.Request) {
-	_, adm, err := c.client()
+	adm, done, err := c.freshAdmin()
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
+	defer done()
 	topic := r.PathValue("topic")
 	if c.cfg.ReadOnly {
 		c.fail(w, r, httpapi.Errorf(http.StatusForbidden, "console: read-only mode: redrive of %q refused (the console runs with --console-read-only)", topic))
