@@ -26,7 +26,8 @@ import (
 // A batch is one produce call's records for one partition, and its records
 // may belong to different traces (a producer batches whatever it has).
 // The span is the child of the trace in the first record's traceparent
-// header and links to every distinct one (at most maxSpanLinks), the
+// header and links to every distinct trace context of its records (at most
+// maxSpanLinks; records sent by one producer span share one), the
 // messaging conventions' shape for a batch. Attributes: messaging.system
 // kafka, messaging.operation.name and .type receive, the destination
 // topic and partition, messaging.batch.message_count, messaging.client.id,
@@ -43,7 +44,7 @@ import (
 const tracerScope = "github.com/spoolmq/spool/broker"
 
 // maxSpanLinks bounds the links of a batch's span: one per distinct trace
-// of its records.
+// context of its records.
 const maxSpanLinks = 128
 
 // traceHeaders is the W3C trace context of one record, as the toolkit and
@@ -63,12 +64,22 @@ func (h *traceHeaders) Set(string, string) {}
 func (h *traceHeaders) Keys() []string     { return []string{"traceparent", "tracestate"} }
 
 // batchTraces returns the distinct span contexts of the records'
-// traceparent headers, in record order, at most maxSpanLinks.
+// traceparent headers, in record order, from the first maxSpanLinks
+// distinct traceparents. Parsing
+// stops at the first malformed record (storage validated the batch, so
+// there is none).
 func batchTraces(batch []byte, maxDecompressed int) []trace.SpanContext {
-	var out []trace.SpanContext
+	var (
+		out  []trace.SpanContext
+		// seen are the raw traceparents met, valid or not: repeats are
+		// skipped before any parsing, and its bound bounds the work a batch
+		// of distinct (or garbage) traceparents can cause.
+		seen []string
+		prop propagation.TraceContext
+	)
 	_ = storage.WithRecords(batch, maxDecompressed, func(n int32, data []byte) {
-		var prop propagation.TraceContext
-		for ; n > 0 && len(data) > 0 && len(out) < maxSpanLinks; n-- {
+	records:
+		for ; n > 0 && len(data) > 0 && len(seen) < maxSpanLinks; n-- {
 			length, k := binary.Varint(data)
 			if k <= 0 || length < 0 || length > int64(len(data)-k) {
 				return
@@ -78,27 +89,26 @@ func batchTraces(batch []byte, maxDecompressed int) []trace.SpanContext {
 				return
 			}
 			data = data[k+int(length):]
-			var h traceHeaders
+			var parent, state []byte
 			for _, hd := range rec.Headers {
 				switch hd.Key {
 				case "traceparent":
-					h.parent = string(hd.Value)
+					parent = hd.Value
 				case "tracestate":
-					h.state = string(hd.Value)
+					state = hd.Value
 				}
 			}
-			if h.parent == "" {
+			if len(parent) == 0 {
 				continue
 			}
-			sc := trace.SpanContextFromContext(prop.Extract(context.Background(), &h))
-			if !sc.IsValid() {
-				continue
+			for _, s := range seen {
+				if s == string(parent) { // no allocation: the conversion is only compared
+					continue records
+				}
 			}
-			seen := false
-			for _, o := range out {
-				seen = seen || o.Equal(sc)
-			}
-			if !seen {
+			h := traceHeaders{parent: string(parent), state: string(state)}
+			seen = append(seen, h.parent)
+			if sc := trace.SpanContextFromContext(prop.Extract(context.Background(), &h)); sc.IsValid() {
 				out = append(out, sc)
 			}
 		}
