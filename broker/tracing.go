@@ -70,7 +70,7 @@ func (h *traceHeaders) Keys() []string     { return []string{"traceparent", "tra
 // there is none).
 func batchTraces(batch []byte, maxDecompressed int) []trace.SpanContext {
 	var (
-		out  []trace.SpanContext
+		out []trace.SpanContext
 		// seen are the raw traceparents met, valid or not: repeats are
 		// skipped before any parsing, and its bound bounds the work a batch
 		// of distinct (or garbage) traceparents can cause.
