@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,6 +168,20 @@ func TestServeHTTPTokens(t *testing.T) {
 	}
 	if code, _, body = httpDo(t, "GET", base+"/ui/", aliceHTTPToken, ""); code != 200 || !strings.Contains(body, "User:alice") {
 		t.Fatalf("console as alice: %d", code)
+	}
+	// Logged in with a session cookie only, the console's lookback page
+	// calls the in-process lookback API as alice: her events of A, none of
+	// B (a 401 from the API would be the page's status).
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	resp, err := browser.PostForm(base+"/ui/login", url.Values{"token": {aliceHTTPToken}, "next": {"/ui/lookback?since=1h"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "/ui/lookback/events/A/0/") || strings.Contains(string(page), "/ui/lookback/events/B/") {
+		t.Fatalf("the lookback page after a cookie login: %d %s", resp.StatusCode, page)
 	}
 	// The operational endpoints stay open.
 	for _, p := range []string{"/metrics", "/healthz", "/readyz"} {
