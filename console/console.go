@@ -143,7 +143,10 @@ func (c *Console) Start(ctx context.Context) error {
 	if c.cl != nil {
 		return nil
 	}
-	opts := append([]kgo.Opt{kgo.SeedBrokers(c.cfg.Brokers...)}, c.cfg.ClientOptions...)
+	// A page must see a topic created a moment ago (by the console or
+	// anyone): the client may refresh its metadata every 100ms instead of
+	// franz-go's default 5s.
+	opts := append([]kgo.Opt{kgo.SeedBrokers(c.cfg.Brokers...), kgo.MetadataMinAge(100 * time.Millisecond)}, c.cfg.ClientOptions...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("console: kafka client: %w", err)
