@@ -422,18 +422,15 @@ func (c *Console) alterTopicConfig(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.pageContext(r)
 	defer cancel()
 	resps, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{ac}, name)
+	var msg string
 	if err == nil {
 		var resp kadm.AlterConfigsResponse
 		if resp, err = resps.On(name, nil); err == nil {
-			err = resp.Err
-		}
-		if err != nil {
-			c.fail(w, r, kafkaProblem("alter configs of topic", name, err, resp.ErrMessage))
-			return
+			err, msg = resp.Err, resp.ErrMessage
 		}
 	}
 	if err != nil {
-		c.fail(w, r, kafkaProblem("alter configs of topic", name, err, ""))
+		c.fail(w, r, kafkaProblem("alter configs of topic", name, err, msg))
 		return
 	}
 	c.cfg.Logger.Info("console: topic config altered", "topic", name, "config", key, "op", r.PostForm.Get("op"), "principal", c.principalName(r))
