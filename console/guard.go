@@ -69,6 +69,7 @@ func (c *Console) authenticate(next http.Handler) http.Handler {
 				http.Redirect(w, r, login+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)
 			c.fail(w, r, httpapi.Errorf(http.StatusUnauthorized, "console: %v", err))
 			return
 		}

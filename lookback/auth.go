@@ -47,6 +47,7 @@ func (s *Service) authenticate(next http.Handler) http.Handler {
 		}
 		p, err := s.cfg.Authorizer.Principal(r)
 		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)
 			httpapi.WriteError(w, err)
 			return
 		}
