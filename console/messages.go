@@ -77,6 +77,10 @@ type msgPageData struct {
 	ProduceURL string
 	CanProduce bool
 	ReadOnly   bool
+	// ArchivedUpTo is the time of the archive's newest event of the topic;
+	// NotArchived says the archive holds none, so filters scan the broker.
+	ArchivedUpTo time.Time
+	NotArchived  bool
 	Archive    bool // the console has the lookback archive
 }
 
@@ -100,6 +104,8 @@ type msgResultView struct {
 	NewerURL  string
 	FirstURL  string
 	BrokerURL string // the same query scanning the broker, for an archive answer
+	// ArchivedUpTo is the time of the archive's newest event of the topic.
+	ArchivedUpTo time.Time
 	Filtered  bool
 	TimeoutIn time.Duration
 }
@@ -127,15 +133,20 @@ func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request) {
 		ExportURL: base + "/export?" + r.URL.RawQuery, ProduceURL: base,
 		CanProduce: c.mayWrite(r, topicResource, topic, kmsg.ACLOperationWrite) == nil, ReadOnly: c.cfg.ReadOnly}
 	switch {
-	case c.msgUseArchive(q):
+	case c.msgUseArchive(q) && c.msgArchiveHolds(ctx, r, q, &d):
 		res, err := c.msgSearchArchive(ctx, r, q)
 		if err != nil {
 			c.fail(w, r, err)
 			return
 		}
 		d.Result = c.msgResultsView(q, res)
+		d.Result.ArchivedUpTo = d.ArchivedUpTo
 	case q.Filter.active():
-		d.ScanURL = base + "/scan?" + r.URL.RawQuery
+		sq := r.URL.Query()
+		if c.msgUseArchive(q) {
+			sq.Set("source", "broker") // the archive holds nothing of the topic
+		}
+		d.ScanURL = base + "/scan?" + sq.Encode()
 	default:
 		pl, err := msgPlanRead(ctx, adm, q, prs, false)
 		if err != nil {
@@ -193,6 +204,23 @@ func (c *Console) msgUseArchive(q msgQuery) bool {
 		return c.cfg.Lookback != nil
 	}
 	return c.cfg.Lookback != nil && q.Filter.active() && q.Source != "broker" && q.Start != "offset" && q.Cursor == nil
+}
+
+// msgArchiveHolds reports whether the archive holds any event of q's
+// topic (recording the newest one's time in d): a topic it excludes, or a
+// new one it has not picked up yet, is scanned on the broker instead of
+// answering "no match". An error of the API is left to the search.
+func (c *Console) msgArchiveHolds(ctx context.Context, r *http.Request, q msgQuery, d *msgPageData) bool {
+	page, err := c.lookback().search(ctx, r, lbFilter{Topic: q.Topic}, "newest", "", 1)
+	if err != nil {
+		return true
+	}
+	if len(page.Events) == 0 {
+		d.NotArchived = true
+		return false
+	}
+	d.ArchivedUpTo = page.Events[0].Timestamp
+	return true
 }
 
 // msgSearchArchive answers q from the lookback archive's index: the indexed

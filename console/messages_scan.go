@@ -173,6 +173,9 @@ func (c *Console) messagesExport(w http.ResponseWriter, r *http.Request) {
 	pctx, cancel := c.pageContext(r)
 	prs, adm, err := c.msgPageRanges(pctx, q)
 	var pl msgPlan
+	if err == nil && c.msgUseArchive(q) && !c.msgArchiveHolds(pctx, r, q, &msgPageData{}) {
+		q.Source = "broker" // the archive holds nothing of the topic
+	}
 	if err == nil && !c.msgUseArchive(q) {
 		pl, err = msgPlanRead(pctx, adm, q, prs, true)
 	}

@@ -534,6 +534,23 @@ func TestMessagesArchive(t *testing.T) {
 		if n := len(strings.Split(strings.TrimSpace(body), "\n")); n != 10 || !strings.Contains(body, `"key":"k-18"`) {
 			t.Fatalf("export from the archive: %d lines\n%s", n, body)
 		}
+		// A topic the archive does not hold (startLookback excludes
+		// *.debug): the filter scans the broker rather than answering
+		// "no match", and so does the export.
+		kafkatest.CreateTopic(t, addrs, "orders.debug", 1)
+		msgProduceNumbered(t, addrs, "orders.debug", 5, 1)
+		_, body = get(t, u+"/ui/topics/orders.debug/messages?key=k-1")
+		if !strings.Contains(body, `id="msg-not-archived"`) || !strings.Contains(body, `sse-connect="/ui/topics/orders.debug/messages/scan?key=k-1&amp;source=broker"`) {
+			t.Fatalf("a topic the archive does not hold:\n%s", body)
+		}
+		_, body = get(t, u+"/ui/topics/orders.debug/messages/export?key=k-1")
+		if !strings.Contains(body, `"key":"k-1"`) {
+			t.Fatalf("export of a topic the archive does not hold: %s", body)
+		}
+		_, body = get(t, page+"key=k-7")
+		if !strings.Contains(body, `id="msg-archived-up-to" datetime="`+msgBase.Add(19*time.Second).Format(time.RFC3339Nano)) {
+			t.Errorf("the archive's answer does not say how far it holds the topic")
+		}
 	})
 }
 
