@@ -81,7 +81,7 @@ type msgPageData struct {
 	// NotArchived says the archive holds none, so filters scan the broker.
 	ArchivedUpTo time.Time
 	NotArchived  bool
-	Archive    bool // the console has the lookback archive
+	Archive      bool // the console has the lookback archive
 }
 
 // msgForm is the filter form as typed.
@@ -106,8 +106,8 @@ type msgResultView struct {
 	BrokerURL string // the same query scanning the broker, for an archive answer
 	// ArchivedUpTo is the time of the archive's newest event of the topic.
 	ArchivedUpTo time.Time
-	Filtered  bool
-	TimeoutIn time.Duration
+	Filtered     bool
+	TimeoutIn    time.Duration
 }
 
 func (c *Console) messagesPage(w http.ResponseWriter, r *http.Request) {
