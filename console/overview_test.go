@@ -61,11 +61,14 @@ func TestBrowserOverview(t *testing.T) {
 	addrs := []string{srv.Addr()}
 	kafkatest.CreateTopic(t, addrs, "ov-browser", 2)
 	_, url := startConsole(t, addrs, console.Config{Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
-	// Traffic across a few samples, so the charts have lines.
-	kafkatest.Eventually(t, 20*time.Second, "an fsync p99 point", func() bool {
+	// Produce and fetch across a few samples, until the page draws its four
+	// broker-metric lines (a request rate needs its API's counter in two
+	// scrapes, so fetches too).
+	kafkatest.Eventually(t, 30*time.Second, "the broker metrics' four lines", func() bool {
 		produceN(t, addrs, "ov-browser", 20)
+		kafkatest.ReadAll(t, addrs, "ov-browser")
 		_, body := get(t, url+"/ui/")
-		return strings.Contains(body, "p99 now") && strings.Contains(body, "records produced/s now")
+		return brokerMetricLines(body) == 4 && strings.Contains(body, "records produced/s now")
 	})
 	ctx := tab(t)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url+"/ui/"),
@@ -85,4 +88,12 @@ func TestBrowserOverview(t *testing.T) {
 		t.Fatalf("disk use of broker 0: %q", got)
 	}
 	screenshot(t, ctx, "overview")
+}
+
+// brokerMetricLines counts the lines drawn in the overview's broker
+// metrics section.
+func brokerMetricLines(body string) int {
+	_, sec, _ := strings.Cut(body, `id="broker-metrics"`)
+	sec, _, _ = strings.Cut(sec, "<h2")
+	return strings.Count(sec, "<polyline")
 }
