@@ -21,11 +21,30 @@ import (
 
 // startSeaweed starts a SeaweedFS server (master, volume, filer and S3
 // gateway in one process) on free loopback ports with its data in a temp
-// dir, and returns the S3 endpoint once it answers.
+// dir, and returns the S3 endpoint once it answers. The ports are free
+// when chosen, but another process may take one before weed binds it
+// (weed then exits, "address already in use"): a server that exits before
+// it answers is started again on new ports, at most three times.
 func startSeaweed(t *testing.T) string {
 	t.Helper()
 	weed := testenv.LookPath(t, "weed", "SeaweedFS, built from its Go module by .ci/run")
-	ports := make([]string, 10)
+	var last string
+	for attempt := 1; attempt <= 3; attempt++ {
+		endpoint, log, ok := runSeaweed(t, weed)
+		if ok {
+			return endpoint
+		}
+		last = log
+		t.Logf("weed attempt %d exited before it answered; starting it again on new ports", attempt)
+	}
+	t.Fatalf("weed did not start in 3 attempts; last log (tail):\n%s", last)
+	return ""
+}
+
+// freePorts returns n loopback ports that were free a moment ago.
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	ports := make([]string, n)
 	var lns []net.Listener
 	for i := range ports {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -38,6 +57,15 @@ func startSeaweed(t *testing.T) string {
 	for _, ln := range lns {
 		ln.Close()
 	}
+	return ports
+}
+
+// runSeaweed starts weed once and waits until its S3 gateway answers (ok),
+// or until it exits (not ok, with the tail of its log). A server that
+// neither answers nor exits within 60s fails t.
+func runSeaweed(t *testing.T, weed string) (endpoint, log string, ok bool) {
+	t.Helper()
+	ports := freePorts(t, 10)
 	dir := t.TempDir()
 	logf, err := os.Create(filepath.Join(dir, "weed.log"))
 	if err != nil {
@@ -58,25 +86,39 @@ func startSeaweed(t *testing.T) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start weed: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	tail := func() string {
+		b, _ := os.ReadFile(logf.Name())
+		return string(b[max(0, len(b)-4000):])
+	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
+		<-exited
 		if t.Failed() {
-			if b, err := os.ReadFile(logf.Name()); err == nil && len(b) > 0 {
-				t.Logf("weed log (tail):\n%s", b[max(0, len(b)-4000):])
+			if l := tail(); l != "" {
+				t.Logf("weed log (tail):\n%s", l)
 			}
 		}
+		logf.Close()
 	})
-	endpoint := "127.0.0.1:" + ports[6]
+	endpoint = "127.0.0.1:" + ports[6]
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + endpoint + "/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode < 500 {
-				return endpoint
+				return endpoint, "", true
 			}
+		}
+		select {
+		case <-exited:
+			return "", tail(), false
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("weed S3 gateway at %s did not answer within 60s: %v", endpoint, err)
