@@ -76,6 +76,7 @@ func TestBrowserDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	dlqWaitText(t, ctx, "#dlq-matched", "500")
+	htmxReady(t, ctx, "#dry-run")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +89,7 @@ func TestBrowserDeadLetters(t *testing.T) {
 		t.Fatalf("the dry run produced %d records", len(got))
 	}
 
+	htmxReady(t, ctx, "#apply")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("apply")), chromedp.WaitVisible(chromedp.ID("redrive-done"))); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +115,7 @@ func TestBrowserDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	dlqWaitText(t, ctx, "#dlq-redriven", "500")
+	htmxReady(t, ctx, "#dry-run")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
@@ -122,11 +125,15 @@ func TestBrowserDeadLetters(t *testing.T) {
 	// The other reason, slowly: the progress polls, Cancel stops it, the
 	// report counts exactly what reached the topic.
 	if err := chromedp.Do(ctx, chromedp.Navigate(u+"/ui/deadletters/orders.dlq?reason=dead-letter"),
-		chromedp.WaitVisible(chromedp.ID("redrive-rate")), chromedp.SetValue(chromedp.ID("redrive-rate"), "20"),
-		chromedp.Click(chromedp.ID("dry-run"))); err != nil {
+		chromedp.WaitVisible(chromedp.ID("redrive-rate")), chromedp.SetValue(chromedp.ID("redrive-rate"), "20")); err != nil {
+		t.Fatal(err)
+	}
+	htmxReady(t, ctx, "#dry-run")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
 	dlqWaitText(t, ctx, "#plan-count", "500")
+	htmxReady(t, ctx, "#apply")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("apply")), chromedp.WaitVisible(chromedp.ID("cancel-redrive"))); err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +141,7 @@ func TestBrowserDeadLetters(t *testing.T) {
 		t.Fatalf("the progress bar does not move: %v", err)
 	}
 	screenshot(t, ctx, "deadletters-progress")
+	htmxReady(t, ctx, "#cancel-redrive")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("cancel-redrive")), chromedp.WaitVisible(chromedp.ID("redrive-done"))); err != nil {
 		t.Fatal(err)
 	}

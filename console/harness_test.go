@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -83,7 +84,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// tab opens a browser tab for t, at most a minute long. Every error the
+// tab opens a browser tab for t, at most two minutes long (a browser
+// test shares two cores with the other packages' tests in CI). Every error the
 // page logs or throws (console.error, an uncaught exception, a resource
 // that failed to load) fails t at its end.
 func tab(t *testing.T) context.Context {
@@ -150,7 +152,7 @@ func tab(t *testing.T) context.Context {
 		tcancel()
 		t.Fatalf("browser tab: runtime.enable: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(tctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(tctx, 2*time.Minute)
 	t.Cleanup(func() {
 		cancel()
 		tcancel()
@@ -220,4 +222,23 @@ func startKfakeWithTopics(t testing.TB, topics ...string) []string {
 		kafkatest.CreateTopic(t, addrs, tp, 2)
 	}
 	return addrs
+}
+
+// htmxReady waits until htmx has wired the element matching css (the
+// element itself or the form or element around it that carries its hx-*
+// attribute) and no htmx request, swap or settle is under way: a click on
+// an element htmx has not processed yet (it was just swapped in) would
+// submit its form natively.
+func htmxReady(t *testing.T, ctx context.Context, css string) {
+	t.Helper()
+	js := fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		if (!e) return false;
+		const f = e.closest("[hx-post],[hx-get],[hx-put],[hx-patch],[hx-delete]") || e;
+		const d = f["htmx-internal-data"];
+		return !!(d && d.initHash) && document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling") === null;
+	})()`, css)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("htmx did not wire %s: %v", css, err)
+	}
 }
