@@ -174,20 +174,29 @@ func runConsole(ctx context.Context, cfg console.Config, httpAddr string, out, e
 	mux.Handle("/ui/", c.Handler())
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	srv.RegisterOnShutdown(c.EndStreams) // open group pages must not hold the shutdown
 	fmt.Fprintf(out, "spool: console on http://%s/ui/ (brokers %v)\n", ln.Addr(), cfg.Brokers)
+	// Open group pages must not hold the shutdown.
+	return serveUntilDone(ctx, "console", ln, mux, c.EndStreams, errOut)
+}
+
+// serveUntilDone serves h on ln until ctx is done or serving fails, then
+// shuts the server down (at most 10s), calling endStreams first so that
+// open SSE and WebSocket streams let it finish. It is the HTTP loop of the
+// standalone services (spool console, spool gateway).
+func serveUntilDone(ctx context.Context, name string, ln net.Listener, h http.Handler, endStreams func(), errOut io.Writer) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(endStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
-		return fmt.Errorf("console: http: %w", err)
+		return fmt.Errorf("%s: http: %w", name, err)
 	}
-	shctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel2()
+	shctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	if err := srv.Shutdown(shctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(errOut, "spool: console shutdown:", err)
+		fmt.Fprintf(errOut, "spool: %s shutdown: %v\n", name, err)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -222,20 +221,6 @@ func runGateway(ctx context.Context, cfg gateway.Config, httpAddr string, out, e
 	mountGateway(mux, g)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	srv.RegisterOnShutdown(g.EndStreams)
 	fmt.Fprintf(out, "spool: gateway on http://%s (brokers %v)\n", ln.Addr(), cfg.Brokers)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		return fmt.Errorf("gateway: http: %w", err)
-	}
-	shctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel2()
-	if err := srv.Shutdown(shctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(errOut, "spool: gateway shutdown:", err)
-	}
-	return nil
+	return serveUntilDone(ctx, "gateway", ln, mux, g.EndStreams, errOut)
 }
