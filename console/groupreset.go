@@ -465,13 +465,7 @@ func (c *Console) groupDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	c.sampler.poke()
 	c.cfg.Logger.Info("console: group deleted", "group", group, "principal", c.principalName(r))
-	to := c.cfg.BasePath + "groups"
-	if r.Header.Get("HX-Request") != "" {
-		w.Header().Set("HX-Redirect", to)
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	http.Redirect(w, r, to, http.StatusSeeOther)
+	c.redirect(w, r, c.cfg.BasePath+"groups")
 }
 
 func (c *Console) groupDeleteOffsets(w http.ResponseWriter, r *http.Request) {
