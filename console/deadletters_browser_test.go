@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,25 +13,6 @@ import (
 	"github.com/spoolmq/spool/internal/kafkatest"
 	"github.com/spoolmq/spool/spooltest"
 )
-
-// dlqWaitText waits until the element's text is want.
-func dlqWaitText(t *testing.T, ctx context.Context, css, want string) {
-	t.Helper()
-	expr := `(document.querySelector(` + strconv.Quote(css) + `)||{}).textContent === ` + strconv.Quote(want)
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		// A poll does not survive a navigation (a click on a link): poll
-		// again in the new page.
-		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(`+strconv.Quote(css)+`)||{}).textContent || "(none)"`))
-			t.Fatalf("waiting for %s to read %q: %v (it reads %q)", css, want, err, got)
-		}
-	}
-}
 
 // dlqNoHorizontalScroll fails t when the page is wider than the viewport
 // (tables scroll inside their own boxes; the page must not).
@@ -70,17 +50,17 @@ func TestBrowserDeadLetters(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#dlq-list a[href$="/orders.dlq"]`)), chromedp.WaitVisible(chromedp.CSS("#by-reason"))); err != nil {
 		t.Fatal(err)
 	}
-	dlqWaitText(t, ctx, "#dlq-depth", "1,000")
+	waitText(t, ctx, "#dlq-depth", "1,000")
 	// The reason grouping is a filter: click retries-exhausted.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#by-reason a[href*="reason=retries-exhausted"]`))); err != nil {
 		t.Fatal(err)
 	}
-	dlqWaitText(t, ctx, "#dlq-matched", "500")
+	waitText(t, ctx, "#dlq-matched", "500")
 	htmxReady(t, ctx, "#dry-run")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
-	dlqWaitText(t, ctx, "#plan-count", "500")
+	waitText(t, ctx, "#plan-count", "500")
 	if got := text(t, ctx, "#plan-targets td"); got != "orders" {
 		t.Fatalf("dry run target %q", got)
 	}
@@ -114,12 +94,12 @@ func TestBrowserDeadLetters(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("dlq-redriven"))); err != nil {
 		t.Fatal(err)
 	}
-	dlqWaitText(t, ctx, "#dlq-redriven", "500")
+	waitText(t, ctx, "#dlq-redriven", "500")
 	htmxReady(t, ctx, "#dry-run")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
-	dlqWaitText(t, ctx, "#plan-already", "500")
+	waitText(t, ctx, "#plan-already", "500")
 	dlqNoHorizontalScroll(t, ctx, "1280 px")
 
 	// The other reason, slowly: the progress polls, Cancel stops it, the
@@ -132,7 +112,7 @@ func TestBrowserDeadLetters(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
-	dlqWaitText(t, ctx, "#plan-count", "500")
+	waitText(t, ctx, "#plan-count", "500")
 	htmxReady(t, ctx, "#apply")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("apply")), chromedp.WaitVisible(chromedp.ID("cancel-redrive"))); err != nil {
 		t.Fatal(err)

@@ -14,27 +14,12 @@ import (
 	"github.com/spoolmq/spool/internal/kafkatest"
 )
 
-// grpPoll waits until the JavaScript expression is true in the page.
-func grpPoll(t *testing.T, ctx context.Context, what, expr string) {
-	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-		t.Fatalf("waiting for %s (%s): %v", what, expr, err)
-	}
-}
-
-// grpText is a JavaScript condition: the element's text is want. The
-// live region is swapped as a whole, so a test polls its text rather than
-// reading a node the next event may replace.
-func grpText(css, want string) string {
-	return fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? "").trim() === %q`, css, want)
-}
-
 // grpWired waits until htmx has processed the form with that id (page
 // load, or a swap that brought it): a click before would submit it
 // natively.
 func grpWired(t *testing.T, ctx context.Context, id string) {
 	t.Helper()
-	grpPoll(t, ctx, "htmx on #"+id, fmt.Sprintf(`!!document.getElementById(%q)?.["htmx-internal-data"]?.initHash`, id))
+	waitFor(t, ctx, "htmx on #"+id, fmt.Sprintf(`!!document.getElementById(%q)?.["htmx-internal-data"]?.initHash`, id))
 }
 
 // grpNoOverflow fails t when the page is wider than the viewport (a phone
@@ -102,11 +87,11 @@ func TestBrowserGroups(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("total-lag"))); err != nil {
 		t.Fatal(err)
 	}
-	grpPoll(t, ctx, "the total lag", grpText("#total-lag", "6"))
+	waitFor(t, ctx, "the total lag", textIs("#total-lag", "6"))
 	grpProduce(t, addrs, "orders", 3, 0)
-	grpPoll(t, ctx, "the live lag after producing", grpText("#total-lag", "9"))
-	grpPoll(t, ctx, "the lag of orders/0", grpText(`#lag tr[data-tp="orders/0"] td.lag`, "6"))
-	grpPoll(t, ctx, "the lag chart", `document.querySelector("#live svg polyline") !== null`)
+	waitFor(t, ctx, "the live lag after producing", textIs("#total-lag", "9"))
+	waitFor(t, ctx, "the lag of orders/0", textIs(`#lag tr[data-tp="orders/0"] td.lag`, "6"))
+	waitFor(t, ctx, "the lag chart", `document.querySelector("#live svg polyline") !== null`)
 
 	// Reset to earliest: the dry run shows current -> new, apply commits it.
 	grpWired(t, ctx, "reset-form")
@@ -128,7 +113,7 @@ func TestBrowserGroups(t *testing.T) {
 	if got := kafkatest.Committed(t, addrs, "billing", "orders"); fmt.Sprint(got) != "map[0:0 1:0]" {
 		t.Fatalf("after apply, committed %v, want 0 and 0", got)
 	}
-	grpPoll(t, ctx, "the live lag after the reset", grpText("#total-lag", "13"))
+	waitFor(t, ctx, "the live lag after the reset", textIs("#total-lag", "13"))
 }
 
 // TestBrowserGroupsExact: the per-partition form, a group with a member,
@@ -162,7 +147,7 @@ func TestBrowserGroupsExact(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("reset-active"))); err != nil {
 		t.Fatal(err)
 	}
-	grpPoll(t, ctx, "the member's client id", grpText("#members tbody td:nth-child(3)", "reset-test"))
+	waitFor(t, ctx, "the member's client id", textIs("#members tbody td:nth-child(3)", "reset-test"))
 
 	// A phone.
 	for _, p := range []string{"groups", "groups/billing"} {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -240,5 +241,69 @@ func htmxReady(t *testing.T, ctx context.Context, css string) {
 	})()`, css)
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		t.Fatalf("htmx did not wire %s: %v", css, err)
+	}
+}
+
+// waitFor waits until the JavaScript expression is true in the page,
+// polling again in the new page when a click navigates away meanwhile.
+func waitFor(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+		}
+	}
+}
+
+// textIs is a JavaScript condition: the element's trimmed text is want.
+// Live regions are swapped as a whole, so a test polls their text rather
+// than reading a node the next event may replace.
+func textIs(css, want string) string {
+	return fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? "").trim() === %q`, css, want)
+}
+
+// textHasPrefix is a JavaScript condition: the element's trimmed text
+// starts with prefix.
+func textHasPrefix(css, prefix string) string {
+	return fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? "").trim().startsWith(%q)`, css, prefix)
+}
+
+// textHolds is a JavaScript condition: the element's text holds want.
+func textHolds(css, want string) string {
+	return fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? "").includes(%q)`, css, want)
+}
+
+// waitText waits until the element's trimmed text is want.
+func waitText(t *testing.T, ctx context.Context, css, want string) {
+	t.Helper()
+	waitTextCond(t, ctx, css, textIs(css, want), "read "+strconv.Quote(want))
+}
+
+// waitTextHolds waits until the element's text holds want.
+func waitTextHolds(t *testing.T, ctx context.Context, css, want string) {
+	t.Helper()
+	waitTextCond(t, ctx, css, textHolds(css, want), "hold "+strconv.Quote(want))
+}
+
+// waitTextCond waits until expr, a condition on the element, is true, and
+// says what the element reads when it never is.
+func waitTextCond(t *testing.T, ctx context.Context, css, expr, what string) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		// A poll does not survive a navigation: poll again in the new page.
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? "(none)").trim()`, css)))
+			t.Fatalf("waiting for %s to %s: %v (it reads %q)", css, what, err, got)
+		}
 	}
 }

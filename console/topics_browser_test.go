@@ -1,11 +1,9 @@
 package console_test
 
 import (
-	"context"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -58,14 +56,14 @@ func TestBrowserTopics(t *testing.T) {
 	must(t, "set a bad retention", chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.CSS(row+"input[name=value]"), "a day"),
 		chromedp.Click(chromedp.CSS(row+"button[type=submit]"))))
-	waitText(t, ctx, "#flash", "INVALID_CONFIG")
+	waitTextHolds(t, ctx, "#flash", "INVALID_CONFIG")
 	if v, _ := topicConfig(t, adm, name, "retention.ms"); v != "86400000" {
 		t.Fatalf("a refused edit changed retention.ms to %s", v)
 	}
 	must(t, "set retention", chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.CSS(row+"input[name=value]"), "3600000"),
 		chromedp.Click(chromedp.CSS(row+"button[type=submit]"))))
-	waitText(t, ctx, "#config-done", "retention.ms set to 3600000")
+	waitTextHolds(t, ctx, "#config-done", "retention.ms set to 3600000")
 	if got := text(t, ctx, "#flash"); got != "" {
 		t.Errorf("the alert of the refused edit stays after a successful one: %q", got)
 	}
@@ -81,9 +79,9 @@ func TestBrowserTopics(t *testing.T) {
 	}
 	// The filter narrows the list as one types (htmx swaps the table).
 	must(t, "filter", chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("topic-filter"), "nomatch")))
-	waitText(t, ctx, "#topic-summary", "matching “nomatch”")
+	waitTextHolds(t, ctx, "#topic-summary", "matching “nomatch”")
 	must(t, "clear the filter", chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("topic-filter").value = ""`), chromedp.SendKeys(chromedp.ID("topic-filter"), "orders")))
-	waitText(t, ctx, "#topic-summary", "matching “orders”")
+	waitTextHolds(t, ctx, "#topic-summary", "matching “orders”")
 	screenshot(t, ctx, "topics")
 
 	// Delete: the wrong name is refused in the page, the right one
@@ -92,7 +90,7 @@ func TestBrowserTopics(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("delete-topic"))))
 	must(t, "delete with a wrong name", chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("delete-confirm"), "browser"),
 		chromedp.Click(chromedp.CSS("#delete-topic button"))))
-	waitText(t, ctx, "#flash", "Type "+name+" to confirm")
+	waitTextHolds(t, ctx, "#flash", "Type "+name+" to confirm")
 	if !topicExists(t, addrs, name) {
 		t.Fatal("a wrong confirmation deleted the topic")
 	}
@@ -131,18 +129,6 @@ func must(t *testing.T, what string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-// waitText waits until the element's text holds want.
-func waitText(t *testing.T, ctx context.Context, css, want string) {
-	t.Helper()
-	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	js := `(() => { const e = document.querySelector(` + jsString(css) + `); return !!e && e.textContent.includes(` + jsString(want) + `); })()`
-	if _, err := chromedp.Run(pctx, chromedp.Poll[bool](js)); err != nil {
-		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(`+jsString(css)+`) || {}).textContent || ""`))
-		t.Fatalf("waiting for %q in %s: %v (it holds %q)", want, css, err, got)
 	}
 }
 
