@@ -427,27 +427,9 @@ func writeGroupEvent(w http.ResponseWriter, event string, data []byte) error {
 // 409, an unknown topic or partition 400; anything else is the cluster's
 // failure (502).
 func kafkaError(what string, err error) error {
-	var ke *kerr.Error
-	var ae *kadm.AuthError
-	status := http.StatusBadGateway
-	switch {
-	case errors.As(err, &ae):
-		status = http.StatusForbidden
-	case errors.As(err, &ke):
-		switch ke {
-		case kerr.GroupAuthorizationFailed, kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed:
-			status = http.StatusForbidden
-		case kerr.GroupIDNotFound:
-			status = http.StatusNotFound
-			if g, ok := strings.CutPrefix(what, "group "); ok {
-				return &httpapi.Error{Status: status, Detail: fmt.Sprintf("console: no consumer group %q", g), Err: err}
-			}
-		case kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.RebalanceInProgress, kerr.NonEmptyGroup,
-			kerr.GroupSubscribedToTopic, kerr.FencedInstanceID:
-			status = http.StatusConflict
-		case kerr.UnknownTopicOrPartition, kerr.InvalidTopicException:
-			status = http.StatusBadRequest
-		}
+	status := kafkaStatus(err, http.StatusBadRequest)
+	if g, ok := strings.CutPrefix(what, "group "); ok && errors.Is(err, kerr.GroupIDNotFound) {
+		return &httpapi.Error{Status: status, Detail: fmt.Sprintf("console: no consumer group %q", g), Err: err}
 	}
 	return &httpapi.Error{Status: status, Detail: "console: " + what + ": " + err.Error(), Err: err}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/httpapi"
@@ -466,20 +465,7 @@ func kafkaProblem(what, topic string, err error, msg string) error {
 	if errors.As(err, &he) {
 		return err
 	}
-	status := http.StatusBadGateway
-	switch {
-	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
-		status = http.StatusNotFound
-	case errors.Is(err, kerr.TopicAlreadyExists):
-		status = http.StatusConflict
-	case errors.Is(err, kerr.InvalidTopicException), errors.Is(err, kerr.InvalidPartitions),
-		errors.Is(err, kerr.InvalidReplicationFactor), errors.Is(err, kerr.InvalidConfig),
-		errors.Is(err, kerr.InvalidRequest), errors.Is(err, kerr.PolicyViolation),
-		errors.Is(err, kerr.InvalidReplicaAssignment), errors.Is(err, kerr.UnsupportedCompressionType):
-		status = http.StatusBadRequest
-	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
-		status = http.StatusForbidden
-	}
+	status := kafkaStatus(err, http.StatusNotFound)
 	if msg != "" && !strings.Contains(err.Error(), msg) {
 		return httpapi.Errorf(status, "console: %s %q: %w (%s)", what, topic, err, msg)
 	}
