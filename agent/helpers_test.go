@@ -169,6 +169,30 @@ func waitCommitted(t testing.TB, addrs []string, group, topic string, want map[i
 	})
 }
 
+// membersWithPartitions is the number of group's members assigned at least
+// one partition of topic.
+func membersWithPartitions(t *testing.T, addrs []string, group, topic string) int {
+	t.Helper()
+	adm, closeAdm := newAdmin(t, addrs)
+	defer closeAdm()
+	gs, err := adm.DescribeGroups(context.Background(), group)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range gs[group].Members {
+		if ca, ok := m.Assigned.AsConsumer(); ok {
+			for _, tp := range ca.Topics {
+				if tp.Topic == topic && len(tp.Partitions) > 0 {
+					n++
+					break
+				}
+			}
+		}
+	}
+	return n
+}
+
 func testLogger() *slog.Logger {
 	if os.Getenv("AGENT_TEST_LOG") == "" {
 		return slog.New(slog.DiscardHandler)

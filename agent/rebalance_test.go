@@ -16,7 +16,10 @@ import (
 
 // TestRebalanceNoLoss: events are published while a second agent joins the
 // group and later leaves; every event is handled at least once, and the
-// group's commits reach the end of every partition.
+// group's commits reach the end of every partition. The publisher holds its
+// second half back until the second agent has partitions: unpaced, it could
+// finish (and the first agent handle everything) before the join completes,
+// leaving the second agent nothing to handle.
 func TestRebalanceNoLoss(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		const topic, group, total = "reb", "reb-g", 3000
@@ -43,8 +46,14 @@ func TestRebalanceNoLoss(t *testing.T) {
 		endsByPart := map[int32]int64{}
 		var published atomic.Int64
 		pubDone := make(chan error, 1)
+		bAssigned := make(chan struct{})
+		releasePub := sync.OnceFunc(func() { close(bAssigned) })
+		defer releasePub() // a failed test lets the publisher finish
 		go func() {
 			for i := range total {
+				if i == total/2 {
+					<-bAssigned
+				}
 				ev, _ := event.New("t", event.Raw, fmt.Sprintf("e%d", i))
 				ev.Key = fmt.Appendf(nil, "k%d", i%100)
 				r, err := p.Publish(context.Background(), topic, ev)
@@ -63,7 +72,11 @@ func TestRebalanceNoLoss(t *testing.T) {
 		a := start(t, group, []string{topic}, opts...)
 		kafkatest.Eventually(t, 30*time.Second, "first agent handles 500", func() bool { return handled.Load() >= 500 })
 		b := start(t, group, []string{topic}, opts...)
-		kafkatest.Eventually(t, 30*time.Second, "second agent handles 200", func() bool { return b.a.Stats().Succeeded >= 200 })
+		kafkatest.Eventually(t, 60*time.Second, "both agents assigned partitions", func() bool {
+			return membersWithPartitions(t, addrs, group, topic) == 2
+		})
+		releasePub()
+		kafkatest.Eventually(t, 60*time.Second, "second agent handles 200", func() bool { return b.a.Stats().Succeeded >= 200 })
 		b.shutdown(t)
 		if err := <-pubDone; err != nil {
 			t.Fatal(err)
