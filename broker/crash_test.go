@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spoolmq/spool/internal/freeport"
 )
 
 // The crash test runs `spool serve` as a separate process and kills it with
@@ -87,14 +88,10 @@ func (p *brokerProc) kill() {
 	p.cmd.Wait()
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr is the address the broker process listens on at every start,
+// reserved for the test: between a SIGKILL and the next start nothing
+// listens there, and nothing else may take the port.
+func freeAddr(t *testing.T) string { return freeport.Addr(t) }
 
 // TestCrashIdempotentProducer: every acknowledged record is present exactly
 // once and in order per partition after repeated SIGKILLs, and a consumer

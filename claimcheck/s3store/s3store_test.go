@@ -3,7 +3,6 @@ package s3store_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,15 +15,17 @@ import (
 	"github.com/spoolmq/spool/claimcheck"
 	"github.com/spoolmq/spool/claimcheck/blobstoretest"
 	"github.com/spoolmq/spool/claimcheck/s3store"
+	"github.com/spoolmq/spool/internal/freeport"
 	"github.com/spoolmq/spool/internal/testenv"
 )
 
 // startSeaweed starts a SeaweedFS server (master, volume, filer and S3
 // gateway in one process) on free loopback ports with its data in a temp
-// dir, and returns the S3 endpoint once it answers. The ports are free
-// when chosen, but another process may take one before weed binds it
-// (weed then exits, "address already in use"): a server that exits before
-// it answers is started again on new ports, at most three times.
+// dir, and returns the S3 endpoint once it answers. The ports are reserved
+// for the test (on Linux; elsewhere another process may take one before
+// weed binds it, and weed exits, "address already in use"): a server that
+// exits before it answers is started again on new ports, at most three
+// times.
 func startSeaweed(t *testing.T) string {
 	t.Helper()
 	weed := testenv.LookPath(t, "weed", "SeaweedFS, built from its Go module by .ci/run")
@@ -41,21 +42,13 @@ func startSeaweed(t *testing.T) string {
 	return ""
 }
 
-// freePorts returns n loopback ports that were free a moment ago.
+// freePorts returns n loopback ports reserved for t (internal/freeport):
+// nothing else on the machine takes them before weed binds them.
 func freePorts(t *testing.T, n int) []string {
 	t.Helper()
 	ports := make([]string, n)
-	var lns []net.Listener
 	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports[i] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
+		ports[i] = strconv.Itoa(freeport.Port(t))
 	}
 	return ports
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spoolmq/spool/internal/freeport"
 )
 
 // Cluster starts one Kafka implementation for a test.
@@ -40,16 +42,12 @@ func Clusters() []Cluster {
 	}
 }
 
-// FreeAddr returns a loopback address with a port that was free a moment
-// ago (nothing listens on it), for StartAt.
+// FreeAddr returns a loopback address that nothing listens on, reserved
+// for t (internal/freeport) so that nothing else takes its port before a
+// StartAt binds it.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("kafkatest: free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Addr(t)
 }
 
 func startKfakeAt(t testing.TB, addr string) []string {
