@@ -267,7 +267,7 @@ func (c *callbacks) save(ctx context.Context, r *Request, attempts []Attempt, st
 		return
 	}
 	c.g.cfg.Hooks.CallbackAttempt(state)
-	c.g.hub.notify(r.ID)
+	c.g.hub.notify(r.ID, nil)
 	if state == CallbackDead || state == CallbackGone {
 		c.g.log.Warn("gateway: callback given up", "id", r.ID, "url", r.CallbackURL, "state", state, "attempts", len(attempts))
 	}

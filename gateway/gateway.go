@@ -367,7 +367,7 @@ func (g *Gateway) expireLoop() {
 // state.
 func (g *Gateway) finished(r *Request) {
 	g.cfg.Hooks.RequestFinished(r.State)
-	g.hub.notify(r.ID)
+	g.hub.notify(r.ID, r)
 	if r.CallbackURL != "" {
 		g.cb.kick()
 	}
@@ -377,20 +377,25 @@ func (g *Gateway) finished(r *Request) {
 // polls, SSE and WebSocket streams) on this instance. Changes made by other
 // instances reach them through the reply topic (every instance reads all
 // replies) or the waiters' store poll.
+//
+// A notify carries the request as the change left it when the notifier has
+// it (a reply applied, a cancel): a long poll answers with it at once,
+// without reading it back from the store.
 type hub struct {
 	mu      sync.Mutex
-	waiters map[string]map[chan struct{}]struct{}
+	waiters map[string]map[chan *Request]struct{}
 }
 
-func (h *hub) init() { h.waiters = map[string]map[chan struct{}]struct{}{} }
+func (h *hub) init() { h.waiters = map[string]map[chan *Request]struct{}{} }
 
-// watch returns a channel signalled after any later notify(id).
-func (h *hub) watch(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+// watch returns a channel that receives after any later notify(id): the
+// request notify had, or nil.
+func (h *hub) watch(id string) (<-chan *Request, func()) {
+	ch := make(chan *Request, 1)
 	h.mu.Lock()
 	m := h.waiters[id]
 	if m == nil {
-		m = map[chan struct{}]struct{}{}
+		m = map[chan *Request]struct{}{}
 		h.waiters[id] = m
 	}
 	m[ch] = struct{}{}
@@ -405,11 +410,23 @@ func (h *hub) watch(id string) (<-chan struct{}, func()) {
 	}
 }
 
-func (h *hub) notify(id string) {
+// notify wakes the watchers of id; r is the request after the change, or
+// nil if the notifier does not have it. A watcher that has not taken the
+// previous notification gets the latest one instead.
+func (h *hub) notify(id string, r *Request) {
 	h.mu.Lock()
 	for ch := range h.waiters[id] {
 		select {
-		case ch <- struct{}{}:
+		case ch <- r:
+			continue
+		default:
+		}
+		select {
+		case <-ch:
+		default:
+		}
+		select {
+		case ch <- r:
 		default:
 		}
 	}

@@ -180,8 +180,10 @@ func (g *Gateway) applyReply(r *kgo.Record) error {
 	if id == "" {
 		return nil // not a reply to a request
 	}
+	// Relaxed: a reply lost to a power loss is read again, since the read
+	// positions are saved after it (and relaxed too).
 	t := Transition{From: []State{Accepted, Pending}, To: Succeeded, ContentType: ct, Result: r.Value,
-		Partition: -1, Offset: -1, At: time.Now()}
+		Partition: -1, Offset: -1, At: time.Now(), Relaxed: true}
 	if status == StatusError {
 		t.To, t.Result, t.ContentType, t.Error = Failed, nil, "", string(r.Value)
 		if t.Error == "" {

@@ -34,11 +34,40 @@ const (
 // Every write goes through one writer goroutine that runs whatever writes
 // are waiting in one transaction, each in a savepoint of its own (group
 // commit: one fsync for many requests, and no writers queueing on
-// SQLite's lock). Reads go to the pool directly.
+// SQLite's lock). Reads go to the pool directly. Statements are prepared
+// once and reused (parsing SQL was a third of the gateway's CPU).
+//
+// Durability: a write is durable (committed with an fsync: SQLite's
+// synchronous=FULL, PostgreSQL's synchronous_commit) or relaxed (committed
+// without waiting for the disk: synchronous=NORMAL in WAL mode,
+// synchronous_commit=off). Both keep the log's order, so a power loss
+// loses at most a suffix of relaxed commits, and a durable commit makes
+// every earlier one durable too. Durable: a new request (it must be on disk
+// before its command is produced, or an idempotent retry after a power
+// loss could produce a second command), its removal, failures and cancels,
+// produce idempotency keys, callback state. Relaxed: what the gateway can
+// do again after a loss: a command's position (Transition.Relaxed), a
+// reply's result (the reply is read again: the read positions are saved
+// after it, relaxed too, so they are lost with it), expiry and purges.
 type SQLStore struct {
 	db  *sql.DB
 	d   Dialect
 	own bool
+
+	// wconn is the writer's own connection (SQLite: the synchronous level
+	// is a connection setting, and cannot change inside a transaction);
+	// wsync is its current level, true for FULL. PostgreSQL's writer uses
+	// the pool (SET LOCAL synchronous_commit per transaction).
+	wconn *sql.Conn
+	wsync bool
+	// onCommit, when set (tests), is called after each commit with whether
+	// it was durable and how many writes it held.
+	onCommit func(durable bool, n int)
+
+	stmts struct {
+		sync.Mutex
+		m map[string]*sql.Stmt
+	}
 
 	ops       chan *writeOp
 	stop      chan struct{}
@@ -48,17 +77,91 @@ type SQLStore struct {
 
 // writeOp is one write waiting for the writer.
 type writeOp struct {
-	fn  func(ctx context.Context, tx *sql.Tx) error
-	err chan error
+	fn      func(ctx context.Context, tx *sql.Tx) error
+	durable bool
+	err     chan error
+}
+
+// prepare returns the prepared statement of query (after q), preparing it
+// on first use. database/sql prepares it again on each connection that
+// runs it, once, and Tx.StmtContext reuses that.
+func (s *SQLStore) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	query = s.q(query)
+	s.stmts.Lock()
+	defer s.stmts.Unlock()
+	if st := s.stmts.m[query]; st != nil {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if s.stmts.m == nil {
+		s.stmts.m = map[string]*sql.Stmt{}
+	}
+	s.stmts.m[query] = st
+	return st, nil
+}
+
+// exec runs query in tx through its prepared statement.
+func (s *SQLStore) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
+
+// query runs query in tx (nil: on the pool) through its prepared statement.
+func (s *SQLStore) query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if tx != nil {
+		st = tx.StmtContext(ctx, st)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// row is query for one row: the scan's error is the query's, or
+// sql.ErrNoRows.
+func (s *SQLStore) row(ctx context.Context, tx *sql.Tx, query string, args ...any) rowScanner {
+	rows, err := s.query(ctx, tx, query, args...)
+	return rowScanner{rows: rows, err: err}
+}
+
+// rowScanner is a *sql.Row that can also carry a prepare error.
+type rowScanner struct {
+	rows *sql.Rows
+	err  error
+}
+
+func (r rowScanner) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	return r.rows.Close()
 }
 
 // maxBatch bounds the writes of one transaction.
 const maxBatch = 256
 
 // write runs fn in the writer's next transaction and returns its error, or
-// the commit's.
-func (s *SQLStore) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	op := &writeOp{fn: fn, err: make(chan error, 1)}
+// the commit's: durably (on disk when write returns) or relaxed (see
+// SQLStore).
+func (s *SQLStore) write(ctx context.Context, durable bool, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	op := &writeOp{fn: fn, durable: durable, err: make(chan error, 1)}
 	select {
 	case s.ops <- op:
 	case <-s.stop:
@@ -102,14 +205,48 @@ func (s *SQLStore) writer() {
 	}
 }
 
+// begin starts the writer's transaction, durable or relaxed.
+func (s *SQLStore) begin(ctx context.Context, durable bool) (*sql.Tx, error) {
+	if s.d == Postgres {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil || durable {
+			return tx, err
+		}
+		if _, err := s.exec(ctx, tx, `SET LOCAL synchronous_commit = off`); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		return tx, nil
+	}
+	if s.wsync != durable {
+		level := "NORMAL"
+		if durable {
+			level = "FULL"
+		}
+		if _, err := s.wconn.ExecContext(ctx, "PRAGMA synchronous = "+level); err != nil {
+			return nil, err
+		}
+		s.wsync = durable
+	}
+	return s.wconn.BeginTx(ctx, nil)
+}
+
 // commit runs a batch in one transaction, each op in a savepoint so that
-// one op's error undoes only its own statements.
+// one op's error undoes only its own statements. The batch is durable if
+// one of its writes is.
 func (s *SQLStore) commit(batch []*writeOp) {
 	ctx := context.Background()
 	errs := make([]error, len(batch))
+	durable := false
+	for _, op := range batch {
+		durable = durable || op.durable
+	}
+	if s.onCommit != nil {
+		defer s.onCommit(durable, len(batch))
+	}
 	if len(batch) == 1 {
 		// Alone: no savepoint needed, the transaction is the op's own.
-		tx, err := s.db.BeginTx(ctx, nil)
+		tx, err := s.begin(ctx, durable)
 		if err == nil {
 			if errs[0] = batch[0].fn(ctx, tx); errs[0] != nil {
 				tx.Rollback()
@@ -122,18 +259,18 @@ func (s *SQLStore) commit(batch []*writeOp) {
 		batch[0].err <- errs[0]
 		return
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx, durable)
 	if err == nil {
 		for i, op := range batch {
-			if _, err = tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			if _, err = s.exec(ctx, tx, "SAVEPOINT w"); err != nil {
 				break
 			}
 			if errs[i] = op.fn(ctx, tx); errs[i] != nil {
-				if _, err = tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
+				if _, err = s.exec(ctx, tx, "ROLLBACK TO SAVEPOINT w"); err != nil {
 					break
 				}
 			}
-			if _, err = tx.ExecContext(ctx, "RELEASE SAVEPOINT w"); err != nil {
+			if _, err = s.exec(ctx, tx, "RELEASE SAVEPOINT w"); err != nil {
 				break
 			}
 		}
@@ -174,6 +311,10 @@ func OpenStore(ctx context.Context, dsn string) (*SQLStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: open store: %w", err)
 	}
+	// Keep the connections open: database/sql keeps 2 idle by default, so
+	// concurrent polls opened (and set up) a new connection per read.
+	db.SetMaxOpenConns(storeConns)
+	db.SetMaxIdleConns(storeConns)
 	s, err := NewSQLStore(ctx, db, d)
 	if err != nil {
 		db.Close()
@@ -182,6 +323,10 @@ func OpenStore(ctx context.Context, dsn string) (*SQLStore, error) {
 	s.own = true
 	return s, nil
 }
+
+// storeConns is the connection pool size of a store OpenStore opens: the
+// writer's plus the readers'.
+const storeConns = 16
 
 // NewSQLStore returns a store in db (which the caller keeps owning) and
 // creates its tables if needed.
@@ -230,6 +375,17 @@ func NewSQLStore(ctx context.Context, db *sql.DB, d Dialect) (*SQLStore, error) 
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("gateway: create store tables: %w", err)
 		}
+	}
+	if d == SQLite {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: store writer connection: %w", err)
+		}
+		if _, err := c.ExecContext(ctx, "PRAGMA synchronous = FULL"); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("gateway: store writer connection: %w", err)
+		}
+		s.wconn, s.wsync = c, true
 	}
 	go s.writer()
 	return s, nil
@@ -304,9 +460,10 @@ func (s *SQLStore) Create(ctx context.Context, r *Request) (*Request, bool, erro
 		old     *Request
 		created bool
 	)
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_requests (`+requestCols+`, callback_lease)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', 0, 0) ON CONFLICT DO NOTHING`),
+	// Durable: the row must be on disk before the command is produced.
+	err := s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `INSERT INTO spool_gateway_requests (`+requestCols+`, callback_lease)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', 0, 0) ON CONFLICT DO NOTHING`,
 			r.ID, r.Topic, r.Principal, nullIfEmpty(r.IdempotencyKey), string(r.State), r.ContentType, r.Result, r.Error,
 			ms(r.CreatedAt), ms(r.UpdatedAt), ms(r.ExpiresAt), r.Partition, r.Offset, r.CallbackURL, r.CallbackState)
 		if err != nil {
@@ -323,7 +480,7 @@ func (s *SQLStore) Create(ctx context.Context, r *Request) (*Request, bool, erro
 		if r.IdempotencyKey == "" {
 			return fmt.Errorf("gateway: store request: id %s exists", r.ID)
 		}
-		old, err = scanRequest(tx.QueryRowContext(ctx, s.q(`SELECT `+requestCols+` FROM spool_gateway_requests WHERE idem_key = ?`), r.IdempotencyKey))
+		old, err = scanRequest(s.row(ctx, tx, `SELECT `+requestCols+` FROM spool_gateway_requests WHERE idem_key = ?`, r.IdempotencyKey))
 		if err != nil {
 			return fmt.Errorf("gateway: read request by idempotency key: %w", err)
 		}
@@ -340,7 +497,7 @@ func (s *SQLStore) Create(ctx context.Context, r *Request) (*Request, bool, erro
 
 // Get implements Store.
 func (s *SQLStore) Get(ctx context.Context, id string) (*Request, error) {
-	r, err := scanRequest(s.db.QueryRowContext(ctx, s.q(`SELECT `+requestCols+` FROM spool_gateway_requests WHERE id = ?`), id))
+	r, err := scanRequest(s.row(ctx, nil, `SELECT `+requestCols+` FROM spool_gateway_requests WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -365,21 +522,21 @@ func (s *SQLStore) Transition(ctx context.Context, id string, t Transition) (*Re
 		r *Request
 		n int64
 	)
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET state = ?, content_type = ?, result = ?,
+	err := s.write(ctx, !t.Relaxed, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `UPDATE spool_gateway_requests SET state = ?, content_type = ?, result = ?,
 			error = ?, updated_at = ?,
 			cmd_partition = CASE WHEN ? >= 0 THEN ? ELSE cmd_partition END,
 			cmd_offset = CASE WHEN ? >= 0 THEN ? ELSE cmd_offset END,
 			callback_state = CASE WHEN callback_url <> '' AND ? THEN ? ELSE callback_state END,
 			callback_next_at = CASE WHEN callback_url <> '' THEN ? ELSE callback_next_at END
-			WHERE id = ? AND state IN (`+in+`)`), expandPos(args)...)
+			WHERE id = ? AND state IN (`+in+`)`, expandPos(args)...)
 		if err != nil {
 			return fmt.Errorf("gateway: update request %s: %w", id, err)
 		}
 		if n, err = res.RowsAffected(); err != nil {
 			return fmt.Errorf("gateway: update request %s: %w", id, err)
 		}
-		r, err = scanRequest(tx.QueryRowContext(ctx, s.q(`SELECT `+requestCols+` FROM spool_gateway_requests WHERE id = ?`), id))
+		r, err = scanRequest(s.row(ctx, tx, `SELECT `+requestCols+` FROM spool_gateway_requests WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -405,8 +562,8 @@ func expandPos(a []any) []any {
 
 // Delete implements Store.
 func (s *SQLStore) Delete(ctx context.Context, id string) error {
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_requests WHERE id = ?`), id); err != nil {
+	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `DELETE FROM spool_gateway_requests WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("gateway: delete request %s: %w", id, err)
 		}
 		return nil
@@ -416,11 +573,12 @@ func (s *SQLStore) Delete(ctx context.Context, id string) error {
 // Expire implements Store.
 func (s *SQLStore) Expire(ctx context.Context, now time.Time) ([]*Request, error) {
 	var out []*Request
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.q(`UPDATE spool_gateway_requests SET state = ?, error = ?, updated_at = ?,
+	// Relaxed: an expiry lost to a power loss is found again.
+	err := s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
+		rows, err := s.query(ctx, tx, `UPDATE spool_gateway_requests SET state = ?, error = ?, updated_at = ?,
 			callback_state = CASE WHEN callback_url <> '' THEN ? ELSE callback_state END,
 			callback_next_at = CASE WHEN callback_url <> '' THEN ? ELSE callback_next_at END
-			WHERE state IN (?, ?) AND expires_at <= ? RETURNING `+requestCols),
+			WHERE state IN (?, ?) AND expires_at <= ? RETURNING `+requestCols,
 			string(Expired), "no reply before the request expired", ms(now), CallbackPending, ms(now),
 			string(Accepted), string(Pending), ms(now))
 		if err != nil {
@@ -451,14 +609,14 @@ func collect(rows *sql.Rows) ([]*Request, error) {
 // Purge implements Store.
 func (s *SQLStore) Purge(ctx context.Context, t time.Time) (int64, error) {
 	var n int64
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_requests WHERE state NOT IN (?, ?)
-			AND updated_at < ? AND callback_state <> ?`), string(Accepted), string(Pending), ms(t), CallbackPending)
+	err := s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `DELETE FROM spool_gateway_requests WHERE state NOT IN (?, ?)
+			AND updated_at < ? AND callback_state <> ?`, string(Accepted), string(Pending), ms(t), CallbackPending)
 		if err != nil {
 			return fmt.Errorf("gateway: purge requests: %w", err)
 		}
 		n, _ = res.RowsAffected()
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_idempotency WHERE created_at < ?`), ms(t)); err != nil {
+		if _, err := s.exec(ctx, tx, `DELETE FROM spool_gateway_idempotency WHERE created_at < ?`, ms(t)); err != nil {
 			return fmt.Errorf("gateway: purge idempotency keys: %w", err)
 		}
 		return nil
@@ -468,8 +626,8 @@ func (s *SQLStore) Purge(ctx context.Context, t time.Time) (int64, error) {
 
 // ClaimCallbacks implements Store.
 func (s *SQLStore) ClaimCallbacks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Request, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id FROM spool_gateway_requests
-		WHERE callback_state = ? AND callback_next_at <= ? AND callback_lease <= ? ORDER BY callback_next_at LIMIT ?`),
+	rows, err := s.query(ctx, nil, `SELECT id FROM spool_gateway_requests
+		WHERE callback_state = ? AND callback_next_at <= ? AND callback_lease <= ? ORDER BY callback_next_at LIMIT ?`,
 		CallbackPending, ms(now), ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: due callbacks: %w", err)
@@ -490,9 +648,9 @@ func (s *SQLStore) ClaimCallbacks(ctx context.Context, now time.Time, lease time
 	var out []*Request
 	for _, id := range ids {
 		var n int64
-		err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET callback_lease = ?
-				WHERE id = ? AND callback_state = ? AND callback_lease <= ?`), ms(now.Add(lease)), id, CallbackPending, ms(now))
+		err := s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+			res, err := s.exec(ctx, tx, `UPDATE spool_gateway_requests SET callback_lease = ?
+				WHERE id = ? AND callback_state = ? AND callback_lease <= ?`, ms(now.Add(lease)), id, CallbackPending, ms(now))
 			if err != nil {
 				return fmt.Errorf("gateway: lease callback %s: %w", id, err)
 			}
@@ -520,9 +678,9 @@ func (s *SQLStore) SaveCallback(ctx context.Context, id, state string, attempts 
 	if err != nil {
 		return fmt.Errorf("gateway: callback attempts: %w", err)
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE spool_gateway_requests SET callback_state = ?, callback_attempts = ?,
-			callback_next_at = ?, callback_lease = 0 WHERE id = ?`), state, string(a), ms(next), id); err != nil {
+	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `UPDATE spool_gateway_requests SET callback_state = ?, callback_attempts = ?,
+			callback_next_at = ?, callback_lease = 0 WHERE id = ?`, state, string(a), ms(next), id); err != nil {
 			return fmt.Errorf("gateway: save callback %s: %w", id, err)
 		}
 		return nil
@@ -532,9 +690,9 @@ func (s *SQLStore) SaveCallback(ctx context.Context, id, state string, attempts 
 // BeginIdem implements Store.
 func (s *SQLStore) BeginIdem(ctx context.Context, key string, now time.Time) (*IdemEntry, error) {
 	var out *IdemEntry
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_idempotency (idem_key, done, status, body, created_at)
-			VALUES (?, 0, 0, NULL, ?) ON CONFLICT DO NOTHING`), key, ms(now))
+	err := s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `INSERT INTO spool_gateway_idempotency (idem_key, done, status, body, created_at)
+			VALUES (?, 0, 0, NULL, ?) ON CONFLICT DO NOTHING`, key, ms(now))
 		if err != nil {
 			return fmt.Errorf("gateway: idempotency key: %w", err)
 		}
@@ -545,7 +703,7 @@ func (s *SQLStore) BeginIdem(ctx context.Context, key string, now time.Time) (*I
 			e    IdemEntry
 			done int
 		)
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT done, status, body FROM spool_gateway_idempotency WHERE idem_key = ?`), key).
+		if err := s.row(ctx, tx, `SELECT done, status, body FROM spool_gateway_idempotency WHERE idem_key = ?`, key).
 			Scan(&done, &e.Status, &e.Body); err != nil {
 			return fmt.Errorf("gateway: idempotency key: %w", err)
 		}
@@ -558,8 +716,8 @@ func (s *SQLStore) BeginIdem(ctx context.Context, key string, now time.Time) (*I
 
 // FinishIdem implements Store.
 func (s *SQLStore) FinishIdem(ctx context.Context, key string, status int, body []byte) error {
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE spool_gateway_idempotency SET done = 1, status = ?, body = ? WHERE idem_key = ?`),
+	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `UPDATE spool_gateway_idempotency SET done = 1, status = ?, body = ? WHERE idem_key = ?`,
 			status, body, key); err != nil {
 			return fmt.Errorf("gateway: idempotency key: %w", err)
 		}
@@ -569,8 +727,8 @@ func (s *SQLStore) FinishIdem(ctx context.Context, key string, status int, body 
 
 // AbortIdem implements Store.
 func (s *SQLStore) AbortIdem(ctx context.Context, key string) error {
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM spool_gateway_idempotency WHERE idem_key = ? AND done = 0`), key); err != nil {
+	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `DELETE FROM spool_gateway_idempotency WHERE idem_key = ? AND done = 0`, key); err != nil {
 			return fmt.Errorf("gateway: idempotency key: %w", err)
 		}
 		return nil
@@ -579,7 +737,7 @@ func (s *SQLStore) AbortIdem(ctx context.Context, key string) error {
 
 // Positions implements Store.
 func (s *SQLStore) Positions(ctx context.Context, topic string) (map[int32]int64, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT part, next_offset FROM spool_gateway_positions WHERE topic = ?`), topic)
+	rows, err := s.query(ctx, nil, `SELECT part, next_offset FROM spool_gateway_positions WHERE topic = ?`, topic)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: reply positions: %w", err)
 	}
@@ -604,10 +762,12 @@ func (s *SQLStore) SavePositions(ctx context.Context, topic string, next map[int
 	if s.d == Postgres {
 		greatest = "GREATEST"
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	// Relaxed, like the replies before them: a loss loses both, and the
+	// replies are read again.
+	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
 		for p, o := range next {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO spool_gateway_positions (topic, part, next_offset) VALUES (?, ?, ?)
-				ON CONFLICT (topic, part) DO UPDATE SET next_offset = `+greatest+`(spool_gateway_positions.next_offset, excluded.next_offset)`),
+			if _, err := s.exec(ctx, tx, `INSERT INTO spool_gateway_positions (topic, part, next_offset) VALUES (?, ?, ?)
+				ON CONFLICT (topic, part) DO UPDATE SET next_offset = `+greatest+`(spool_gateway_positions.next_offset, excluded.next_offset)`,
 				topic, p, o); err != nil {
 				return fmt.Errorf("gateway: save reply positions: %w", err)
 			}
@@ -623,6 +783,15 @@ func (s *SQLStore) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		<-s.done
+		s.stmts.Lock()
+		for _, st := range s.stmts.m {
+			st.Close()
+		}
+		s.stmts.m = nil
+		s.stmts.Unlock()
+		if s.wconn != nil {
+			s.wconn.Close()
+		}
 		if s.own {
 			err = s.db.Close()
 		}

@@ -83,6 +83,13 @@ type Transition struct {
 	Partition   int32 // with To == Pending: where the command landed
 	Offset      int64
 	At          time.Time
+	// Relaxed lets the store return before the change is on disk: a power
+	// loss may lose it, together with every later relaxed change and never
+	// one without the other (the store keeps the order of its changes). For
+	// changes the gateway makes again after such a loss: a command's
+	// position (the request stays accepted and still takes its reply) and a
+	// reply's result (the reply is read again from the reply topic).
+	Relaxed bool
 }
 
 // IdemEntry is a stored answer to a produce carrying an Idempotency-Key.

@@ -7,7 +7,12 @@
 #   2. HTTP produce: POST /api/topics/{topic}/records over CONNS keep-alive
 #      connections, one record per request, then 100 per request;
 #   3. async round trip at RATE requests/s offered: POST /api/commands ->
-#      agent.Reply -> GET /api/requests/{id} with Prefer: wait returns.
+#      agent.Reply -> GET /api/requests/{id} with Prefer: wait returns, with
+#      a fresh key per command, then without keys.
+#
+# Each gatewaybench run also prints the CPU time per request of the server
+# (spool serve, broker and gateway) and of the load generator, the figure
+# that does not depend on what else the machine runs.
 #
 # Usage: scripts/bench-gateway.sh
 # Environment: DURATION (default 20s), CONNS (default 128), RATE (default
@@ -49,8 +54,10 @@ GW="http://127.0.0.1:$HTTP_PORT"
 echo "## native: spool bench"
 "$BIN/spool" bench -b "$B" --topic gwbench --mode produce --no-tail -n 1000000 --size 100 --linger 0 -q
 echo "## http produce, 1 record per request"
-"$BIN/gatewaybench" -mode produce -gateway "$GW" -topic gwbench -batch 1 -conns "$CONNS" -duration "$DURATION"
+"$BIN/gatewaybench" -mode produce -gateway "$GW" -topic gwbench -batch 1 -conns "$CONNS" -duration "$DURATION" -server-pid "$pid"
 echo "## http produce, 100 records per request"
-"$BIN/gatewaybench" -mode produce -gateway "$GW" -topic gwbench -batch 100 -conns 32 -duration "$DURATION"
-echo "## async round trip"
-"$BIN/gatewaybench" -mode roundtrip -gateway "$GW" -brokers "$B" -topic gwcmd -rate "$RATE" -conns 256 -duration "$DURATION"
+"$BIN/gatewaybench" -mode produce -gateway "$GW" -topic gwbench -batch 100 -conns 32 -duration "$DURATION" -server-pid "$pid"
+echo "## async round trip, a key per command"
+"$BIN/gatewaybench" -mode roundtrip -gateway "$GW" -brokers "$B" -topic gwcmd -rate "$RATE" -conns 256 -duration "$DURATION" -server-pid "$pid"
+echo "## async round trip, no keys"
+"$BIN/gatewaybench" -mode roundtrip -gateway "$GW" -brokers "$B" -topic gwcmd -rate "$RATE" -conns 256 -duration "$DURATION" -server-pid "$pid" -keyless

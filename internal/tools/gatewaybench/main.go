@@ -42,6 +42,8 @@ func main() {
 	size := flag.Int("size", 100, "value size in bytes")
 	rate := flag.Int("rate", 1000, "roundtrip: offered requests per second")
 	dur := flag.Duration("duration", 20*time.Second, "how long to measure")
+	flag.IntVar(&serverPID, "server-pid", 0, "process id of the server (spool serve), to report its CPU time per request")
+	flag.BoolVar(&keyless, "keyless", false, "roundtrip: submit commands without a key")
 	flag.Parse()
 	tr := &http.Transport{MaxIdleConns: *conns * 2, MaxIdleConnsPerHost: *conns * 2, MaxConnsPerHost: *conns * 2, IdleConnTimeout: time.Minute}
 	cl := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -76,6 +78,7 @@ func produce(cl *http.Client, gw, topic string, conns, batch, size int, dur time
 	)
 	warm := time.Now().Add(2 * time.Second)
 	end := warm.Add(dur)
+	cpu := startCPU(warm)
 	for range conns {
 		wg.Add(1)
 		go func() {
@@ -112,6 +115,7 @@ func produce(cl *http.Client, gw, topic string, conns, batch, size int, dur time
 	fmt.Printf("http produce: batch=%d size=%dB conns=%d: %.0f requests/s, %.0f records/s, %d failed; latency ms p50 %.2f p99 %.2f p99.9 %.2f\n",
 		batch, size, conns, float64(n)/dur.Seconds(), float64(n*int64(batch))/dur.Seconds(), fails.Load(),
 		ms(hist.ValueAtQuantile(50)), ms(hist.ValueAtQuantile(99)), ms(hist.ValueAtQuantile(99.9)))
+	cpu.print(n, "HTTP client")
 	return nil
 }
 
@@ -124,7 +128,10 @@ func roundtrip(cl *http.Client, gw string, brokers []string, topic string, conns
 		agent.WithClientOptions(kgo.FetchMaxWait(50*time.Millisecond), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd())),
 		agent.WithConcurrency(64),
 		agent.WithDefaultHandler(func(ctx context.Context, m *agent.Message) error {
-			return agent.Reply(ctx, m, json.RawMessage(`{"ok":true}`))
+			called := time.Now()
+			err := agent.Reply(ctx, m, json.RawMessage(`{"ok":true}`))
+			serviceTimes.Store(m.CorrelationID, [2]time.Time{called, time.Now()})
+			return err
 		}))
 	if err != nil {
 		return err
@@ -143,6 +150,7 @@ func roundtrip(cl *http.Client, gw string, brokers []string, topic string, conns
 	var (
 		mu     sync.Mutex
 		hist   = hdrhistogram.New(1, 60_000_000, 3)
+		stages = newStageHists()
 		fails  atomic.Int64
 		wg     sync.WaitGroup
 		ticks  = make(chan time.Time, rate) // scheduled send times
@@ -160,13 +168,15 @@ func roundtrip(cl *http.Client, gw string, brokers []string, topic string, conns
 		close(ticks)
 	}()
 	measureFrom := time.Now().Add(warmup)
+	cpu := startCPU(measureFrom)
 	for range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			local := hdrhistogram.New(1, 60_000_000, 3)
+			localStages := newStageHists()
 			for at := range ticks {
-				_, err := once(cl, gw, topic)
+				rt, err := once(cl, gw, topic)
 				if at.Before(measureFrom) {
 					continue
 				}
@@ -175,28 +185,87 @@ func roundtrip(cl *http.Client, gw string, brokers []string, topic string, conns
 					continue
 				}
 				local.RecordValue(time.Since(at).Microseconds())
+				localStages.record(at, rt)
 			}
 			mu.Lock()
 			hist.Merge(local)
+			stages.merge(localStages)
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	cpu.stop()
 	cancel()
 	<-svc
 	fmt.Printf("async round trip (POST 202 -> agent.Reply -> GET Prefer: wait=10 200): offered %d/s for %v, %d measured, %d failed; latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
 		rate, dur, hist.TotalCount(), fails.Load(), ms(hist.ValueAtQuantile(50)), ms(hist.ValueAtQuantile(99)),
 		ms(hist.ValueAtQuantile(99.9)), ms(hist.Max()))
+	stages.print()
+	cpu.print(hist.TotalCount(), "HTTP client and the replying agent")
 	return nil
+}
+
+// serviceTimes holds, by request id, when the service's handler was called
+// and when its agent.Reply returned.
+var serviceTimes sync.Map
+
+// roundTrip is when each stage of one round trip ended.
+type roundTrip struct {
+	id                  string
+	sent, accepted, got time.Time // POST sent, its 202 read, the GET's 200 read
+}
+
+// stageHists are the latencies of the round trip's stages, each measured
+// from the scheduled send time, so they add up: a late stage shows where
+// the time went.
+type stageHists struct{ h [5]*hdrhistogram.Histogram }
+
+var stageNames = [5]string{"sent (a connection free)", "202 read", "handler called", "agent.Reply returned", "GET 200 read"}
+
+func newStageHists() *stageHists {
+	s := &stageHists{}
+	for i := range s.h {
+		s.h[i] = hdrhistogram.New(1, 60_000_000, 3)
+	}
+	return s
+}
+
+func (s *stageHists) record(at time.Time, rt roundTrip) {
+	st, ok := serviceTimes.LoadAndDelete(rt.id)
+	if !ok {
+		return
+	}
+	svc := st.([2]time.Time)
+	for i, t := range [5]time.Time{rt.sent, rt.accepted, svc[0], svc[1], rt.got} {
+		s.h[i].RecordValue(max(t.Sub(at).Microseconds(), 1))
+	}
+}
+
+func (s *stageHists) merge(o *stageHists) {
+	for i := range s.h {
+		s.h[i].Merge(o.h[i])
+	}
+}
+
+func (s *stageHists) print() {
+	fmt.Println("stages, ms after the scheduled send (p50 / p99):")
+	for i, h := range s.h {
+		fmt.Printf("  %-26s %8.2f / %8.2f\n", stageNames[i], ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(99)))
+	}
 }
 
 // once submits a command, keyed by a fresh number (as a real command is
 // keyed by its entity; a keyless one is handled one at a time per
 // partition by the agent), and long-polls it to its final state.
-func once(cl *http.Client, gw, topic string) (string, error) {
-	resp, err := cl.Post(gw+"/api/commands/"+topic+"?type=bench&key="+strconv.FormatInt(keySeq.Add(1), 10), "application/json", strings.NewReader(`{"n":1}`))
+func once(cl *http.Client, gw, topic string) (roundTrip, error) {
+	rt := roundTrip{sent: time.Now()}
+	url := gw + "/api/commands/" + topic + "?type=bench"
+	if !keyless {
+		url += "&key=" + strconv.FormatInt(keySeq.Add(1), 10)
+	}
+	resp, err := cl.Post(url, "application/json", strings.NewReader(`{"n":1}`))
 	if err != nil {
-		return "", err
+		return rt, err
 	}
 	var st struct {
 		ID    string `json:"id"`
@@ -205,21 +274,28 @@ func once(cl *http.Client, gw, topic string) (string, error) {
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 202 {
-		return "", fmt.Errorf("submit: %d %v", resp.StatusCode, err)
+		return rt, fmt.Errorf("submit: %d %v", resp.StatusCode, err)
 	}
+	rt.id, rt.accepted = st.ID, time.Now()
 	req, _ := http.NewRequest("GET", gw+"/api/requests/"+st.ID, nil)
 	req.Header.Set("Prefer", "wait=10")
 	resp, err = cl.Do(req)
 	if err != nil {
-		return "", err
+		return rt, err
 	}
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 || st.State != "succeeded" {
-		return "", fmt.Errorf("poll: %d %s %v", resp.StatusCode, st.State, err)
+		return rt, fmt.Errorf("poll: %d %s %v", resp.StatusCode, st.State, err)
 	}
-	return st.ID, nil
+	rt.got = time.Now()
+	return rt, nil
 }
 
 // keySeq numbers the commands' keys.
 var keySeq atomic.Int64
+
+var (
+	keyless   bool // -keyless
+	serverPID int  // -server-pid
+)
