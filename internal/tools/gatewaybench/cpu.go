@@ -14,8 +14,8 @@ import (
 // request does not depend on what else the machine runs, unlike requests
 // per second.
 type cpuMeter struct {
-	server, client   [2]time.Duration // at the start and at stop
-	stopped bool
+	server, client [2]time.Duration // at the start and at stop
+	stopped        bool
 }
 
 // clockTick is the kernel's USER_HZ, the unit of /proc/<pid>/stat times.
