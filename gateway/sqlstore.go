@@ -60,9 +60,10 @@ type SQLStore struct {
 	// the pool (SET LOCAL synchronous_commit per transaction).
 	wconn *sql.Conn
 	wsync bool
-	// onCommit, when set (tests), is called after each commit with whether
-	// it was durable and how many writes it held.
-	onCommit func(durable bool, n int)
+	// beforeCommit, when set (tests), is called in each of the writer's
+	// transactions before its commit, with whether it is durable and how
+	// many writes it holds.
+	beforeCommit func(tx *sql.Tx, durable bool, n int)
 
 	stmts struct {
 		sync.Mutex
@@ -241,16 +242,13 @@ func (s *SQLStore) commit(batch []*writeOp) {
 	for _, op := range batch {
 		durable = durable || op.durable
 	}
-	if s.onCommit != nil {
-		defer s.onCommit(durable, len(batch))
-	}
 	if len(batch) == 1 {
 		// Alone: no savepoint needed, the transaction is the op's own.
 		tx, err := s.begin(ctx, durable)
 		if err == nil {
 			if errs[0] = batch[0].fn(ctx, tx); errs[0] != nil {
 				tx.Rollback()
-			} else if err = tx.Commit(); err != nil {
+			} else if err = s.commitTx(tx, durable, 1); err != nil {
 				errs[0] = fmt.Errorf("gateway: store transaction: %w", err)
 			}
 		} else {
@@ -275,7 +273,7 @@ func (s *SQLStore) commit(batch []*writeOp) {
 			}
 		}
 		if err == nil {
-			err = tx.Commit()
+			err = s.commitTx(tx, durable, len(batch))
 		} else {
 			tx.Rollback()
 		}
@@ -287,6 +285,13 @@ func (s *SQLStore) commit(batch []*writeOp) {
 		}
 		op.err <- errs[i]
 	}
+}
+
+func (s *SQLStore) commitTx(tx *sql.Tx, durable bool, n int) error {
+	if s.beforeCommit != nil {
+		s.beforeCommit(tx, durable, n)
+	}
+	return tx.Commit()
 }
 
 // OpenStore opens the store named by dsn: "postgres://..." or
