@@ -13,7 +13,8 @@
 //     the dead-letter topic. A crash, kill or rebalance redelivers the rest.
 //   - Order: events with the same key in a partition are handled one at a
 //     time, in offset order, including across retries. Events without a key
-//     count as one key per partition.
+//     count as one key per partition (with WithCorrelationOrder, one key per
+//     correlation id).
 //   - Commits: the committed offset of a partition is the offset of its
 //     lowest unfinished event (or the end of what was fetched, if all is
 //     finished). Commits happen every WithCommitInterval, on revocation
@@ -364,9 +365,10 @@ func (a *Agent) enqueue(k tp, items []item) {
 	for i := range items {
 		it := &items[i]
 		p.items = append(p.items, it)
-		kq := p.keys[string(it.rec.Key)]
+		key := a.orderKey(it.rec)
+		kq := p.keys[key]
 		if kq == nil {
-			kq = &keyQueue{p: p, key: string(it.rec.Key)}
+			kq = &keyQueue{p: p, key: key}
 			p.keys[kq.key] = kq
 		} else if len(kq.items) == 0 && !kq.queued {
 			p.idleKeys--

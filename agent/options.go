@@ -57,6 +57,7 @@ type config struct {
 	tracerProvider  trace.TracerProvider
 	receiptsTopic   string // "": no receipts
 	replay          bool   // also consume the group's replay topic
+	correlationKey  bool   // keyless events are ordered by correlation_id (WithCorrelationOrder)
 }
 
 func defaults() config {
@@ -137,6 +138,16 @@ func WithHandler(typ string, h Handler) Option {
 func WithDefaultHandler(h Handler) Option {
 	return func(c *config) { c.defaultHandler = h }
 }
+
+// WithCorrelationOrder orders events without a key by their correlation_id
+// header, overriding the default of one order for all the keyless events
+// of a partition: keyless events with the same correlation id are handled
+// one at a time in offset order, those with different ids concurrently (up
+// to WithConcurrency). Keyless events without a correlation id keep the
+// default. The HTTP gateway gives each command its request id as
+// correlation id, so a service with this option handles keyless commands
+// concurrently instead of one at a time per partition.
+func WithCorrelationOrder() Option { return func(c *config) { c.correlationKey = true } }
 
 // WithConcurrency sets how many handlers may run at once across keys,
 // overriding the default 16. Events of one key are always handled one at a

@@ -97,6 +97,18 @@ func (a *Agent) replyDeadLetter(m *Message, orig *kgo.Record, reason string, cau
 	return Reply(a.handlerCtx, rm, errors.New(msg))
 }
 
+// orderKey is the key that orders rec among the events of its partition:
+// its record key, or for a keyless event with WithCorrelationOrder its
+// correlation id (prefixed, so that it is not taken for a record key).
+func (a *Agent) orderKey(rec *kgo.Record) string {
+	if len(rec.Key) == 0 && a.cfg.correlationKey {
+		if id := header(rec, event.HeaderCorrelationID); id != "" {
+			return "\x00correlation_id=" + id
+		}
+	}
+	return string(rec.Key)
+}
+
 func header(r *kgo.Record, k string) string {
 	for _, h := range r.Headers {
 		if h.Key == k {

@@ -422,7 +422,7 @@ func (a *Agent) scanKeys(ctx context.Context, ranges map[tp][2]int64) (map[tp]ma
 			if out[k] == nil {
 				out[k] = map[string]int{}
 			}
-			out[k][string(r.Key)]++
+			out[k][a.orderKey(r)]++
 			if r.Offset+1 >= rg[1] {
 				delete(left, k)
 			}
@@ -451,7 +451,7 @@ func (a *Agent) retryFinishedLocked(p *partition, done []*item) {
 		return
 	}
 	for _, it := range done {
-		if k := string(it.rec.Key); owed[k] > 1 {
+		if k := a.orderKey(it.rec); owed[k] > 1 {
 			owed[k]--
 		} else {
 			delete(owed, k)
@@ -473,7 +473,7 @@ func (a *Agent) owedLocked(k tp) map[string]int {
 func (a *Agent) owes(p *partition, it *item) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.mu.owed[p.tp][string(it.rec.Key)] > 0
+	return a.mu.owed[p.tp][a.orderKey(it.rec)] > 0
 }
 
 // park moves it, an event of topic partition p, to p's retry partition, to
@@ -485,7 +485,7 @@ func (a *Agent) owes(p *partition, it *item) bool {
 // events wait behind it in p meanwhile, so the order holds).
 func (a *Agent) park(m *Message, p *partition, it *item, notBefore time.Time) result {
 	rec := retryRecord(p.retryTopic, it.rec, it.rec.Offset, int(it.attempts), notBefore)
-	done, ok := a.decidePark(p, p.tp, string(it.rec.Key), rec, 0)
+	done, ok := a.decidePark(p, p.tp, a.orderKey(it.rec), rec, 0)
 	if !ok {
 		return result{} // revoked: its new owner handles it
 	}
@@ -529,7 +529,7 @@ func (a *Agent) parked(m *Message, it *item, err error) result {
 // or if the publish fails (publishing later could land behind the key's
 // later events), it is held in memory for delay instead.
 func (a *Agent) repark(m *Message, p *partition, it *item, notBefore time.Time, delay time.Duration) result {
-	owner, key := tp{p.sourceTopic, p.tp.partition}, string(it.rec.Key)
+	owner, key := tp{p.sourceTopic, p.tp.partition}, a.orderKey(it.rec)
 	rec := retryRecord(p.tp.topic, it.rec, it.rt.origOffset, int(it.attempts), notBefore)
 	done, ok := a.decidePark(p, owner, key, rec, 1)
 	if !ok {

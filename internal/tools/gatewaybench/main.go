@@ -126,7 +126,7 @@ func roundtrip(cl *http.Client, gw string, brokers []string, topic string, conns
 	defer cancel()
 	a, err := agent.New("gwbench-service", []string{topic}, agent.WithBrokers(brokers...),
 		agent.WithClientOptions(kgo.FetchMaxWait(50*time.Millisecond), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd())),
-		agent.WithConcurrency(64),
+		agent.WithConcurrency(64), agent.WithCorrelationOrder(), // keyless commands concurrently too
 		agent.WithDefaultHandler(func(ctx context.Context, m *agent.Message) error {
 			called := time.Now()
 			err := agent.Reply(ctx, m, json.RawMessage(`{"ok":true}`))
