@@ -311,28 +311,33 @@ func preferWait(r *http.Request, max time.Duration) time.Duration {
 // another instance that this one does not see (a cancel, an expiry).
 const storePoll = time.Second
 
-// waitFinal waits until req is final, d passes or ctx ends, and returns
-// its latest state.
-func (g *Gateway) waitFinal(ctx context.Context, req *Request, d time.Duration) (*Request, error) {
-	if req.State.Final() || d <= 0 {
-		return req, nil
+// loadAndWait reads the request of the path (authorizing a read) and, with
+// Prefer: wait=N, waits up to N seconds until it is final. The watch starts
+// before the read, so a change right after the read is not missed and the
+// read need not be repeated.
+func (g *Gateway) loadAndWait(r *http.Request) (*Request, error) {
+	d := preferWait(r, g.cfg.MaxWait)
+	if d <= 0 {
+		return g.loadRequest(r, OpRead)
 	}
-	ch, stop := g.hub.watch(req.ID)
+	ch, stop := g.hub.watch(r.PathValue("id"))
 	defer stop()
+	req, err := g.loadRequest(r, OpRead)
+	if err != nil {
+		return nil, err
+	}
+	return g.waitFinal(r.Context(), req, d, ch)
+}
+
+// waitFinal waits until req is final, d passes or ctx ends, and returns
+// its latest state. ch is req's watch, started before req was read.
+func (g *Gateway) waitFinal(ctx context.Context, req *Request, d time.Duration, ch <-chan *Request) (*Request, error) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	poll := time.NewTicker(storePoll)
 	defer poll.Stop()
-	for {
-		// Re-read after watching, so a change between the first read and
-		// the watch is not missed.
-		cur, err := g.store.Get(ctx, req.ID)
-		if err != nil {
-			return nil, err
-		}
-		if cur.State.Final() {
-			return cur, nil
-		}
+	cur := req
+	for !cur.State.Final() {
 		select {
 		case r := <-ch:
 			if r != nil && r.State.Final() {
@@ -346,20 +351,20 @@ func (g *Gateway) waitFinal(ctx context.Context, req *Request, d time.Duration) 
 		case <-g.streams.Done():
 			return cur, nil
 		}
+		var err error
+		if cur, err = g.store.Get(ctx, req.ID); err != nil {
+			return nil, err
+		}
 	}
+	return cur, nil
 }
 
 // getRequest serves GET /api/requests/{id}: 202 while open (the negative
 // acknowledgement), 200 once final; Prefer: wait=N holds it up to N seconds.
 func (g *Gateway) getRequest(w http.ResponseWriter, r *http.Request) error {
-	req, err := g.loadRequest(r, OpRead)
+	req, err := g.loadAndWait(r)
 	if err != nil {
 		return err
-	}
-	if d := preferWait(r, g.cfg.MaxWait); d > 0 {
-		if req, err = g.waitFinal(r.Context(), req, d); err != nil {
-			return err
-		}
 	}
 	code := http.StatusAccepted
 	if req.State.Final() {
@@ -372,14 +377,9 @@ func (g *Gateway) getRequest(w http.ResponseWriter, r *http.Request) error {
 // getResult serves GET /api/requests/{id}/result: the reply's value with its
 // content type once succeeded.
 func (g *Gateway) getResult(w http.ResponseWriter, r *http.Request) error {
-	req, err := g.loadRequest(r, OpRead)
+	req, err := g.loadAndWait(r)
 	if err != nil {
 		return err
-	}
-	if d := preferWait(r, g.cfg.MaxWait); d > 0 {
-		if req, err = g.waitFinal(r.Context(), req, d); err != nil {
-			return err
-		}
 	}
 	switch req.State {
 	case Succeeded:

@@ -524,21 +524,25 @@ func (s *SQLStore) Transition(ctx context.Context, id string, t Transition) (*Re
 		args = append(args, string(f))
 	}
 	var (
-		r *Request
-		n int64
+		r       *Request
+		applied bool
 	)
 	err := s.write(ctx, !t.Relaxed, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `UPDATE spool_gateway_requests SET state = ?, content_type = ?, result = ?,
+		// RETURNING gives the row when the update applied, without a
+		// second statement; only a transition that did not apply reads it.
+		var err error
+		r, err = scanRequest(s.row(ctx, tx, `UPDATE spool_gateway_requests SET state = ?, content_type = ?, result = ?,
 			error = ?, updated_at = ?,
 			cmd_partition = CASE WHEN ? >= 0 THEN ? ELSE cmd_partition END,
 			cmd_offset = CASE WHEN ? >= 0 THEN ? ELSE cmd_offset END,
 			callback_state = CASE WHEN callback_url <> '' AND ? THEN ? ELSE callback_state END,
 			callback_next_at = CASE WHEN callback_url <> '' THEN ? ELSE callback_next_at END
-			WHERE id = ? AND state IN (`+in+`)`, expandPos(args)...)
-		if err != nil {
-			return fmt.Errorf("gateway: update request %s: %w", id, err)
+			WHERE id = ? AND state IN (`+in+`) RETURNING `+requestCols, expandPos(args)...))
+		if err == nil {
+			applied = true
+			return nil
 		}
-		if n, err = res.RowsAffected(); err != nil {
+		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("gateway: update request %s: %w", id, err)
 		}
 		r, err = scanRequest(s.row(ctx, tx, `SELECT `+requestCols+` FROM spool_gateway_requests WHERE id = ?`, id))
@@ -553,7 +557,7 @@ func (s *SQLStore) Transition(ctx context.Context, id string, t Transition) (*Re
 	if err != nil {
 		return nil, false, err
 	}
-	return r, n == 1, nil
+	return r, applied, nil
 }
 
 // expandPos duplicates the partition and offset arguments of Transition's
