@@ -42,6 +42,10 @@ func Service(ctx context.Context, brokers []string, topic string, opts ...kgo.Op
 	a, err := agent.New("order-service", []string{topic},
 		agent.WithBrokers(brokers...),
 		agent.WithClientOptions(opts...),
+		// The page submits commands without a key: order them by request
+		// id (their correlation_id), so they run in parallel, not one at a
+		// time per partition.
+		agent.WithCorrelationOrder(),
 		agent.WithHandler("order.place", func(ctx context.Context, m *agent.Message) error {
 			var o Order
 			if err := json.Unmarshal(m.Data, &o); err != nil {
