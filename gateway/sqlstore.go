@@ -334,7 +334,9 @@ func OpenStore(ctx context.Context, dsn string) (*SQLStore, error) {
 const storeConns = 16
 
 // NewSQLStore returns a store in db (which the caller keeps owning) and
-// creates its tables if needed.
+// creates its tables if needed. On SQLite the store holds one of db's
+// connections for its writer until Close, so db must allow at least two
+// open connections (reads and statement preparation use the others).
 func NewSQLStore(ctx context.Context, db *sql.DB, d Dialect) (*SQLStore, error) {
 	s := &SQLStore{db: db, d: d, ops: make(chan *writeOp, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
 	blob := "BLOB"
