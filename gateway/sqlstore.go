@@ -338,6 +338,9 @@ const storeConns = 16
 // connections for its writer until Close, so db must allow at least two
 // open connections (reads and statement preparation use the others).
 func NewSQLStore(ctx context.Context, db *sql.DB, d Dialect) (*SQLStore, error) {
+	if d == SQLite && db.Stats().MaxOpenConnections == 1 {
+		return nil, errors.New("gateway: store: a SQLite database limited to one open connection would deadlock (the writer keeps one); allow two or more")
+	}
 	s := &SQLStore{db: db, d: d, ops: make(chan *writeOp, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
 	blob := "BLOB"
 	if d == Postgres {
