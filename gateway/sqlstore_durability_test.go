@@ -173,3 +173,33 @@ func TestStoreDurability(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteStoreNeedsTwoConnections: the writer keeps a connection of its
+// own, so a pool of one would leave none for reads; NewSQLStore refuses it.
+func TestSQLiteStoreNeedsTwoConnections(t *testing.T) {
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if s, err := NewSQLStore(context.Background(), db, SQLite); err == nil {
+		s.Close()
+		t.Fatal("NewSQLStore took a SQLite pool of one connection")
+	}
+	db.SetMaxOpenConns(2)
+	s, err := NewSQLStore(context.Background(), db, SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	if _, _, err := s.Create(ctx, &Request{ID: "a", Topic: "t", State: Accepted, CreatedAt: now, UpdatedAt: now,
+		ExpiresAt: now.Add(time.Hour), Partition: -1, Offset: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+}
