@@ -69,7 +69,9 @@ func BenchmarkRelay(b *testing.B) {
 		}
 		ctx := context.Background()
 		b.SetBytes(1024)
+		cpu := newCPUMeter(b, nil, false)
 		b.ResetTimer()
+		cpu.start()
 		start := time.Now()
 		for i := range evs {
 			p.PublishAsync(ctx, "bench", &evs[i], func(_ producer.Result, err error) {
@@ -82,13 +84,16 @@ func BenchmarkRelay(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		cpu.report(b, b.N)
 	})
 	for _, be := range backends(b) {
 		b.Run("db="+be.name, func(b *testing.B) {
 			db, srv := benchSetup(b, be)
 			fill(b, db, "bench", b.N)
 			b.SetBytes(1024)
+			cpu := newCPUMeter(b, db, be.dialect == outbox.Postgres)
 			b.ResetTimer()
+			cpu.start()
 			start := time.Now()
 			cfg := outbox.Config{DB: db, Brokers: []string{srv.Addr()}, PollInterval: 5 * time.Millisecond}
 			r, err := outbox.New(cfg)
@@ -103,6 +108,7 @@ func BenchmarkRelay(b *testing.B) {
 				time.Sleep(time.Millisecond) // benchmark: polling the counter, not synchronising a test
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			cpu.report(b, b.N)
 		})
 	}
 }

@@ -183,7 +183,7 @@ func startRelay(t testing.TB, cfg outbox.Config) *outbox.Relay {
 func pendingRows(t testing.TB, db *sql.DB) int {
 	t.Helper()
 	var n int
-	if err := db.QueryRow("SELECT COUNT(*) FROM spool_outbox WHERE published_at IS NULL").Scan(&n); err != nil {
+	if err := db.QueryRow("SELECT COUNT(*) FROM spool_outbox_pending").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

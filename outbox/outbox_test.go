@@ -183,8 +183,8 @@ func TestMigrateIdempotent(t *testing.T) {
 			addTx(t, db, "t", []string{"a"}, true)
 			migrate(t, db)
 			var versions, rows int
-			if err := db.QueryRow("SELECT COUNT(*) FROM spool_outbox_schema").Scan(&versions); err != nil || versions != 1 {
-				t.Fatalf("schema versions recorded = %d, %v; want 1", versions, err)
+			if err := db.QueryRow("SELECT COUNT(*) FROM spool_outbox_schema").Scan(&versions); err != nil || versions != outbox.SchemaVersion {
+				t.Fatalf("schema versions recorded = %d, %v; want %d", versions, err, outbox.SchemaVersion)
 			}
 			if err := db.QueryRow("SELECT COUNT(*) FROM spool_outbox").Scan(&rows); err != nil || rows != 1 {
 				t.Fatalf("rows after the second Migrate = %d, %v; want 1", rows, err)

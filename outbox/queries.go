@@ -12,7 +12,7 @@ type queries struct {
 	d          Dialect
 	fetchAll   string // pending rows of every bucket
 	fetchSome  string // pending rows of the buckets in $1
-	markPub    string // $1 published_at, $2 ids
+	markPub    string // $1 ids: delete their pending rows
 	markReject string // $1 rejected_at, $2 error, $3 id
 	markRetry  string // $1 error, $2 ids
 	cleanup    string // $1 cut, $2 limit
@@ -29,28 +29,30 @@ func newQueries(d Dialect, t string) queries {
 		in = func(col, param string) string { return col + " = ANY(" + param + ")" }
 	}
 	// A row is held back while an earlier row of its topic and key is
-	// rejected.
-	const pendingWhere = `published_at IS NULL AND rejected_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM {t} s WHERE s.rejected_at IS NOT NULL AND s.published_at IS NULL
+	// rejected (a rejected row is always pending).
+	const pendingWhere = `o.rejected_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM {t} s WHERE s.rejected_at IS NOT NULL
                   AND s.record_key = o.record_key AND s.topic = o.topic AND s.id < o.id)`
 	fetch := func(extra string) string {
-		return expand(`SELECT id, topic, record_key, headers, value, created_at FROM {t} o
+		return expand(`SELECT o.id, o.topic, o.record_key, o.headers, o.value, o.created_at
+FROM `+joinPending(d, t, "q", "o")+`
 WHERE `+pendingWhere+extra+`
-ORDER BY id LIMIT `, t)
+ORDER BY q.id LIMIT `, t)
 	}
 	lt := t + "_leases"
 	rt := t + "_relays"
+	pt := t + "_pending"
 	return queries{
 		d:          d,
 		fetchAll:   fetch("") + "$1",
-		fetchSome:  fetch(" AND "+in("bucket", "$1")) + "$2",
-		markPub:    "UPDATE " + t + " SET published_at = $1 WHERE " + in("id", "$2"),
+		fetchSome:  fetch(" AND "+in("q.bucket", "$1")) + "$2",
+		markPub:    "DELETE FROM " + pt + " WHERE " + in("id", "$1"),
 		markReject: "UPDATE " + t + " SET rejected_at = $1, last_error = $2, attempts = attempts + 1 WHERE id = $3",
 		markRetry:  "UPDATE " + t + " SET last_error = $1, attempts = attempts + 1 WHERE " + in("id", "$2"),
-		cleanup: "DELETE FROM " + t + " WHERE id IN (SELECT id FROM " + t +
-			" WHERE published_at IS NOT NULL AND published_at < $1 ORDER BY published_at LIMIT $2)",
-		backlog: "SELECT topic, COUNT(*), SUM(CASE WHEN rejected_at IS NULL THEN 0 ELSE 1 END), MIN(created_at) FROM " + t +
-			" WHERE published_at IS NULL GROUP BY topic ORDER BY topic",
+		cleanup: "DELETE FROM " + t + " WHERE id IN (SELECT id FROM " + t + " o WHERE created_at < $1" +
+			" AND NOT EXISTS (SELECT 1 FROM " + pt + " q WHERE q.id = o.id) ORDER BY created_at LIMIT $2)",
+		backlog: "SELECT o.topic, COUNT(*), SUM(CASE WHEN o.rejected_at IS NULL THEN 0 ELSE 1 END), MIN(o.created_at)" +
+			" FROM " + joinPending(d, t, "q", "o") + " GROUP BY o.topic ORDER BY o.topic",
 
 		heartbeat: "INSERT INTO " + rt + " (relay_id, seen_at) VALUES ($1, " + now + ")" +
 			" ON CONFLICT (relay_id) DO UPDATE SET seen_at = excluded.seen_at",
@@ -65,6 +67,21 @@ ORDER BY id LIMIT `, t)
 		releaseAll: "UPDATE " + lt + " SET owner = NULL, expires_at = 0 WHERE owner = $1",
 		dropRelay:  "DELETE FROM " + rt + " WHERE relay_id = $1",
 	}
+}
+
+// joinPending joins the pending rows (alias q) to their outbox rows (alias
+// o), driven by the pending rows: the outbox table holds the published rows
+// too (Retention), so reading it first costs a scan of everything published.
+// Left to itself, PostgreSQL's planner (young tables have no statistics)
+// reads the outbox table in id order and probes the pending table, for
+// every published row; an OFFSET 0 lateral subquery, which it cannot
+// flatten, keeps the pending table outside. SQLite's CROSS JOIN keeps the
+// left table outside.
+func joinPending(d Dialect, t, q, o string) string {
+	if d == Postgres {
+		return t + "_pending " + q + " CROSS JOIN LATERAL (SELECT * FROM " + t + " x WHERE x.id = " + q + ".id OFFSET 0) " + o
+	}
+	return t + "_pending " + q + " CROSS JOIN " + t + " " + o + " ON " + o + ".id = " + q + ".id"
 }
 
 // ids returns the query parameter for a list of ids.

@@ -225,7 +225,7 @@ func (r *Relay) marker() {
 			ids[i] = p.id
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := r.cfg.DB.ExecContext(ctx, r.q.markPub, time.Now().UnixMilli(), r.q.ids(ids))
+		_, err := r.cfg.DB.ExecContext(ctx, r.q.markPub, r.q.ids(ids))
 		cancel()
 		if err != nil {
 			r.log.Warn("outbox relay: mark rows published failed; they will be published again", "rows", len(ids), "err", err)

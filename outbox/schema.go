@@ -67,7 +67,9 @@ func dialectOf(db *sql.DB, d Dialect) (Dialect, error) {
 const NumBuckets = 64
 
 // SchemaVersion is the outbox schema version this package writes and reads.
-const SchemaVersion = 1
+// Version 2 keeps what is pending in <table>_pending; Migrate brings a
+// version 1 outbox to it.
+const SchemaVersion = 2
 
 // DefaultTable is the outbox table's name unless Table says otherwise.
 const DefaultTable = "spool_outbox"
@@ -155,6 +157,36 @@ END $$`,
     relay_id TEXT PRIMARY KEY,
     seen_at  BIGINT NOT NULL           -- Unix milliseconds, database clock
 )`,
+	}, {
+		// Version 2: what is pending is a narrow row of {t}_pending, and
+		// publishing deletes it. Marking a 1 KiB row published in place
+		// wrote a new version of the whole row and its index entries;
+		// deleting a narrow row only stamps it.
+		`DROP INDEX {t}_pending`,
+		`DROP INDEX {t}_stopped`,
+		`DROP INDEX {t}_published`,
+		`CREATE TABLE {t}_pending (
+    id     BIGINT PRIMARY KEY,         -- a row of {t} not yet published
+    bucket INTEGER NOT NULL            -- its bucket
+)`,
+		`INSERT INTO {t}_pending (id, bucket) SELECT id, bucket FROM {t} WHERE published_at IS NULL`,
+		// Discarded rows kept rejected_at; a rejected row is now always pending.
+		`UPDATE {t} SET rejected_at = NULL WHERE published_at IS NOT NULL`,
+		`ALTER TABLE {t} DROP COLUMN published_at`,
+		`CREATE INDEX {t}_stopped ON {t} (record_key, topic, id) WHERE rejected_at IS NOT NULL`,
+		`CREATE INDEX {t}_created ON {t} (created_at)`,
+		// As in version 1, plus the pending row, written in the same
+		// transaction as the event's row.
+		`CREATE OR REPLACE FUNCTION {t}_before_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.key_hash IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(1936683116, NEW.key_hash);
+    END IF;
+    NEW.id := nextval('{t}_id_seq');
+    INSERT INTO {t}_pending (id, bucket) VALUES (NEW.id, NEW.bucket);
+    PERFORM pg_notify('{t}', '');
+    RETURN NEW;
+END $$`,
 	}},
 	SQLite: {{
 		// SQLite has one writer at a time, holding the lock to commit: rowid
@@ -189,6 +221,23 @@ INSERT INTO {t}_leases (bucket) SELECT n FROM b`,
     relay_id TEXT PRIMARY KEY,
     seen_at  INTEGER NOT NULL
 )`,
+	}, {
+		// Version 2, as on PostgreSQL: pending rows in {t}_pending.
+		`DROP INDEX {t}_pending`,
+		`DROP INDEX {t}_stopped`,
+		`DROP INDEX {t}_published`,
+		`CREATE TABLE {t}_pending (
+    id     INTEGER PRIMARY KEY,
+    bucket INTEGER NOT NULL
+)`,
+		`INSERT INTO {t}_pending (id, bucket) SELECT id, bucket FROM {t} WHERE published_at IS NULL`,
+		`UPDATE {t} SET rejected_at = NULL WHERE published_at IS NOT NULL`,
+		`ALTER TABLE {t} DROP COLUMN published_at`,
+		`CREATE INDEX {t}_stopped ON {t} (record_key, topic, id) WHERE rejected_at IS NOT NULL`,
+		`CREATE INDEX {t}_created ON {t} (created_at)`,
+		`CREATE TRIGGER {t}_after_insert AFTER INSERT ON {t} FOR EACH ROW BEGIN
+    INSERT INTO {t}_pending (id, bucket) VALUES (NEW.id, NEW.bucket);
+END`,
 	}},
 }
 

@@ -64,11 +64,12 @@ func ReadStatus(ctx context.Context, db *sql.DB, opts ...Option) (*Status, error
 		return nil, err
 	}
 	t := o.table
-	rs, err := db.QueryContext(ctx, `SELECT id, topic, record_key, event_id, event_type, created_at, attempts,
-       COALESCE(last_error, ''), rejected_at IS NOT NULL,
-       (SELECT COUNT(*) FROM `+t+` b WHERE b.published_at IS NULL AND b.record_key = o.record_key AND b.topic = o.topic AND b.id > o.id)
-FROM `+t+` o WHERE published_at IS NULL AND (rejected_at IS NOT NULL OR attempts > 0)
-ORDER BY id LIMIT 100`)
+	rs, err := db.QueryContext(ctx, `SELECT o.id, o.topic, o.record_key, o.event_id, o.event_type, o.created_at, o.attempts,
+       COALESCE(o.last_error, ''), o.rejected_at IS NOT NULL,
+       (SELECT COUNT(*) FROM `+joinPending(d, t, "bq", "b")+`
+        WHERE b.record_key = o.record_key AND b.topic = o.topic AND b.id > o.id)
+FROM `+joinPending(d, t, "q", "o")+` WHERE o.rejected_at IS NOT NULL OR o.attempts > 0
+ORDER BY o.id LIMIT 100`)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: status: %w", err)
 	}
@@ -129,7 +130,7 @@ func readBacklog(ctx context.Context, db *sql.DB, q queries) ([]TopicBacklog, er
 // of their keys: for after the cause is fixed (the topic created, its
 // max.message.bytes raised). It returns how many rows it requeued.
 func Requeue(ctx context.Context, db *sql.DB, ids []int64, opts ...Option) (int64, error) {
-	return resolve(ctx, db, ids, "rejected_at = NULL, attempts = 0", opts)
+	return resolve(ctx, db, ids, false, opts)
 }
 
 // Discard gives up on the given rejected rows (every rejected row when ids
@@ -137,11 +138,12 @@ func Requeue(ctx context.Context, db *sql.DB, ids []int64, opts ...Option) (int6
 // move on, and deleted with the other published rows after Retention.
 // Their last_error keeps the reason. It returns how many rows it discarded.
 func Discard(ctx context.Context, db *sql.DB, ids []int64, opts ...Option) (int64, error) {
-	return resolve(ctx, db, ids, fmt.Sprintf("published_at = %d, last_error = 'discarded: ' || COALESCE(last_error, '')",
-		time.Now().UnixMilli()), opts)
+	return resolve(ctx, db, ids, true, opts)
 }
 
-func resolve(ctx context.Context, db *sql.DB, ids []int64, set string, opts []Option) (int64, error) {
+// resolve requeues or (discard) discards rejected rows, in one
+// transaction: a discarded row stops being pending.
+func resolve(ctx context.Context, db *sql.DB, ids []int64, discard bool, opts []Option) (int64, error) {
 	o, err := buildOptions(opts)
 	if err != nil {
 		return 0, err
@@ -154,19 +156,41 @@ func resolve(ctx context.Context, db *sql.DB, ids []int64, set string, opts []Op
 		return 0, err
 	}
 	q := newQueries(d, o.table)
-	stmt := "UPDATE " + o.table + " SET " + set + " WHERE rejected_at IS NOT NULL AND published_at IS NULL"
+	// A rejected row is always pending.
+	where := " WHERE rejected_at IS NOT NULL"
 	var args []any
 	if len(ids) > 0 {
 		in := " AND id IN (SELECT value FROM json_each($1))"
 		if d == Postgres {
 			in = " AND id = ANY($1)"
 		}
-		stmt += in
+		where += in
 		args = append(args, q.ids(ids))
 	}
-	res, err := db.ExecContext(ctx, stmt, args...)
+	set := "rejected_at = NULL, attempts = 0"
+	if discard {
+		set = "rejected_at = NULL, last_error = 'discarded: ' || COALESCE(last_error, '')"
+	}
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("outbox: %w", err)
 	}
-	return res.RowsAffected()
+	defer tx.Rollback()
+	if discard {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+o.table+"_pending WHERE id IN (SELECT id FROM "+o.table+where+")", args...); err != nil {
+			return 0, fmt.Errorf("outbox: %w", err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, "UPDATE "+o.table+" SET "+set+where, args...)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("outbox: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("outbox: %w", err)
+	}
+	return n, nil
 }

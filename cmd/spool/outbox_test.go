@@ -68,7 +68,7 @@ func TestOutboxCLI(t *testing.T) {
 		}()
 		kafkatest.Eventually(t, 30*time.Second, "3 rows published, 1 rejected", func() bool {
 			var pub, rej int
-			db.QueryRow("SELECT COUNT(published_at), COUNT(rejected_at) FROM spool_outbox").Scan(&pub, &rej)
+			db.QueryRow("SELECT (SELECT COUNT(*) FROM spool_outbox) - (SELECT COUNT(*) FROM spool_outbox_pending), (SELECT COUNT(rejected_at) FROM spool_outbox)").Scan(&pub, &rej)
 			return pub == 3 && rej == 1
 		})
 		status := mustRun(t, addr, "", "outbox", "status", "--db", dbURL)
