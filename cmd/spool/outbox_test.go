@@ -24,7 +24,8 @@ func TestOutboxCLI(t *testing.T) {
 		dbURL := "sqlite:" + path
 
 		out := mustRun(t, addr, "", "outbox", "schema", "--dialect", "postgres")
-		wantContains(t, "schema", out, "CREATE TABLE spool_outbox (", "pg_advisory_xact_lock", "INSERT INTO spool_outbox_schema (version) VALUES (1)")
+		wantContains(t, "schema", out, "CREATE TABLE spool_outbox (", "pg_advisory_xact_lock", "INSERT INTO spool_outbox_schema (version) VALUES (1)",
+			"CREATE TABLE spool_outbox_pending (", "INSERT INTO spool_outbox_schema (version) VALUES (2)")
 		mustFail(t, addr, "", []string{"outbox", "schema", "--dialect", "oracle"}, "unknown dialect")
 		mustFail(t, addr, "", []string{"outbox", "status"}, "no database", "--db")
 		for _, bad := range [][]string{{"outbox", "schema", "--dialect", "oracle"}, {"outbox", "status"},
@@ -34,7 +35,7 @@ func TestOutboxCLI(t *testing.T) {
 			}
 		}
 		mustFail(t, addr, "", []string{"outbox", "status", "--db", dbURL}, "Migrate")
-		wantContains(t, "migrate", mustRun(t, addr, "", "outbox", "migrate", "--db", dbURL), "schema version 1")
+		wantContains(t, "migrate", mustRun(t, addr, "", "outbox", "migrate", "--db", dbURL), "schema version 2")
 
 		mustRun(t, addr, "", "topic", "create", "orders", "-p", "2")
 		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
