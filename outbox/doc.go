@@ -24,8 +24,10 @@
 // relay publishes a key's pending rows oldest first and stops at the first
 // that fails. Per key, row id order is commit order (SQLite has one writer;
 // on PostgreSQL the insert trigger takes a transaction-scoped advisory lock
-// on the key's hash before it assigns the id). A row is marked published
-// only after the broker acknowledged it. Together: whenever any relay
+// on the key's hash before it assigns the id). Each event has a row in
+// <table>_pending, written by the insert trigger in the event's own
+// transaction, until it is published: the relay deletes it only after the
+// broker acknowledged the event. Together: whenever any relay
 // publishes a row, every earlier row of its key is already in the topic or
 // goes before it in the same producer's stream, so the first copy of each
 // event (by ce_id) is in commit order per key even if two relays ever

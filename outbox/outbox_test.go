@@ -210,26 +210,40 @@ func TestMigrateIdempotent(t *testing.T) {
 }
 
 // TestRetentionDeletesPublished: published rows past Retention are deleted
-// in bounded batches; unpublished ones stay.
+// in bounded batches; unpublished ones stay, the oldest row (rejected, so
+// pending for good) included.
 func TestRetentionDeletesPublished(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
 			db, _ := b.open(t)
 			migrate(t, db)
 			addrs := kafkatest.StartKfake(t)
+			tx, _ := db.BeginTx(ctx, nil)
+			big := newEvent(t, "big", strings.Repeat("x", 4000))
+			if err := outbox.Add(ctx, tx, big, outbox.Topic("t")); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
 			for i := range 30 {
 				addTx(t, db, "t", []string{fmt.Sprint("k", i)}, true)
 			}
 			cfg := relayConfig(t, db, addrs)
-			cfg.Retention, cfg.CleanupBatch = -1, 7
+			cfg.Retention, cfg.CleanupBatch, cfg.MaxRecordBytes = -1, 7, 2000
 			startRelay(t, cfg)
 			kafkatest.Eventually(t, 20*time.Second, "published rows deleted", func() bool {
 				var n int
 				if err := db.QueryRow("SELECT COUNT(*) FROM spool_outbox").Scan(&n); err != nil {
 					t.Fatal(err)
 				}
-				return n == 0
+				return n == 1
 			})
+			var left string
+			if err := db.QueryRow("SELECT event_id FROM spool_outbox").Scan(&left); err != nil || left != big.ID || pendingRows(t, db) != 1 {
+				t.Fatalf("row left %q (%v), %d pending: want the rejected row %s, pending", left, err, pendingRows(t, db), big.ID)
+			}
 			if got := len(readTopic(t, addrs, "t")); got != 30 {
 				t.Fatalf("%d records, want 30", got)
 			}

@@ -60,8 +60,9 @@ type Config struct {
 	// RetryBackoff is the first wait after a failed round, doubling to
 	// RetryBackoffMax; defaults 100ms and 5s.
 	RetryBackoff, RetryBackoffMax time.Duration
-	// Retention is how long published rows are kept before deletion;
-	// default 24h. Negative: delete at the next cleanup.
+	// Retention is how long events are kept after Add; those past it are
+	// deleted once published (a pending row is never deleted); default
+	// 24h. Negative: delete published rows at the next cleanup.
 	Retention time.Duration
 	// CleanupInterval is how often published rows past Retention are
 	// deleted, CleanupBatch rows per statement; defaults 1m and 1000.

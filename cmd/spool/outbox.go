@@ -182,7 +182,7 @@ through expiring bucket leases. On PostgreSQL it wakes on LISTEN/NOTIFY
 	fl.BoolVar(&cfg.NoListen, "no-listen", false, "poll only: no LISTEN/NOTIFY (PgBouncer transaction mode)")
 	fl.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "bucket lease lifetime: a dead relay's buckets are taken over after this")
 	fl.DurationVar(&cfg.PublishTimeout, "publish-timeout", 5*time.Second, "fail (and retry) a round whose records wait longer for the broker")
-	fl.DurationVar(&cfg.Retention, "retention", 24*time.Hour, "keep published rows this long before deleting them")
+	fl.DurationVar(&cfg.Retention, "retention", 24*time.Hour, "keep events this long after they were added (deleted once also published)")
 	fl.IntVar(&cfg.MaxRecordBytes, "max-record-bytes", 999000, "reject rows whose record is larger")
 	fl.StringVar(&metrics, "metrics", "", `serve Prometheus /metrics on this address (e.g. 127.0.0.1:9464; "" for none)`)
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
