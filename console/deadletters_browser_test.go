@@ -121,6 +121,17 @@ func TestBrowserDeadLetters(t *testing.T) {
 		t.Fatalf("the progress bar does not move: %v", err)
 	}
 	screenshot(t, ctx, "deadletters-progress")
+	// The polls replace the progress line only: the Cancel button stays the
+	// element htmx wired (a swapped-in one is wired only once its swap
+	// settles, and a click before that is lost).
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.cancelButton = document.getElementById("cancel-redrive"),
+		window.progressLine = document.getElementById("redrive-progress"), true)`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "a poll of the progress", `document.getElementById("redrive-progress") !== window.progressLine`)
+	if same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("cancel-redrive") === window.cancelButton`)); err != nil || !same {
+		t.Fatalf("a poll of the progress replaced the Cancel button (%v)", err)
+	}
 	htmxReady(t, ctx, "#cancel-redrive")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("cancel-redrive")), chromedp.WaitVisible(chromedp.ID("redrive-done"))); err != nil {
 		t.Fatal(err)

@@ -298,7 +298,9 @@ func TestRedriveCancel(t *testing.T) {
 		produceDLQ(t, addrs, "slow.dlq", "slow", 100, 5, agent.ReasonDeadLetter)
 		_, u := startConsole(t, addrs, console.Config{})
 		base := u + "/ui/deadletters/slow.dlq/redrive"
-		status, hdr, body := dlqPost(t, base, url.Values{"rate": {"40"}})
+		// 10/s: the 100 records take 10s, and the cancel comes well
+		// before that on a loaded machine too.
+		status, hdr, body := dlqPost(t, base, url.Values{"rate": {"10"}})
 		if status != http.StatusAccepted {
 			t.Fatalf("redrive: %d %s", status, body)
 		}
@@ -331,6 +333,16 @@ func TestRedriveCancel(t *testing.T) {
 		}
 		if _, body := get(t, u+loc, "HX-Request", "true"); strings.Contains(body, "hx-trigger") || !strings.Contains(body, "Cancelled") {
 			t.Errorf("cancelled redrive fragment: %s", body)
+		}
+		// The page polls only its progress line; the poll that finds the
+		// redrive done replaces the whole section.
+		resp, err := http.Get(u + loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("HX-Retarget") != "#redrive-job" || resp.Header.Get("HX-Reselect") != "#redrive-job" {
+			t.Errorf("the poll of a finished redrive is not retargeted to its section: %v", resp.Header)
 		}
 	})
 }

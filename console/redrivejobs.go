@@ -417,6 +417,13 @@ func (c *Console) answerJob(w http.ResponseWriter, r *http.Request, topic string
 	} else if rep.Done() {
 		pct = 100
 	}
+	if r.Method == http.MethodGet && rep.Done() {
+		// The page's poll swaps only the progress line (the Cancel button
+		// beside it is never replaced while it may be clicked); the poll
+		// that finds the redrive done replaces the whole section.
+		w.Header().Set("HX-Retarget", "#redrive-job")
+		w.Header().Set("HX-Reselect", "#redrive-job")
+	}
 	c.renderFragment(w, r, "deadletter", "redrive-job", map[string]any{
 		"Topic": topic, "Report": rep, "Running": !rep.Done(), "URL": statusURL, "Pct": pct,
 		"Failures": sortedCounts(rep.FailedByError), "ByTarget": sortedCounts(rep.ByTarget),
