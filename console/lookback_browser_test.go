@@ -144,7 +144,7 @@ func TestBrowserLookback(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("apply-replay"))); err != nil {
 		t.Fatal(err)
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	err = chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(`.lb-replay-state[data-status=done]`)))
 	wcancel()
 	if err != nil {

@@ -194,8 +194,8 @@ func (c *Console) lookbackReplays(w http.ResponseWriter, r *http.Request) {
 }
 
 // lookbackReplayState serves GET lookback/replays/{id}: the progress
-// fragment (which polls itself while the replay runs) for htmx, the
-// replays page otherwise.
+// fragment (whose progress line polls itself while the replay runs) for
+// htmx, the replays page otherwise.
 func (c *Console) lookbackReplayState(w http.ResponseWriter, r *http.Request) {
 	lb := c.lookback()
 	if lb == nil {
@@ -214,6 +214,13 @@ func (c *Console) lookbackReplayState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.ReadOnly = c.cfg.ReadOnly
+	if st.Status != "running" {
+		// The page's poll swaps only the progress line (the Cancel button
+		// beside it is never replaced while it may be clicked); the poll
+		// that finds the replay finished replaces its whole state.
+		w.Header().Set("HX-Retarget", "#replay-"+st.ID)
+		w.Header().Set("HX-Reselect", "#replay-"+st.ID)
+	}
 	c.renderFragment(w, r, "lookback", "lb-replay-state", st)
 }
 

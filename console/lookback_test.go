@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -221,10 +222,34 @@ func TestLookbackPages(t *testing.T) {
 		if status != http.StatusOK || !strings.Contains(body, `data-status="running"`) && !strings.Contains(body, `data-status="done"`) {
 			t.Fatalf("apply: %d %s", status, body)
 		}
+		applied := body
 		var recs []*kgo.Record
 		kafkatest.Eventually(t, 20*time.Second, "3 replayed records", func() bool {
 			recs = kafkatest.ReadAll(t, addrs, "orders.debug")
 			return len(recs) >= 3
+		})
+		// The page polls only the replay's progress line; the poll that
+		// finds it finished replaces its whole state.
+		m := regexp.MustCompile(`id="replay-([^"]+)" data-status`).FindStringSubmatch(applied)
+		if m == nil {
+			t.Fatalf("apply: no replay state in %s", applied)
+		}
+		kafkatest.Eventually(t, 30*time.Second, "the replay's poll retargeted once done", func() bool {
+			req, _ := http.NewRequest(http.MethodGet, u+"/ui/lookback/replays/"+m[1], nil)
+			req.Header.Set("HX-Request", "true")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(b), `data-status="done"`) {
+				return false
+			}
+			if resp.Header.Get("HX-Retarget") != "#replay-"+m[1] || resp.Header.Get("HX-Reselect") != "#replay-"+m[1] {
+				t.Fatalf("the poll of a finished replay is not retargeted to its state: %v", resp.Header)
+			}
+			return true
 		})
 		for _, r := range recs {
 			if h := header(r, lookback.HeaderReplayID); h == "" || header(r, "correlation_id") != "flow-a" {
