@@ -220,7 +220,7 @@ type requestData struct {
 }
 
 // request serves a request's page; for htmx, its status fragment alone
-// (which reloads itself while the request is open).
+// (whose fields reload themselves while the request is open).
 func (c *Console) request(w http.ResponseWriter, r *http.Request) {
 	gw := c.gateway()
 	if gw == nil {
@@ -242,6 +242,13 @@ func (c *Console) request(w http.ResponseWriter, r *http.Request) {
 	}
 	d := requestData{Request: rq, Lookback: c.cfg.Lookback != nil, ReadOnly: c.cfg.ReadOnly}
 	if r.Header.Get("HX-Request") != "" {
+		if !rq.Open() {
+			// The page's poll swaps only the fields (the Cancel button
+			// below them is never replaced while it may be clicked); the
+			// poll that finds the request final replaces the whole detail.
+			w.Header().Set("HX-Retarget", "#req-detail")
+			w.Header().Set("HX-Reselect", "#req-detail")
+		}
 		c.renderFragment(w, r, "request", "req-detail", d)
 		return
 	}

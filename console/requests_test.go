@@ -172,6 +172,20 @@ func TestRequestsPage(t *testing.T) {
 		mustContain(t, "failed request", body, `id="req-state">failed<`, `id="req-attempts"`, "<td>500</td>", "/hooks")
 		_, body = get(t, u+"/ui/requests/"+f.open.ID)
 		mustContain(t, "open request", body, `hx-trigger="load delay:2s"`, "refreshes while open")
+		// The page polls only the fields of an open request; the poll that
+		// finds one final replaces the whole detail.
+		for id, want := range map[string]string{f.open.ID: "", f.ok.ID: "#req-detail"} {
+			req, _ := http.NewRequest(http.MethodGet, u+"/ui/requests/"+id, nil)
+			req.Header.Set("HX-Request", "true")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.Header.Get("HX-Retarget") != want || resp.Header.Get("HX-Reselect") != want {
+				t.Errorf("the poll of request %s: HX-Retarget %q, HX-Reselect %q, want %q", id, resp.Header.Get("HX-Retarget"), resp.Header.Get("HX-Reselect"), want)
+			}
+		}
 
 		// Cancel the open request: the gateway's DELETE; a second cancel
 		// is its 409; read-only mode refuses.
