@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,17 +152,19 @@ func benchReplay(b *testing.B, kind string) {
 	srv := httptest.NewServer(svc.Handler())
 	defer srv.Close()
 	var took time.Duration
+	var cpu int64
 	for b.Loop() {
-		start := time.Now()
+		start, cpu0 := time.Now(), processCPU(b)
 		var rp lookback.ReplayState
 		postJSON(b, srv.URL+"/api/lookback/replays", lookback.ReplaySpec{Filter: lookback.Filter{Topic: "orders"}, ToTopic: "dst"}, http.StatusAccepted, &rp)
 		kafkatest.Eventually(b, 10*time.Minute, "the replay", func() bool {
 			s, err := st.Replay(context.Background(), rp.ID)
 			return err == nil && s.Status != "running"
 		})
-		took += time.Since(start)
+		took, cpu = took+time.Since(start), cpu+processCPU(b)-cpu0
 	}
 	b.ReportMetric(float64(n*b.N)/took.Seconds(), "events/s")
+	b.ReportMetric(float64(cpu)/float64(n*b.N), "cpu-ns/event")
 
 	// Baseline, same run: the same records produced straight to the
 	// broker by one franz-go client (the ceiling a replay can reach).
@@ -170,7 +173,7 @@ func benchReplay(b *testing.B, kind string) {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU(b)
 	for i := range n {
 		cl.Produce(context.Background(), &kgo.Record{Topic: "dst", Key: []byte(fmt.Sprint(i % 1000)), Value: value}, func(_ *kgo.Record, err error) {
 			if err != nil {
@@ -182,4 +185,15 @@ func benchReplay(b *testing.B, kind string) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "baseline-produce-events/s")
+	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(n), "baseline-cpu-ns/event")
+}
+
+// processCPU is the process's user and system CPU time in nanoseconds
+// (broker and lookback alike: both run in the benchmark's process).
+func processCPU(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -233,10 +233,15 @@ func (r *replayer) cancel(ctx context.Context, id string) (ReplayState, error) {
 	return st, nil
 }
 
-// replay produces the selection from st's checkpoint on, page by page;
-// each page is acknowledged by the broker before the checkpoint moves past
-// it. A crash between the two sends that page again (at least once).
-func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
+// replay produces the selection from st's checkpoint on, page by page,
+// without waiting for the broker: the checkpoint (st's cursor, done and
+// counts per topic) follows the acknowledgements (ackTracker) and is
+// saved each time it has moved ReplayCheckpoint events on. A crash sends
+// again what was sent after the saved checkpoint (at least once): the
+// events acknowledged since it was saved (fewer than ReplayCheckpoint)
+// and those in flight (at most ReplayCheckpoint/2, the producer's
+// buffer).
+func (r *replayer) replay(ctx context.Context, st *ReplayState) (err error) {
 	q, err := st.Spec.Filter.Query(st.Created)
 	if err != nil {
 		return err
@@ -250,12 +255,44 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 	}
 	// A missing target topic is created if the broker auto-creates
 	// topics; otherwise the replay fails with UNKNOWN_TOPIC_OR_PARTITION.
-	opts = append(opts, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(2*r.s.cfg.ReplayCheckpoint))
+	opts = append(opts, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.MaxBufferedRecords(max(r.s.cfg.ReplayCheckpoint/2, 1)))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("lookback: replay client: %w", err)
 	}
-	defer cl.Close()
+	var tr ackTracker
+	defer func() {
+		if ctx.Err() != nil {
+			// A stop: let the records in flight be answered (Close
+			// would fail those the broker may have written already),
+			// so the resume sends again as little as it can.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			cl.Flush(fctx)
+			cancel()
+		}
+		// Close finishes every promise (acknowledged or failed), so the
+		// checkpoint is as far as the broker has the events; a stop
+		// saves it for the resume. A replay that ends otherwise is saved
+		// by run, with its status.
+		cl.Close()
+		aerr := tr.advance(st)
+		switch {
+		case tr.end && aerr == nil:
+			// Every event is on the broker: done, even if a stop or
+			// a cancel came while waiting for the last answers (a
+			// replay saved running with the final, empty, cursor would
+			// start over when resumed).
+			st.Updated, err = r.s.cfg.Now().UTC(), nil
+		case aerr != nil && err == nil:
+			err = fmt.Errorf("lookback: replay produce: %w", aerr)
+		case ctx.Err() != nil && context.Cause(ctx) != errCancelled:
+			st.Updated = r.s.cfg.Now().UTC()
+			if err := r.s.cfg.Store.SaveReplay(context.WithoutCancel(ctx), *st); err != nil {
+				r.s.cfg.Logger.Error("lookback: replay checkpoint not saved", "replay", st.ID, "err", err)
+			}
+		}
+	}()
 	if spec.ToGroup != "" {
 		if err := ensureTopic(ctx, cl, "spool.replay."+spec.ToGroup); err != nil {
 			return err
@@ -265,10 +302,20 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 	if tp := r.s.cfg.TracerProvider; tp != nil {
 		tracer = tp.Tracer(msgtrace.ScopeName)
 	}
-	start, startDone := time.Now(), st.Done
-	sinceCheckpoint := 0
-	var firstErr error
-	var errMu sync.Mutex
+	start, sent, saved := time.Now(), int64(0), st.Done
+	// checkpoint moves st's checkpoint over what the broker has
+	// acknowledged, and saves it each time it has moved ReplayCheckpoint
+	// events on.
+	checkpoint := func() error {
+		if err := tr.advance(st); err != nil {
+			return fmt.Errorf("lookback: replay produce: %w", err)
+		}
+		if !tr.end && st.Done-saved >= int64(r.s.cfg.ReplayCheckpoint) {
+			st.Updated, saved = r.s.cfg.Now().UTC(), st.Done
+			return r.s.cfg.Store.SaveReplay(ctx, *st)
+		}
+		return nil
+	}
 	pages, stop := r.prefetch(ctx, q)
 	defer stop()
 	for {
@@ -283,10 +330,11 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 			return pg.err
 		}
 		p := pg.page
+		pa := tr.open(p)
 		for _, e := range p.Events {
 			if spec.Rate > 0 {
 				// Pace: event n of this run goes out no earlier than n/rate.
-				due := start.Add(time.Duration(float64(st.Done-startDone) / spec.Rate * float64(time.Second)))
+				due := start.Add(time.Duration(float64(sent) / spec.Rate * float64(time.Second)))
 				if d := time.Until(due); d > 0 {
 					select {
 					case <-ctx.Done():
@@ -309,34 +357,20 @@ func (r *replayer) replay(ctx context.Context, st *ReplayState) error {
 				if span != nil {
 					msgtrace.EndSend(span, rec, err)
 				}
-				if err != nil {
-					errMu.Lock()
-					firstErr = cmpErr(firstErr, err)
-					errMu.Unlock()
-				}
+				tr.acked(pa, err)
 			})
-			st.Done++
-			st.ByTopic[e.Topic]++
+			if sent++; sent%100 == 0 {
+				if err := checkpoint(); err != nil {
+					return err
+				}
+			}
 		}
-		sinceCheckpoint += len(p.Events)
-		if sinceCheckpoint < r.s.cfg.ReplayCheckpoint && p.Next != "" {
-			continue
-		}
-		sinceCheckpoint = 0
-		if err := cl.Flush(ctx); err != nil {
-			return err
-		}
-		errMu.Lock()
-		ferr := firstErr
-		errMu.Unlock()
-		if ferr != nil {
-			return fmt.Errorf("lookback: replay produce: %w", ferr)
-		}
-		st.Cursor, st.Updated = p.Next, r.s.cfg.Now().UTC()
 		if p.Next == "" {
-			return nil
+			// The last page: wait for the broker, once. The deferred
+			// advance then finds the replay done.
+			return cl.Flush(ctx)
 		}
-		if err := r.s.cfg.Store.SaveReplay(ctx, *st); err != nil {
+		if err := checkpoint(); err != nil {
 			return err
 		}
 	}
@@ -372,13 +406,6 @@ func (r *replayer) prefetch(ctx context.Context, q Query) (<-chan prefetched, fu
 		}
 	}()
 	return ch, func() { cancel(); <-done }
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // replayRecord is the record that replays e.

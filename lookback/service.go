@@ -46,9 +46,12 @@ type Config struct {
 	MaxBytes int64
 	// RetentionInterval is how often retention runs (default 1m).
 	RetentionInterval time.Duration
-	// ReplayCheckpoint is how many events a replay sends between
-	// checkpoints (default 5000): after a restart, at most this many are
-	// sent again.
+	// ReplayCheckpoint is how many acknowledged events a replay sends
+	// between checkpoints (default 5000); it keeps at most half as many
+	// in flight. After a crash, about 1.5 times this many are sent again
+	// at most (those acknowledged since the last checkpoint and those in
+	// flight); after a clean stop, only the acknowledged part of the
+	// page in flight (pages of min(ReplayCheckpoint, 1000) events).
 	ReplayCheckpoint int
 	// Store is the archive (required): OpenSQLite or OpenPostgres.
 	Store Store
