@@ -208,6 +208,12 @@ func benchSearch(b *testing.B, name string, open func(context.Context, string) (
 		b.Run(c.name, func(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			found := 0
+			ps, _ := s.(*pebbleStore)
+			var dec0 int64
+			if ps != nil {
+				dec0 = ps.decompressed.Load()
+			}
+			cpu0 := cpuTime(b)
 			for b.Loop() {
 				q := c.q()
 				t := time.Now()
@@ -223,6 +229,10 @@ func benchSearch(b *testing.B, name string, open func(context.Context, string) (
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(found)/float64(len(lat)), "events/search")
 			b.ReportMetric(float64(n), "archive-events")
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(len(lat)), "cpu-ns/search")
+			if ps != nil {
+				b.ReportMetric(float64(ps.decompressed.Load()-dec0)/float64(len(lat)), "decompressed-B/search")
+			}
 		})
 	}
 }

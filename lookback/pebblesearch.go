@@ -124,6 +124,11 @@ func stepIter(it *pebble.Iterator, oldest bool) bool {
 	return it.Prev()
 }
 
+// searchBatch is how many index candidates a search of several equality
+// filters or a payload filter collects before it reads their blocks (in
+// parallel); a search answered by its index alone collects its limit.
+const searchBatch = 64
+
 func (s *pebbleStore) Search(ctx context.Context, q Query) (Page, error) {
 	if err := q.Validate(); err != nil {
 		return Page{}, err
@@ -137,39 +142,69 @@ func (s *pebbleStore) Search(ctx context.Context, q Query) (Page, error) {
 	}
 	p := planQuery(&q, cur)
 	checked := p.residual || q.filtered()
+	batch := limit
+	if checked {
+		batch = min(limit, searchBatch)
+	}
 	var page Page
 	var last cursor
-	full := false
+	full, done := false, false
+	var cands []cursor
+	rd := s.newBlockReader()
+	// examine reads the candidates' blocks (in parallel) and keeps, in
+	// index order, the events that match, until the page is full or
+	// the scan bound is reached.
+	examine := func() error {
+		seqs := make([]int64, len(cands))
+		for i, c := range cands {
+			seqs[i] = c.seq
+		}
+		if err := rd.prefetch(seqs); err != nil {
+			return err
+		}
+		for _, c := range cands {
+			if full {
+				page.Next, done = last.String(), true
+				return nil
+			}
+			e, err := rd.event(c.seq)
+			if err != nil {
+				return err
+			}
+			last = c
+			if e == nil {
+				continue // erased after the key was read
+			}
+			if checked {
+				page.Scanned++
+			}
+			if q.matchAttrs(e) && q.match(e) {
+				page.Events = append(page.Events, e)
+				full = len(page.Events) == limit
+			}
+			if checked && page.Scanned >= maxScan {
+				page.Next, done = last.String(), true
+				return nil
+			}
+		}
+		cands = cands[:0]
+		return nil
+	}
 	err := s.walk(ctx, p, q.Oldest, func(ts, seq int64) (bool, error) {
 		if full {
 			// One more candidate exists past a full page.
-			page.Next = last.String()
+			page.Next, done = last.String(), true
 			return false, nil
 		}
-		e, err := s.event(seq)
-		if err != nil {
-			return false, err
+		if cands = append(cands, cursor{ts, seq}); len(cands) < batch {
+			return true, nil
 		}
-		last = cursor{ts, seq}
-		if e == nil {
-			return true, nil // erased after the key was read
-		}
-		if checked {
-			page.Scanned++
-		}
-		if q.matchAttrs(e) && q.match(e) {
-			page.Events = append(page.Events, e)
-			if len(page.Events) == limit {
-				full = true
-				return true, nil
-			}
-		}
-		if checked && page.Scanned >= maxScan {
-			page.Next = last.String()
-			return false, nil
-		}
-		return true, nil
+		err := examine()
+		return !done, err
 	})
+	if err == nil && !done && len(cands) > 0 {
+		err = examine()
+	}
 	if err != nil {
 		return Page{}, err
 	}
@@ -499,4 +534,102 @@ func sortReceipts(rs []Receipt) {
 		}
 		return strings.Compare(a.Group, b.Group)
 	})
+}
+
+// blockReader reads the blocks of one search's candidates: those of a
+// batch in parallel (a key's events are each in a different block, so a
+// search of one key waits for one read and decompression per event, and
+// parallel reads overlap them), each once per batch (a time or topic
+// search's consecutive candidates share blocks: one index lookup and
+// cache probe per block instead of per event).
+type blockReader struct {
+	s      *pebbleStore
+	blocks map[uint64]*block // the current batch's; nil: gone
+}
+
+func (s *pebbleStore) newBlockReader() *blockReader {
+	return &blockReader{s: s, blocks: map[uint64]*block{}}
+}
+
+// readParallel is how many blocks a search reads at once.
+const readParallel = 8
+
+// prefetch loads the blocks of seqs, keeping those of the previous batch
+// it needs again and forgetting the others.
+func (rd *blockReader) prefetch(seqs []int64) error {
+	next := make(map[uint64]*block, len(rd.blocks))
+	var ids []uint64
+	for _, seq := range seqs {
+		id := uint64(seq) >> 16
+		if _, ok := next[id]; ok {
+			continue
+		}
+		bl, ok := rd.blocks[id]
+		next[id] = bl
+		if !ok {
+			ids = append(ids, id)
+		}
+	}
+	rd.blocks = next
+	if len(ids) == 1 {
+		_, err := rd.load(ids[0])
+		return err
+	}
+	bls := make([]*block, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, readParallel)
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			bl, ok, err := rd.s.block(id)
+			if ok {
+				bls[i] = bl
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		rd.blocks[id] = bls[i]
+	}
+	return nil
+}
+
+// load reads block id into the batch.
+func (rd *blockReader) load(id uint64) (*block, error) {
+	bl, ok, err := rd.s.block(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		bl = nil
+	}
+	rd.blocks[id] = bl
+	return bl, nil
+}
+
+// event decodes the event seq from its block (loaded if prefetch did
+// not), or returns nil if it is gone.
+func (rd *blockReader) event(seq int64) (*Event, error) {
+	id := uint64(seq) >> 16
+	bl, ok := rd.blocks[id]
+	if !ok {
+		var err error
+		if bl, err = rd.load(id); err != nil {
+			return nil, err
+		}
+	}
+	if bl == nil {
+		return nil, nil
+	}
+	e, err := bl.event(int(seq&0xffff), seq)
+	if err != nil {
+		return nil, fmt.Errorf("lookback: event %d of block %d: %w", seq&0xffff, seq>>16, err)
+	}
+	return e, nil
 }
