@@ -26,9 +26,9 @@ import (
 //	uint64 BE  block number
 //	n bytes    a zstd frame: the block (see block layout in pebble.go)
 //
-// The body log is the store's source of truth: an append returns once its
-// frames are fsynced, and the index batch naming them is committed
-// without waiting for Pebble's WAL to be fsynced. On open, the frames
+// The body log is the store's source of truth: an append fsyncs its
+// frames before it commits the index batch naming them (with a synced
+// WAL write), and returns after both. On open, the frames
 // after the last one the index names are read back: those of new blocks
 // (numbers from the next one on) are indexed again, any other (a block
 // rewritten by an erasure that never committed) is ignored, and a torn
