@@ -27,7 +27,7 @@ func TestAcceptedSettlesAfterLateAck(t *testing.T) {
 	srv := spooltest.Start(t, spooltest.WithPartitions(1))
 	addrs := []string{srv.Addr()}
 	kafkatest.CreateTopic(t, addrs, "late", 1)
-	createSmallTopic(t, addrs, "small", 1000)
+	createSmallTopic(t, addrs, "small", 1, 1000)
 	g := startGateway(t, addrs, func(c *gateway.Config) {
 		c.ProduceTimeout = time.Second
 		// Keep the unsent commands buffered for the whole outage, so the
@@ -44,9 +44,7 @@ func TestAcceptedSettlesAfterLateAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Random bytes, so the producer's compression cannot bring it under 1000.
-	raw := make([]byte, 3000)
-	rand.Read(raw)
-	big := `"` + base64.StdEncoding.EncodeToString(raw) + `"`
+	big := incompressible(3000)
 	accepted := map[string]status{}
 	for topic, body := range map[string]string{"late": `"command"`, "small": big} {
 		resp, b := call(t, "POST", g.URL+"/api/commands/"+topic, body, "Idempotency-Key", "k-"+topic)
@@ -95,8 +93,9 @@ func TestAcceptedSettlesAfterLateAck(t *testing.T) {
 	}
 }
 
-// createSmallTopic creates a topic whose max.message.bytes is limit.
-func createSmallTopic(t testing.TB, addrs []string, topic string, limit int) {
+// createSmallTopic creates a topic of n partitions whose max.message.bytes
+// is limit.
+func createSmallTopic(t testing.TB, addrs []string, topic string, n int32, limit int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
@@ -106,13 +105,21 @@ func createSmallTopic(t testing.TB, addrs []string, topic string, limit int) {
 	v := itoa(limit)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, map[string]*string{"max.message.bytes": &v}, topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, n, -1, map[string]*string{"max.message.bytes": &v}, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil {
 		t.Fatalf("create %s with max.message.bytes %d: %v", topic, limit, err)
 	}
+}
+
+// incompressible returns a JSON string of about 4n/3 random characters, so
+// the producer's compression cannot shrink it much.
+func incompressible(n int) string {
+	raw := make([]byte, n)
+	rand.Read(raw)
+	return `"` + base64.StdEncoding.EncodeToString(raw) + `"`
 }
 
 // TestPreferWaitTimeout: a poll with Prefer: wait=N on a request nobody
