@@ -40,6 +40,7 @@ func main() {
 		files    = flag.Int("files", 8, "partitions")
 		size     = flag.Int("size", 1024, "bytes per append")
 		duration = flag.Duration("d", 10*time.Second, "duration of each layout")
+		depth    = flag.Int("depth", 1, "rounds (fsyncs) of one file in flight at once; acknowledged in order")
 		only     = flag.String("only", "", "run only this layout (per-file/grow, per-file/prewritten, shared/grow, shared/prewritten)")
 	)
 	flag.Parse()
@@ -47,7 +48,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fsyncprobe: --dir is required")
 		os.Exit(2)
 	}
-	fmt.Printf("%d appends/s of %d bytes over %d partitions, %v per layout, in %s\n", *rate, *size, *files, *duration, *dir)
+	if *depth < 1 {
+		fmt.Fprintln(os.Stderr, "fsyncprobe: --depth must be at least 1")
+		os.Exit(2)
+	}
+	fmt.Printf("%d appends/s of %d bytes over %d partitions, %d round(s) in flight per file, %v per layout, in %s\n", *rate, *size, *files, *depth, *duration, *dir)
 	fmt.Printf("%-20s %9s %9s %12s | %-38s | %s\n", "layout", "fsyncs/s", "appends", "appends/sync",
 		"fsync ms p50 / p99 / p99.9 / max", "append->durable ms p50 / p99 / p99.9 / max")
 	for _, l := range []struct {
@@ -63,7 +68,7 @@ func main() {
 			n = 1
 		}
 		sub := filepath.Join(*dir, fmt.Sprintf("probe-%d", time.Now().UnixNano()))
-		r, err := run(sub, n, *files, *rate, *size, *duration, l.prewrite)
+		r, err := run(sub, n, *files, *rate, *size, *depth, *duration, l.prewrite)
 		os.RemoveAll(sub)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "fsyncprobe:", err)
@@ -86,14 +91,15 @@ type result struct {
 
 // file is one group-committed file.
 type file struct {
-	f       *os.File
-	mu      sync.Mutex
-	end     int64
-	pending []time.Time // scheduled times of the appends waiting for the next fsync
-	syncing bool
+	f        *os.File
+	mu       sync.Mutex
+	end      int64
+	pending  []time.Time   // scheduled times of the appends waiting for the next fsync
+	inflight int           // rounds (fsyncs) in flight
+	last     chan struct{} // closed when the newest round in flight is acknowledged
 }
 
-func run(dir string, nfiles, partitions, rate, size int, d time.Duration, prewrite bool) (*result, error) {
+func run(dir string, nfiles, partitions, rate, size, depth int, d time.Duration, prewrite bool) (*result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -129,32 +135,41 @@ func run(dir string, nfiles, partitions, rate, size int, d time.Duration, prewri
 	for i := range buf {
 		buf[i] = byte(i)
 	}
-	loop := func(fl *file) {
-		defer wg.Done()
-		for {
-			fl.mu.Lock()
-			waiting := fl.pending
-			fl.pending = nil
-			fl.mu.Unlock()
+	// startRound takes the waiting appends and fsyncs them in a round of
+	// their own; with depth > 1 it runs while up to depth-1 earlier rounds
+	// of the file are still in flight, and acknowledges only after they
+	// did (in order, as a durable prefix must be). The caller holds fl.mu.
+	var startRound func(fl *file)
+	startRound = func(fl *file) {
+		waiting, prev, done := fl.pending, fl.last, make(chan struct{})
+		fl.pending, fl.last = nil, done
+		fl.inflight++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			start := time.Now()
 			if err := unix.Fdatasync(int(fl.f.Fd())); err != nil {
 				failed.Store(&err)
 			}
-			done := time.Now()
+			synced := time.Now()
+			if prev != nil {
+				<-prev
+			}
+			acked := time.Now()
 			resMu.Lock()
-			res.fsync.RecordValue(done.Sub(start).Microseconds())
+			res.fsync.RecordValue(synced.Sub(start).Microseconds())
 			for _, t := range waiting {
-				res.ack.RecordValue(max(done.Sub(t).Microseconds(), 1))
+				res.ack.RecordValue(max(acked.Sub(t).Microseconds(), 1))
 			}
 			resMu.Unlock()
+			close(done)
 			fl.mu.Lock()
-			if len(fl.pending) == 0 {
-				fl.syncing = false
-				fl.mu.Unlock()
-				return
+			fl.inflight--
+			if len(fl.pending) > 0 && fl.inflight < depth {
+				startRound(fl)
 			}
 			fl.mu.Unlock()
-		}
+		}()
 	}
 	begin := time.Now()
 	n := int64(float64(rate) * d.Seconds())
@@ -171,10 +186,8 @@ func run(dir string, nfiles, partitions, rate, size int, d time.Duration, prewri
 		}
 		fl.end += int64(size)
 		fl.pending = append(fl.pending, due)
-		if !fl.syncing {
-			fl.syncing = true
-			wg.Add(1)
-			go loop(fl)
+		if fl.inflight < depth {
+			startRound(fl)
 		}
 		fl.mu.Unlock()
 	}
