@@ -124,15 +124,16 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.mu.Unlock()
 
 	store, err := storage.Open(storage.Options{
-		Dir:                    b.cfg.DataDir,
-		FS:                     b.cfg.FS,
-		Fsync:                  b.cfg.Fsync,
-		FsyncInterval:          b.cfg.FsyncInterval,
-		CommitLogMaxBatch:      b.cfg.CommitLogMaxBatch,
-		RetentionCheckInterval: b.cfg.RetentionCheckInterval,
-		Logger:                 b.cfg.Logger,
-		Now:                    b.cfg.Now,
-		OnFsync:                b.metrics.observeFsync,
+		Dir:                     b.cfg.DataDir,
+		FS:                      b.cfg.FS,
+		Fsync:                   b.cfg.Fsync,
+		FsyncInterval:           b.cfg.FsyncInterval,
+		CommitLogMaxBatch:       b.cfg.CommitLogMaxBatch,
+		CommitLogRoundsInFlight: b.cfg.CommitLogRoundsInFlight,
+		RetentionCheckInterval:  b.cfg.RetentionCheckInterval,
+		Logger:                  b.cfg.Logger,
+		Now:                     b.cfg.Now,
+		OnFsync:                 b.metrics.observeFsync,
 	})
 	if err != nil {
 		return fmt.Errorf("broker: open storage: %w", err)

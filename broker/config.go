@@ -82,6 +82,10 @@ type Config struct {
 	// storage's shared commit log (one fsync for every partition). Default
 	// 32 KiB; negative: off (each partition fsyncs its own segment).
 	CommitLogMaxBatch int
+	// CommitLogRoundsInFlight is storage.Options.CommitLogRoundsInFlight:
+	// how many commit log rounds may wait for their fsyncs at once
+	// (acknowledged in order). Default 2; 1: one round at a time.
+	CommitLogRoundsInFlight int
 
 	// DisableAutoCreateTopics turns off topic creation by Metadata requests
 	// for unknown topics. Default false: topics are auto-created, with

@@ -34,6 +34,17 @@ import (
 // scans only what is after the last clean point: the commit log since its last
 // checkpoint and each log's active segment.
 //
+// Rounds overlap (pipelined): the round loop writes a round and hands its
+// fdatasync to a goroutine of its own, then goes on to the next round while
+// up to Options.CommitLogRoundsInFlight rounds are unacknowledged. So an
+// append that just missed a round waits for the fsync of its own, not for
+// the rest of the one in flight and then its own. Rounds are acknowledged
+// strictly in order: a round raises the high watermarks only after its own
+// fsync succeeded and every earlier round was acknowledged, so the high
+// watermark stays a durable prefix although a later round's fsync may finish
+// first; a failed round fails every round after it. A file's rounds all end
+// before its checkpoint syncs its segments and deletes it.
+//
 // Large batches take the per-partition path (syncer.go): their fsync is
 // mostly data, which the commit log would write a second time. The two paths
 // meet in one log without breaking the prefix rule of the high watermark: a
@@ -43,24 +54,28 @@ import (
 // durable, everything before it is too.
 //
 // Lock order: Log.mu, then commitLog.mu. The round loop holds rmu (never
-// Log.mu) while it writes and syncs.
+// Log.mu) while it writes a round; the fsyncs run without a lock.
 type commitLog struct {
 	s         *Store
 	fs        FS
 	dir       string
 	maxBatch  int
 	fileBytes int64
+	depth     int // rounds in flight at most
 
 	mu struct {
 		sync.Mutex
-		buf     []byte       // records of the next round
-		spans   []commitSpan // what they acknowledge
-		pending *pendingSync // the next round, joined by appends since the last one began
-		syncing bool         // the round loop is running
+		buf      []byte       // records of the next round
+		spans    []commitSpan // what they acknowledge
+		pending  *pendingSync // the next round, joined by appends since the last one began
+		syncing  bool         // the round loop is running
+		inflight int          // rounds written and not yet acknowledged
+		last     *commitRound // the newest of them; nil if none
 	}
+	room sync.Cond // on mu: a round was acknowledged
 
 	// Owned by the round loop (one at a time), and taken by checkpointAll.
-	rmu    sync.Mutex
+	rmu    sync.Mutex // taken by the round loop, a failing round's fsync and checkpointAll
 	cur    *commitFile
 	seq    int64             // of the last file started
 	prep   chan preparedFile // the next file, being prewritten; nil if none started
@@ -91,11 +106,22 @@ type commitSpan struct {
 }
 
 type commitFile struct {
-	seq  int64
-	path string
-	f    File
-	pos  int64             // where the next round is written
-	segs map[*segment]*Log // segments with records in the file, for the checkpoint
+	seq    int64
+	path   string
+	f      File
+	pos    int64             // where the next round is written
+	segs   map[*segment]*Log // segments with records in the file, for the checkpoint
+	rounds sync.WaitGroup    // fsyncs of rounds written to the file, in flight
+}
+
+// commitRound is one round in flight: written, its fsync running or done,
+// waiting to be acknowledged after the round before it.
+type commitRound struct {
+	spans []commitSpan
+	p     *pendingSync
+	prev  *commitRound  // the round before, if it was still in flight
+	done  chan struct{} // closed when acknowledged or failed; err is set then
+	err   error
 }
 
 type preparedFile struct {
@@ -104,8 +130,10 @@ type preparedFile struct {
 }
 
 func newCommitLog(s *Store) *commitLog {
-	return &commitLog{s: s, fs: s.fs, dir: filepath.Join(s.opts.Dir, commitLogDir),
-		maxBatch: s.opts.CommitLogMaxBatch, fileBytes: s.opts.CommitLogFileBytes}
+	c := &commitLog{s: s, fs: s.fs, dir: filepath.Join(s.opts.Dir, commitLogDir),
+		maxBatch: s.opts.CommitLogMaxBatch, fileBytes: s.opts.CommitLogFileBytes, depth: s.opts.CommitLogRoundsInFlight}
+	c.room.L = &c.mu.Mutex
+	return c
 }
 
 // eligibleLocked reports whether l's append of n bytes goes to the commit
@@ -151,71 +179,119 @@ func appendCommitRecord(b []byte, tp TopicPartition, segBase, pos int64, batch [
 	return b
 }
 
-// roundLoop writes and syncs rounds until no append is waiting.
+// roundLoop writes rounds until no append is waiting, each as soon as fewer
+// than depth rounds are in flight; finishRound makes each durable and
+// acknowledges it.
 func (c *commitLog) roundLoop() {
 	defer c.s.syncer.loops.Done()
 	var spare []byte
 	for {
 		c.mu.Lock()
-		buf, spans, p := c.mu.buf, c.mu.spans, c.mu.pending
-		c.mu.buf, c.mu.spans, c.mu.pending = spare[:0], nil, nil
-		c.mu.Unlock()
-		err := c.write(buf, spans)
-		for _, sp := range spans {
-			switch {
-			case err != nil:
-				// Nothing of the round may be acknowledged; the log's bytes
-				// after its HWM are in doubt until recovery.
-				sp.l.fail(err)
-				sp.l.notify()
-			case !sp.l.gone.Load(): // a deleted log's waiters get ErrClosed
-				sp.l.advanceHWM(sp.end)
-			}
+		for c.mu.pending != nil && c.mu.inflight >= c.depth {
+			c.room.Wait()
 		}
-		close(p.done)
-		spare = buf
-		c.mu.Lock()
 		if c.mu.pending == nil {
 			c.mu.syncing = false
 			c.mu.Unlock()
 			return
 		}
+		r := &commitRound{spans: c.mu.spans, p: c.mu.pending, prev: c.mu.last, done: make(chan struct{})}
+		buf := c.mu.buf
+		c.mu.buf, c.mu.spans, c.mu.pending = spare[:0], nil, nil
+		c.mu.last = r
+		c.mu.inflight++
 		c.mu.Unlock()
+		f, err := c.write(buf, r.spans)
+		spare = buf // written: the next round may reuse it
+		c.s.syncer.loops.Add(1)
+		go c.finishRound(r, f, err)
 	}
 }
 
-// write appends one round to the current file and fsyncs it.
-func (c *commitLog) write(buf []byte, spans []commitSpan) error {
+// write appends one round to the current file (f is nil if the round is
+// empty, or on error). The round's fsync is then f's to wait for (f.rounds).
+func (c *commitLog) write(buf []byte, spans []commitSpan) (*commitFile, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.failed != nil {
-		return c.failed
+		return nil, c.failed
 	}
 	if len(buf) == 0 {
-		return nil
+		return nil, nil
 	}
 	f, err := c.fileFor(int64(len(buf)))
 	if err == nil {
 		_, err = f.f.WriteAt(buf, f.pos)
 	}
-	if err == nil {
+	if err != nil {
+		return nil, c.failLocked(err)
+	}
+	f.pos += int64(len(buf))
+	for _, sp := range spans {
+		f.segs[sp.seg] = sp.l
+	}
+	f.rounds.Add(1)
+	return f, nil
+}
+
+// failLocked records a failed write or fsync: it fails every later round.
+// The caller holds rmu.
+func (c *commitLog) failLocked(err error) error {
+	if c.failed == nil {
+		c.failed = fmt.Errorf("storage: commit log: %w", err)
+		c.s.opts.Logger.Error("storage: commit log write or fsync failed; appends of small batches fail until restart", "err", err)
+	}
+	return c.failed
+}
+
+// finishRound fsyncs round r written to f (unless it failed to be written:
+// err), waits for the round before it, and acknowledges r: raises the high
+// watermarks of its appends, or fails their logs if r or any earlier round
+// failed.
+func (c *commitLog) finishRound(r *commitRound, f *commitFile, err error) {
+	defer c.s.syncer.loops.Done()
+	if f != nil {
 		start := time.Now()
 		err = f.f.Sync()
 		c.rounds.Add(1)
 		if h := c.s.opts.OnFsync; h != nil {
 			h(time.Since(start), err)
 		}
+		if err != nil {
+			c.rmu.Lock()
+			err = c.failLocked(err)
+			c.rmu.Unlock()
+		}
+		f.rounds.Done()
 	}
-	if err != nil {
-		c.failed = fmt.Errorf("storage: commit log: %w", err)
-		c.s.opts.Logger.Error("storage: commit log write or fsync failed; appends of small batches fail until restart", "err", err)
-		return c.failed
+	if r.prev != nil {
+		<-r.prev.done
+		if err == nil {
+			err = r.prev.err
+		}
+		r.prev = nil
 	}
-	f.pos += int64(len(buf))
-	for _, sp := range spans {
-		f.segs[sp.seg] = sp.l
+	r.err = err
+	for _, sp := range r.spans {
+		switch {
+		case err != nil:
+			// Nothing of the round may be acknowledged; the log's bytes
+			// after its HWM are in doubt until recovery.
+			sp.l.fail(err)
+			sp.l.notify()
+		case !sp.l.gone.Load(): // a deleted log's waiters get ErrClosed
+			sp.l.advanceHWM(sp.end)
+		}
 	}
-	return nil
+	close(r.p.done)
+	close(r.done)
+	c.mu.Lock()
+	c.mu.inflight--
+	if c.mu.last == r {
+		c.mu.last = nil
+	}
+	c.room.Signal()
+	c.mu.Unlock()
 }
 
 // fileFor returns the file the next n bytes go to, retiring a full one. The
@@ -306,6 +382,7 @@ func (c *commitLog) checkpointRetired() {
 func (c *commitLog) checkpointRetiredLocked() error {
 	for len(c.retired) > 0 && !c.ckFailed {
 		f := c.retired[0]
+		f.rounds.Wait() // no fsync of the file's rounds is running when it is closed
 		for seg, l := range f.segs {
 			if !seg.acquire() {
 				continue // deleted by retention (closed, so synced at its roll) or with its log
@@ -343,7 +420,7 @@ func (c *commitLog) checkpointRetiredLocked() error {
 func (c *commitLog) checkpointAll() error {
 	c.mu.Lock()
 	var p *pendingSync
-	if c.mu.syncing || len(c.mu.spans) > 0 {
+	if c.mu.syncing || c.mu.inflight > 0 || len(c.mu.spans) > 0 {
 		if p = c.mu.pending; p == nil {
 			p = &pendingSync{done: make(chan struct{})}
 			c.mu.pending = p // a round after the one in flight, if any
@@ -356,7 +433,7 @@ func (c *commitLog) checkpointAll() error {
 	}
 	c.mu.Unlock()
 	if p != nil {
-		<-p.done
+		<-p.done // rounds are acknowledged in order: every earlier one too
 	}
 	c.rmu.Lock()
 	if c.cur != nil && c.cur.pos > 0 {

@@ -75,6 +75,12 @@ type Options struct {
 	// of zeros before use; a full file is checkpointed and deleted. Default
 	// 16 MiB, at least 64 KiB.
 	CommitLogFileBytes int64
+	// CommitLogRoundsInFlight is how many commit log rounds may be written
+	// and waiting for their fsyncs at once (acknowledged in order): with 2,
+	// a round's fsync starts while the one before is still in flight, so an
+	// append that just missed a round waits for about one fsync, not two.
+	// Default 2; 1 makes the rounds one at a time.
+	CommitLogRoundsInFlight int
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
@@ -101,6 +107,9 @@ func (o Options) WithDefaults() Options {
 		o.CommitLogFileBytes = 16 << 20
 	}
 	o.CommitLogFileBytes = max(o.CommitLogFileBytes, 64<<10)
+	if o.CommitLogRoundsInFlight <= 0 {
+		o.CommitLogRoundsInFlight = 2
+	}
 	return o
 }
 

@@ -162,13 +162,15 @@ func TestGroupCommitManyPartitions(t *testing.T) {
 }
 
 // gatedFS holds the first fsync of a .log file (or, with clog set, the
-// first fsync of a commit log round) until gate is closed.
+// first fsync of a commit log round) until gate is closed; with failHeld set
+// that fsync then fails with it instead.
 type gatedFS struct {
 	*MemFS
-	gate    chan struct{}
-	entered chan struct{}
-	first   atomic.Bool
-	clog    bool
+	gate     chan struct{}
+	entered  chan struct{}
+	first    atomic.Bool
+	clog     bool
+	failHeld error
 }
 
 type gatedFile struct {
@@ -200,6 +202,9 @@ func (f gatedFile) Sync() error {
 	if f.fs.first.CompareAndSwap(false, true) { // sync.Once would hold the other files' syncs too
 		close(f.fs.entered)
 		<-f.fs.gate
+		if f.fs.failHeld != nil {
+			return f.fs.failHeld
+		}
 	}
 	return f.File.Sync()
 }
@@ -323,14 +328,15 @@ func TestOnFsync(t *testing.T) {
 var errDiskFull = errors.New("disk full")
 
 // TestCommitLogSharesFsyncs: with the commit log, one fsync acknowledges the
-// small appends of every partition. While the first round's fsync is held,
+// small appends of every partition. With one round in flight at a time
+// (CommitLogRoundsInFlight 1), while the first round's fsync is held,
 // appends to 11 partitions write and queue; none is acknowledged before its
 // round, and when the fsync is released exactly one more round covers all of
 // them. The acknowledged batches survive a crash (replayed from the commit
 // log, since no segment was fsynced).
 func TestCommitLogSharesFsyncs(t *testing.T) {
 	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{}), clog: true}
-	s := openStore(t, g, "/data")
+	s := openStore(t, g, "/data", func(o *Options) { o.CommitLogRoundsInFlight = 1 })
 	var logs []*Log
 	for p := int32(0); p < 11; p++ {
 		l, err := s.CreateLog(TopicPartition{Topic: "cl", Partition: p}, LogConfig{})
