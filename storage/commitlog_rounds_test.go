@@ -16,6 +16,7 @@ import (
 func heldRound(t *testing.T, g *gatedFS, n int, mut ...func(*Options)) (*Store, []*Log, chan error) {
 	t.Helper()
 	s := openStore(t, g, "/data", mut...)
+	t.Cleanup(g.open) // before the store's Close, which waits for the held fsync
 	var logs []*Log
 	for p := range n {
 		l, err := s.CreateLog(TopicPartition{Topic: "cl", Partition: int32(p)}, LogConfig{})
@@ -73,7 +74,7 @@ func TestCommitLogRoundsOverlap(t *testing.T) {
 		t.Fatalf("cl-0's append returned (%v) while its fsync is held", err)
 	default:
 	}
-	close(g.gate)
+	g.open()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestCommitLogRoundsOneAtATime(t *testing.T) {
 	if inflight != 1 || queued != 1 {
 		t.Fatalf("%d rounds in flight and %d appends queued, want 1 and 1", inflight, queued)
 	}
-	close(g.gate)
+	g.open()
 	if err := errors.Join(<-first, <-second); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestCommitLogRoundFailsLater(t *testing.T) {
 		second <- err
 	}()
 	waitRounds(t, s, 1) // the second round's fsync succeeded
-	close(g.gate)
+	g.open()
 	if err := <-first; !errors.Is(err, ErrLogFailed) {
 		t.Fatalf("cl-0's append after its failed fsync: %v, want ErrLogFailed", err)
 	}
@@ -167,6 +168,7 @@ func TestCommitLogRoundFailsLater(t *testing.T) {
 func TestCommitLogRotateWithRoundInFlight(t *testing.T) {
 	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{}), clog: true}
 	s := openStore(t, g, "/data", func(o *Options) { o.CommitLogFileBytes = 64 << 10; o.CommitLogMaxBatch = 1 << 20 })
+	t.Cleanup(g.open)
 	a, _ := s.CreateLog(TopicPartition{Topic: "cl", Partition: 0}, LogConfig{})
 	b, _ := s.CreateLog(TopicPartition{Topic: "cl", Partition: 1}, LogConfig{})
 	errs := make(chan error, 2)
@@ -184,7 +186,7 @@ func TestCommitLogRotateWithRoundInFlight(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	close(g.gate)
+	g.open()
 	if err := errors.Join(<-errs, <-errs); err != nil {
 		t.Fatalf("appends across a commit log rotation with a round in flight: %v", err)
 	}
