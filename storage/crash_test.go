@@ -29,6 +29,9 @@ func TestCrashDuringConcurrentAppends(t *testing.T) {
 	}{
 		// Small commit log files: crashes also land in rotations and checkpoints.
 		{"commitlog", func(o *Options) { o.CommitLogFileBytes = 64 << 10 }},
+		// Up to 8 rounds in flight (default 2): crashes land between a later
+		// round's fsync and an earlier one's.
+		{"commitlog-8rounds", func(o *Options) { o.CommitLogFileBytes, o.CommitLogRoundsInFlight = 64<<10, 8 }},
 		{"segment", segmentPath},
 		// Both paths in one log: batches over 1,000 bytes take the segment's fsync.
 		{"mixed", func(o *Options) { o.CommitLogFileBytes, o.CommitLogMaxBatch = 64<<10, 1000 }},
