@@ -137,7 +137,9 @@ func brokerStats(before, after *brokerSample, d time.Duration, records int64) *B
 	}
 	var bounds []float64
 	for ub := range after.buckets {
-		bounds = append(bounds, ub)
+		if !math.IsInf(ub, 1) { // a quantile there is "above the largest bucket": -1, not +Inf (JSON has none)
+			bounds = append(bounds, ub)
+		}
 	}
 	sort.Float64s(bounds)
 	quantile := func(q float64) float64 {

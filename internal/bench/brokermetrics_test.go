@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -76,5 +79,20 @@ func TestBrokerMetricsNotSpool(t *testing.T) {
 	_, err = Run(ctx(t), Config{Brokers: []string{srv.Addr()}, Records: 10, Mode: ModeProduce, BrokerMetrics: web.URL + "/missing\x7f"})
 	if err == nil {
 		t.Fatal("run with a bad metrics URL succeeded")
+	}
+}
+
+// TestBrokerStatsAboveLargestBucket: fsyncs slower than the histogram's
+// largest finite bucket give quantile -1 (and valid JSON), not +Inf.
+func TestBrokerStatsAboveLargestBucket(t *testing.T) {
+	before := &brokerSample{buckets: map[float64]uint64{0.001: 0, 0.1: 0, math.Inf(1): 0}}
+	after := &brokerSample{fsyncs: 1000, requests: 1000,
+		buckets: map[float64]uint64{0.001: 980, 0.1: 998, math.Inf(1): 1000}}
+	st := brokerStats(before, after, time.Second, 1000)
+	if st.FsyncMs.P50 != 1 || st.FsyncMs.P99 != 100 || st.FsyncMs.P999 != -1 {
+		t.Fatalf("fsync quantiles %+v, want 1, 100 and -1 ms", st.FsyncMs)
+	}
+	if _, err := json.Marshal(st); err != nil {
+		t.Fatal(err)
 	}
 }
