@@ -158,7 +158,7 @@ func ends(ps []published) map[int32]int64 {
 
 func waitCommitted(t testing.TB, addrs []string, group, topic string, want map[int32]int64) {
 	t.Helper()
-	kafkatest.Eventually(t, 20*time.Second, "commits reach "+fmt.Sprint(want), func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "commits reach "+fmt.Sprint(want), func() bool {
 		got := kafkatest.Committed(t, addrs, group, topic)
 		for p, o := range want {
 			if got[p] != o {

@@ -82,7 +82,7 @@ func parkFirst(t *testing.T, addrs []string, topic, group string) (*running, []p
 	})
 	// The topic's commits pass a#0 although it is not done: it is parked.
 	waitCommitted(t, addrs, group, topic, ends(pub))
-	kafkatest.Eventually(t, 20*time.Second, "b and c handled", func() bool { return h.len() == 10 })
+	kafkatest.Eventually(t, 30*time.Second, "b and c handled", func() bool { return h.len() == 10 })
 	for _, k := range []string{"b", "c"} {
 		if got, want := h.succeeded(k), payloads(k, 0, 5); !slices.Equal(got, want) {
 			t.Fatalf("key %s succeeded %v, want %v", k, got, want)
@@ -96,7 +96,7 @@ func parkFirst(t *testing.T, addrs []string, topic, group string) (*running, []p
 	// order behind it in the same partition, a#1..a#4 (deferred, never
 	// handled), each naming its original offset.
 	var parked []*kgo.Record
-	kafkatest.Eventually(t, 20*time.Second, "a's events in the retry topic", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "a's events in the retry topic", func() bool {
 		parked = kafkatest.ReadAll(t, addrs, retry)
 		return len(parked) == 5
 	})
@@ -133,7 +133,7 @@ func parkFirst(t *testing.T, addrs []string, topic, group string) (*running, []p
 	if c := h.of("a#1"); len(c) != 0 {
 		t.Fatalf("a#1 was handed to the handler while deferred: %+v", c)
 	}
-	kafkatest.Eventually(t, 20*time.Second, "stats", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "stats", func() bool {
 		st := r.a.Stats()
 		return st.Deferred == 4 && st.Retried == 1 && st.Succeeded == 10
 	})
@@ -200,9 +200,9 @@ func TestRetryTopicResume(t *testing.T) {
 			// partition, and a fetch a batch at a time: reading them back
 			// must not depend on handling them.
 		}, agent.WithNow(later), agent.WithWindow(2), agent.WithClientOptions(kgo.FetchMaxPartitionBytes(1)))
-		kafkatest.Eventually(t, 20*time.Second, "a#5 and a#6 deferred", func() bool { return r2.a.Stats().Deferred == 2 })
+		kafkatest.Eventually(t, 30*time.Second, "a#5 and a#6 deferred", func() bool { return r2.a.Stats().Deferred == 2 })
 		close(release)
-		kafkatest.Eventually(t, 20*time.Second, "a's 7 events and b's 2 new ones handled", func() bool { return h.len() == 9 })
+		kafkatest.Eventually(t, 30*time.Second, "a's 7 events and b's 2 new ones handled", func() bool { return h.len() == 9 })
 		if got, want := h.succeeded("a"), payloads("a", 0, 7); !slices.Equal(got, want) {
 			t.Fatalf("key a succeeded in the order %v, want %v", got, want)
 		}
@@ -243,7 +243,7 @@ func TestRetryTopicDue(t *testing.T) {
 			}
 			return nil
 		})
-		kafkatest.Eventually(t, 20*time.Second, "x's events and y#1 handled", func() bool { return h.len() == 3 })
+		kafkatest.Eventually(t, 30*time.Second, "x's events and y#1 handled", func() bool { return h.len() == 3 })
 		if got, want := h.succeeded("x"), payloads("x", 0, 2); !slices.Equal(got, want) {
 			t.Fatalf("key x succeeded %v, want %v", got, want)
 		}
@@ -260,7 +260,7 @@ func TestRetryTopicDue(t *testing.T) {
 		}
 
 		var dl []*kgo.Record
-		kafkatest.Eventually(t, 20*time.Second, "y#0 dead-lettered", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "y#0 dead-lettered", func() bool {
 			dl = kafkatest.ReadAll(t, addrs, topic+".dlq")
 			return len(dl) == 1
 		})
@@ -395,7 +395,7 @@ func TestRetryTopicSetup(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- a.Run(ctx) }()
 			retry := topic + "." + group + ".retry"
-			kafkatest.Eventually(t, 20*time.Second, fmt.Sprintf("%s with %d partitions", retry, want), func() bool {
+			kafkatest.Eventually(t, 30*time.Second, fmt.Sprintf("%s with %d partitions", retry, want), func() bool {
 				return partitions(retry) == want
 			})
 			cancel()
@@ -493,7 +493,7 @@ func TestRetryTopicPublishFails(t *testing.T) {
 				calls.Add(1)
 				return agent.RetryAfter(time.Hour, errBoom)
 			}))...)
-		kafkatest.Eventually(t, 20*time.Second, "the park publish failing repeatedly", func() bool { return failures.n.Load() >= 3 })
+		kafkatest.Eventually(t, 30*time.Second, "the park publish failing repeatedly", func() bool { return failures.n.Load() >= 3 })
 		if n := calls.Load(); n != 1 {
 			t.Fatalf("handler called %d times while the publish failed, want 1", n)
 		}
@@ -533,7 +533,7 @@ func TestRetryTopicReparks(t *testing.T) {
 			}
 			return nil
 		})
-		kafkatest.Eventually(t, 20*time.Second, "z#0, w#0 and w#1 handled", func() bool { return h.len() == 3 })
+		kafkatest.Eventually(t, 30*time.Second, "z#0, w#0 and w#1 handled", func() bool { return h.len() == 3 })
 		if got := h.succeeded("w"); !slices.Equal(got, []string{"w#0", "w#1"}) {
 			t.Fatalf("key w succeeded %v, want [w#0 w#1]", got)
 		}
@@ -588,7 +588,7 @@ func TestRetryTopicReparkFails(t *testing.T) {
 			}
 			return nil
 		}, agent.WithLogger(slog.New(failures)))
-		kafkatest.Eventually(t, 20*time.Second, "z#0 handled", func() bool { return h.len() == 1 })
+		kafkatest.Eventually(t, 30*time.Second, "z#0 handled", func() bool { return h.len() == 1 })
 		c := h.of("z#0")
 		if len(c) != 3 || c[2].attempt != 3 || c[2].topic != retry {
 			t.Fatalf("z#0 calls %+v, want attempts 1-3, the last from %s", c, retry)

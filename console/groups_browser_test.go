@@ -73,7 +73,7 @@ func TestBrowserGroups(t *testing.T) {
 		t.Fatalf("first by lag: %q", got)
 	}
 	// The trend needs two samples; wait for the sparklines before the picture.
-	kafkatest.Eventually(t, 20*time.Second, "two samples", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "two samples", func() bool {
 		_, body := get(t, u+"/ui/groups")
 		return strings.Count(body, `<svg class="spark"`) >= 4
 	})

@@ -58,7 +58,7 @@ func TestApplyResetBrokerRefusal(t *testing.T) {
 		}()
 		defer func() { cancel(); <-done; cl.Close() }()
 		adm := kadm.NewClient(cl)
-		kafkatest.Eventually(t, 20*time.Second, "race-g stable", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "race-g stable", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			ds, err := adm.DescribeGroups(ctx, "race-g")

@@ -392,7 +392,7 @@ func grpJoin(t *testing.T, addrs []string, adm *kadm.Client, group, topic string
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done; cl.Close() })
-	kafkatest.Eventually(t, 20*time.Second, group+" stable", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, group+" stable", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		ds, err := adm.DescribeGroups(ctx, group)

@@ -201,7 +201,7 @@ func TestLookbackPages(t *testing.T) {
 
 		// The rules: both orders are holes (no refund within 1 ms), linked
 		// to their flows.
-		kafkatest.Eventually(t, 10*time.Second, "two holes", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "two holes", func() bool {
 			_, body = get(t, u+"/ui/lookback/rules")
 			return strings.Contains(body, "2 open holes")
 		})
@@ -224,7 +224,7 @@ func TestLookbackPages(t *testing.T) {
 		}
 		applied := body
 		var recs []*kgo.Record
-		kafkatest.Eventually(t, 20*time.Second, "3 replayed records", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "3 replayed records", func() bool {
 			recs = kafkatest.ReadAll(t, addrs, "orders.debug")
 			return len(recs) >= 3
 		})

@@ -92,7 +92,7 @@ func TestMessagesScanCancel(t *testing.T) {
 	<-fetching // the scan is waiting for the broker
 	cancel()
 	resp.Body.Close()
-	kafkatest.Eventually(t, 20*time.Second, "the scan to stop", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "the scan to stop", func() bool {
 		return strings.Contains(logs.String(), "console: scan cancelled")
 	})
 	if strings.Contains(logs.String(), "scan done") {
@@ -154,7 +154,7 @@ func TestBrowserMessagesCancel(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("scan-cancel")), chromedp.WaitVisible(chromedp.ID("scan-cancelled"))); err != nil {
 		t.Fatal(err)
 	}
-	kafkatest.Eventually(t, 20*time.Second, "the server to stop the scan", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "the server to stop the scan", func() bool {
 		return strings.Contains(logs.String(), "console: scan cancelled")
 	})
 	if got := text(t, ctx, "#scan-stopped"); !strings.Contains(got, "0 of 10 records read") || strings.Contains(got, "Cancel scan") {

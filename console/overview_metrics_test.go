@@ -29,7 +29,7 @@ func TestOverviewBrokerMetrics(t *testing.T) {
 	// acknowledged batch was fsynced (the default durability).
 	p99 := regexp.MustCompile(`Fsync latency \(ms\); p50 now [0-9.,]+; p99 now ([0-9.,]+)`)
 	var body string
-	kafkatest.Eventually(t, 20*time.Second, "an fsync p99 point", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "an fsync p99 point", func() bool {
 		produceN(t, addrs, "fsynced", 3)
 		_, body = get(t, base+"/ui/")
 		return p99.MatchString(body) && strings.Contains(body, "Requests/s; Produce now")
@@ -66,7 +66,7 @@ func TestOverviewWithoutBrokerMetrics(t *testing.T) {
 			http.Error(w, "exporter down", http.StatusInternalServerError)
 		})
 		_, base = startConsole(t, addrs, console.Config{Metrics: failing})
-		kafkatest.Eventually(t, 20*time.Second, "the scrape's failure on the page", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "the scrape's failure on the page", func() bool {
 			_, body = get(t, base+"/ui/")
 			return strings.Contains(body, "The last scrape of the broker's metrics failed: console: metrics: 500")
 		})
@@ -77,7 +77,7 @@ func TestOverviewWithoutBrokerMetrics(t *testing.T) {
 		other := prometheus.NewRegistry()
 		other.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "kafka_server_requests_total"}))
 		_, base = startConsole(t, addrs, console.Config{Metrics: promhttp.HandlerFor(other, promhttp.HandlerOpts{})})
-		kafkatest.Eventually(t, 20*time.Second, "a scrape", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "a scrape", func() bool {
 			_, body = get(t, base+"/ui/")
 			return strings.Contains(body, "no <code>spool_storage_fsync_seconds</code> histogram")
 		})

@@ -101,7 +101,7 @@ func reply(t testing.TB, addrs []string, id, status, value string) {
 // waitRequest polls the gateway until cond holds for request id.
 func waitRequest(t testing.TB, api, id, what string, cond func(gwStatus) bool) {
 	t.Helper()
-	kafkatest.Eventually(t, 15*time.Second, "request "+id+" "+what, func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "request "+id+" "+what, func() bool {
 		status, body := get(t, api+"/api/requests/"+id)
 		var st gwStatus
 		return (status == http.StatusOK || status == http.StatusAccepted) && json.Unmarshal([]byte(body), &st) == nil && cond(st)

@@ -242,7 +242,7 @@ func TestTopicsCreateListEditDelete(t *testing.T) {
 		if status != http.StatusNoContent || hdr.Get("HX-Redirect") != "/ui/topics?deleted=orders.v1" {
 			t.Fatalf("delete: %d %q %s", status, hdr.Get("HX-Redirect"), body)
 		}
-		kafkatest.Eventually(t, 10*time.Second, "orders.v1 deleted", func() bool { return !topicExists(t, addrs, "orders.v1") })
+		kafkatest.Eventually(t, 30*time.Second, "orders.v1 deleted", func() bool { return !topicExists(t, addrs, "orders.v1") })
 		status, body = get(t, ui+"topics?deleted=orders.v1")
 		if status != http.StatusOK || !strings.Contains(body, `id="topic-deleted"`) || strings.Contains(body, `data-topic="orders.v1"`) {
 			t.Fatalf("list after delete: %d %s", status, body)

@@ -89,7 +89,7 @@ func callbackGateway(t testing.TB, addrs []string, hooks *hookServer, schedule .
 func waitCallback(t testing.TB, g *gw, id, state string) status {
 	t.Helper()
 	var st status
-	kafkatest.Eventually(t, 15*time.Second, "callback "+state, func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "callback "+state, func() bool {
 		_, st = poll(t, g, id, 0)
 		return st.Callback != nil && st.Callback.State == state
 	})

@@ -184,7 +184,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func waitState(t testing.TB, g *gw, id, state string) status {
 	t.Helper()
 	var st status
-	kafkatest.Eventually(t, 15*time.Second, "request "+id+" in state "+state, func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "request "+id+" in state "+state, func() bool {
 		_, st = poll(t, g, id, 0)
 		return st.State == state
 	})

@@ -116,7 +116,7 @@ func TestArchiver(t *testing.T) {
 		waitEvents(t, st, 45)
 
 		// Offsets are committed for what is archived.
-		kafkatest.Eventually(t, 10*time.Second, "committed offsets", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "committed offsets", func() bool {
 			var sum int64
 			for _, o := range kafkatest.Committed(t, addrs, "spool-lookback", "orders") {
 				sum += o

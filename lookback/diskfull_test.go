@@ -54,14 +54,14 @@ func TestDiskFullPausesIngestion(t *testing.T) {
 		}
 		produce(t, addrs, batch(0)...)
 		waitEvents(t, inner, 50)
-		kafkatest.Eventually(t, 10*time.Second, "the first commit", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "the first commit", func() bool {
 			c := kafkatest.Committed(t, addrs, "spool-lookback", "busy")
 			return c[0]+c[1] == 50
 		})
 
 		st.full.Store(true)
 		produce(t, addrs, batch(50)...)
-		kafkatest.Eventually(t, 10*time.Second, "failed appends", func() bool { return st.failures.Load() >= 2 })
+		kafkatest.Eventually(t, 30*time.Second, "failed appends", func() bool { return st.failures.Load() >= 2 })
 		if err := svc.LastError(); !errors.Is(err, errDiskFull) {
 			t.Fatalf("LastError while full: %v", err)
 		}
@@ -75,7 +75,7 @@ func TestDiskFullPausesIngestion(t *testing.T) {
 
 		st.full.Store(false)
 		waitEvents(t, inner, 100)
-		kafkatest.Eventually(t, 10*time.Second, "commits to resume", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "commits to resume", func() bool {
 			c := kafkatest.Committed(t, addrs, "spool-lookback", "busy")
 			return c[0]+c[1] == 100
 		})

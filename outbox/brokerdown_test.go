@@ -40,7 +40,7 @@ func TestBrokerDown(t *testing.T) {
 			cfg.Hooks = hooks
 			r := startRelay(t, cfg)
 			committed := addTx(t, db, "down", []string{"a", "b"}, true)
-			kafkatest.Eventually(t, 20*time.Second, "first events published", func() bool { return pendingRows(t, db) == 0 })
+			kafkatest.Eventually(t, 30*time.Second, "first events published", func() bool { return pendingRows(t, db) == 0 })
 
 			if err := srv.Close(); err != nil {
 				t.Fatal(err)
@@ -55,7 +55,7 @@ func TestBrokerDown(t *testing.T) {
 				t.Fatal("no retryable failure reported while the broker is down")
 			}
 			var st *outbox.Status
-			kafkatest.Eventually(t, 20*time.Second, "ReadStatus to show rows retrying", func() bool {
+			kafkatest.Eventually(t, 30*time.Second, "ReadStatus to show rows retrying", func() bool {
 				var err error
 				if st, err = outbox.ReadStatus(t.Context(), db); err != nil {
 					t.Fatal(err)

@@ -51,7 +51,7 @@ func testSeveralRelays(t *testing.T, b backend, addrs []string, n int) {
 		start(i)
 	}
 	// All up: the buckets spread over every relay.
-	kafkatest.Eventually(t, 20*time.Second, "buckets spread over the relays", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "buckets spread over the relays", func() bool {
 		total := 0
 		for _, r := range relays {
 			st := r.Stats()

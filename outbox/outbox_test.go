@@ -233,7 +233,7 @@ func TestRetentionDeletesPublished(t *testing.T) {
 			cfg := relayConfig(t, db, addrs)
 			cfg.Retention, cfg.CleanupBatch, cfg.MaxRecordBytes = -1, 7, 2000
 			startRelay(t, cfg)
-			kafkatest.Eventually(t, 20*time.Second, "published rows deleted", func() bool {
+			kafkatest.Eventually(t, 30*time.Second, "published rows deleted", func() bool {
 				var n int
 				if err := db.QueryRow("SELECT COUNT(*) FROM spool_outbox").Scan(&n); err != nil {
 					t.Fatal(err)
@@ -324,7 +324,7 @@ func testRejected(t *testing.T, b backend, addrs []string) {
 	cfg.MaxRecordBytes, cfg.Hooks = 2000, hooks
 	r := startRelay(t, cfg)
 	kafkatest.Eventually(t, 30*time.Second, "two rows rejected", func() bool { return r.Stats().Rejected == 2 })
-	kafkatest.Eventually(t, 10*time.Second, "A1, A4 and B1 published", func() bool { return pendingRows(t, db) == 4 })
+	kafkatest.Eventually(t, 30*time.Second, "A1, A4 and B1 published", func() bool { return pendingRows(t, db) == 4 })
 
 	st, err := outbox.ReadStatus(ctx, db)
 	if err != nil {

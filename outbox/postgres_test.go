@@ -51,7 +51,7 @@ func TestPostgresKeyLock(t *testing.T) {
 		}
 		done <- t2.Commit()
 	}()
-	kafkatest.Eventually(t, 10*time.Second, "the second transaction to wait on the key's lock", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "the second transaction to wait on the key's lock", func() bool {
 		var waiting int
 		db.QueryRow("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").Scan(&waiting)
 		return waiting == 1
@@ -106,13 +106,13 @@ func TestListen(t *testing.T) {
 				cfg.PollInterval = 20 * time.Millisecond
 			}
 			r := startRelay(t, cfg)
-			kafkatest.Eventually(t, 10*time.Second, "leases taken", func() bool { return r.Stats().Buckets == outbox.NumBuckets })
+			kafkatest.Eventually(t, 30*time.Second, "leases taken", func() bool { return r.Stats().Buckets == outbox.NumBuckets })
 			if !noListen {
-				kafkatest.Eventually(t, 10*time.Second, "LISTEN active", func() bool { return r.Stats().Listening })
+				kafkatest.Eventually(t, 30*time.Second, "LISTEN active", func() bool { return r.Stats().Listening })
 			}
 			for i := range 3 {
 				addTx(t, db, "t", []string{"k"}, true)
-				kafkatest.Eventually(t, 10*time.Second, "the event published", func() bool { return r.Stats().Published == int64(i+1) })
+				kafkatest.Eventually(t, 30*time.Second, "the event published", func() bool { return r.Stats().Published == int64(i+1) })
 			}
 			if r.Stats().Listening == noListen {
 				t.Fatalf("listening = %v with NoListen %v", r.Stats().Listening, noListen)

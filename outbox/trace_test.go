@@ -40,9 +40,9 @@ func TestRelayTracing(t *testing.T) {
 	cfg := relayConfig(t, db, addrs)
 	cfg.TracerProvider = tp
 	r := startRelay(t, cfg)
-	kafkatest.Eventually(t, 20*time.Second, "published", func() bool { return r.Stats().Published == 1 })
+	kafkatest.Eventually(t, 30*time.Second, "published", func() bool { return r.Stats().Published == 1 })
 	var send sdktrace.ReadOnlySpan
-	kafkatest.Eventually(t, 10*time.Second, "the send span ended", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "the send span ended", func() bool {
 		for _, s := range rec.Ended() {
 			if s.Name() == "send traced" {
 				send = s

@@ -276,7 +276,7 @@ func TestACLSourceRefresh(t *testing.T) {
 	if _, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").Topics("t").Operations(kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral)); err != nil {
 		t.Fatal(err)
 	}
-	kafkatest.Eventually(t, 10*time.Second, "bob refused once alice's ACL exists", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "bob refused once alice's ACL exists", func() bool {
 		return !src.Authorize(auth.User("bob"), "h", kmsg.ACLResourceTypeTopic, "t", kmsg.ACLOperationWrite)
 	})
 	src.Close()

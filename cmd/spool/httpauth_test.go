@@ -274,7 +274,7 @@ func TestStandaloneHTTPTokens(t *testing.T) {
 		t.Fatalf("without a token: %d", code)
 	}
 	addACL(t, adm, kadm.NewACLs().Allow("User:alice").Topics("B").Operations(kadm.OpWrite))
-	kafkatest.Eventually(t, 10*time.Second, "alice's new ACL on B to apply", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "alice's new ACL on B to apply", func() bool {
 		code, _, _ := httpDo(t, "POST", gw+"/api/topics/B/records", aliceHTTPToken, rec)
 		return code == 200
 	})

@@ -58,7 +58,7 @@ func TestServeLookback(t *testing.T) {
 	}
 
 	var lines []string
-	kafkatest.Eventually(t, 20*time.Second, "the events in the archive", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "the events in the archive", func() bool {
 		r := runCLI("lookback", "search", "--server", server, "--key", "customer-42", "--json")
 		if r.err != nil {
 			t.Fatalf("search: %v", r.err)
@@ -142,7 +142,7 @@ func TestServeLookback(t *testing.T) {
 	}
 
 	// The originals and, once archived, the replayed copies.
-	kafkatest.Eventually(t, 20*time.Second, "the copies archived", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "the copies archived", func() bool {
 		r := runCLI("lookback", "search", "--server", server, "--topic", "copies", "--json")
 		return r.err == nil && strings.Count(r.out, "\n") == 3
 	})

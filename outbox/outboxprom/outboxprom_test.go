@@ -54,7 +54,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	kafkatest.Eventually(t, 20*time.Second, "3 published, 1 rejected, backlog reported", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "3 published, 1 rejected, backlog reported", func() bool {
 		return testutil.ToFloat64(m.PublishedCounter("metrics")) == 3 &&
 			testutil.ToFloat64(m.ErrorsCounter("metrics", "rejected")) == 1 &&
 			testutil.ToFloat64(m.PendingGauge("metrics")) == 1

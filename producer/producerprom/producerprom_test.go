@@ -83,7 +83,7 @@ func TestMetrics(t *testing.T) {
 			if err := p.WaitSpoolEmpty(wctx); err != nil {
 				t.Fatal(err)
 			}
-			kafkatest.Eventually(t, 10*time.Second, "mode 0", func() bool { return gauge("spool_producer_spool_mode") == 0 })
+			kafkatest.Eventually(t, 30*time.Second, "mode 0", func() bool { return gauge("spool_producer_spool_mode") == 0 })
 			if n := testutil.ToFloat64(h.DeliveredCounter()); int(n) != spooled {
 				t.Errorf("delivered_total %v, spooled %d", n, spooled)
 			}
