@@ -239,9 +239,7 @@ func htmxReady(t *testing.T, ctx context.Context, css string) {
 		const d = f["htmx-internal-data"];
 		return !!(d && d.initHash) && document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling") === null;
 	})()`, css)
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-		t.Fatalf("htmx did not wire %s: %v", css, err)
-	}
+	waitFor(t, ctx, "htmx to wire "+css, js)
 }
 
 // waitFor waits until the JavaScript expression is true in the page,

@@ -179,9 +179,5 @@ func TestBrowserLookback(t *testing.T) {
 // the page.
 func htmxSettled(t *testing.T, ctx context.Context) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
-		`document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added") === null`,
-		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
-		t.Fatalf("htmx did not settle: %v", err)
-	}
+	waitFor(t, ctx, "htmx to settle", `document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added") === null`)
 }
