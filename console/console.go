@@ -84,7 +84,8 @@ type Console struct {
 	tmpl    *templates
 	mux     http.Handler
 	sampler *sampler
-	dlq     dlqState // dead letters pages: header probes, redrive jobs
+	dlq     dlqState    // dead letters pages: header probes, redrive jobs
+	times   recordTimes // the timestamps of the groups' oldest unconsumed records (lagtime.go)
 
 	mu     sync.Mutex
 	cl     *kgo.Client
@@ -156,6 +157,12 @@ func (c *Console) Start(ctx context.Context) error {
 		return fmt.Errorf("console: kafka %v: %w", c.cfg.Brokers, err)
 	}
 	c.cl, c.adm = cl, kadm.NewClient(cl)
+	// The sampler uses the clients it is given, never c.client: Close
+	// holds c.mu while it waits for the sampler to end.
+	adm := c.adm
+	c.sampler.lagTimes = func(ctx context.Context, lags ...kadm.DescribedGroupLag) map[tpOffset]time.Time {
+		return c.lagTimes(ctx, cl, adm, lags...)
+	}
 	sctx, stop := context.WithCancel(context.Background())
 	c.stop, c.done = stop, make(chan struct{})
 	go func() {

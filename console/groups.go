@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/httpapi"
@@ -37,14 +38,15 @@ type groupRow struct {
 	Members     int
 	Topics      []string
 	Lag         int64
-	Err         string // why the lag is unknown
+	TimeLag     time.Duration // the age of its oldest unconsumed record (lagtime.go), lagUnknown when not read
+	Err         string        // why the lag is unknown
 	Coordinator int32
 	Trend       Series // the total lag over the sampler's history
 }
 
 // groupsQuery is the list's sort and filters, from the query string.
 type groupsQuery struct {
-	Sort   string // name, state, lag, members
+	Sort   string // name, state, lag, timelag, members
 	Desc   bool
 	Q      string // name contains, case-insensitively
 	State  string
@@ -71,9 +73,9 @@ func parseGroupsQuery(v url.Values) (groupsQuery, error) {
 	switch q.Sort {
 	case "":
 		q.Sort = "name"
-	case "name", "state", "lag", "members":
+	case "name", "state", "lag", "timelag", "members":
 	default:
-		return q, httpapi.Errorf(http.StatusBadRequest, "console: sort %q: want name, state, lag or members", q.Sort)
+		return q, httpapi.Errorf(http.StatusBadRequest, "console: sort %q: want name, state, lag, timelag or members", q.Sort)
 	}
 	switch d := v.Get("dir"); d {
 	case "", "asc":
@@ -100,7 +102,7 @@ func parseGroupsQuery(v url.Values) (groupsQuery, error) {
 func (q groupsQuery) href(base, key string) string {
 	v := url.Values{}
 	v.Set("sort", key)
-	desc := key == "lag" || key == "members" // the big ones first, on the first click
+	desc := key == "lag" || key == "timelag" || key == "members" // the big ones first, on the first click
 	if key == q.Sort {
 		desc = !q.Desc
 	}
@@ -125,7 +127,7 @@ func (c *Console) groupsPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	_, adm, err := c.client()
+	cl, adm, err := c.client()
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -142,6 +144,7 @@ func (c *Console) groupsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	smps := c.sampler.samples()
 	d := groupsData{Query: q, States: groupStates}
+	var shown []kadm.DescribedGroupLag
 	for name, l := range lags {
 		if !c.visible(r, groupResource, name) {
 			continue
@@ -153,10 +156,19 @@ func (c *Console) groupsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		row.Trend = valueSeries("lag", smps, func(s sample) (int64, bool) { v, ok := s.GroupLag[name]; return v, ok })
 		d.Rows = append(d.Rows, row)
+		shown = append(shown, l)
+	}
+	// The lag in time of the groups shown (every one: the list sorts by
+	// it), read at once for all of them.
+	times := c.lagTimes(ctx, cl, adm, shown...)
+	now := time.Now()
+	for i := range d.Rows {
+		d.Rows[i].TimeLag = groupLagTime(now, lags[d.Rows[i].Name], times)
 	}
 	sortGroups(d.Rows, q)
 	for _, h := range []sortHead{{Key: "name", Title: "Group"}, {Key: "state", Title: "State"},
-		{Key: "members", Title: "Members", Numeric: true}, {Key: "lag", Title: "Lag", Numeric: true}} {
+		{Key: "members", Title: "Members", Numeric: true}, {Key: "lag", Title: "Lag", Numeric: true},
+		{Key: "timelag", Title: "Lag in time", Numeric: true}} {
 		h.Href = q.href(c.cfg.BasePath, h.Key)
 		if h.Key == q.Sort {
 			h.AriaSort = "ascending"
@@ -171,7 +183,7 @@ func (c *Console) groupsPage(w http.ResponseWriter, r *http.Request) {
 
 func newGroupRow(l kadm.DescribedGroupLag) groupRow {
 	row := groupRow{Name: l.Group, State: l.State, Protocol: l.Protocol, Type: l.ProtocolType,
-		Members: len(l.Members), Coordinator: l.Coordinator.NodeID, Lag: -1}
+		Members: len(l.Members), Coordinator: l.Coordinator.NodeID, Lag: -1, TimeLag: lagUnknown}
 	if err := l.Error(); err != nil {
 		row.Err = err.Error()
 		return row
@@ -202,6 +214,8 @@ func sortGroups(rows []groupRow, q groupsQuery) {
 			n = cmp.Compare(a.State, b.State)
 		case "lag":
 			n = cmp.Compare(a.Lag, b.Lag)
+		case "timelag":
+			n = cmp.Compare(a.TimeLag, b.TimeLag)
 		case "members":
 			n = cmp.Compare(a.Members, b.Members)
 		}
@@ -225,7 +239,8 @@ type partitionLag struct {
 	Committed int64 // -1: no commit
 	Start     int64
 	End       int64
-	Lag       int64 // -1: unknown (see Err)
+	Lag       int64         // -1: unknown (see Err)
+	TimeLag   time.Duration // the age of the oldest unconsumed record, 0 caught up, lagUnknown
 	Member    string
 	Client    string
 	Err       string
@@ -248,15 +263,17 @@ type groupDetail struct {
 	Partitions  []partitionLag
 	Topics      []string // the topics the group has offsets or assignments on
 	TotalLag    int64
+	TimeLag     time.Duration // the partitions' largest lag in time, lagUnknown when one is not known
 	LagErr      string
 	LagChart    Series
-	Active      bool // members are connected: resets and deletes are refused
+	TimeChart   Series // the lag in time (seconds), sampled while a page of the group is open
+	Active      bool   // members are connected: resets and deletes are refused
 	ReadOnly    bool
 }
 
 // loadGroup describes group with its lag: 404 for a group that does not
 // exist (Dead without committed offsets).
-func (c *Console) loadGroup(ctx context.Context, adm *kadm.Client, group string) (groupDetail, error) {
+func (c *Console) loadGroup(ctx context.Context, cl *kgo.Client, adm *kadm.Client, group string) (groupDetail, error) {
 	lags, err := adm.Lag(ctx, group)
 	if err != nil {
 		return groupDetail{}, kafkaError("group "+group, err)
@@ -289,9 +306,11 @@ func (c *Console) loadGroup(ctx context.Context, adm *kadm.Client, group string)
 		d.Members = append(d.Members, mv)
 	}
 	topics := map[string]bool{}
+	times := c.lagTimes(ctx, cl, adm, l)
+	now := time.Now()
 	for _, ml := range l.Lag.Sorted() {
 		p := partitionLag{Topic: ml.Topic, Partition: ml.Partition, Committed: ml.Commit.At,
-			Start: ml.Start.Offset, End: ml.End.Offset, Lag: ml.Lag}
+			Start: ml.Start.Offset, End: ml.End.Offset, Lag: ml.Lag, TimeLag: partitionLagTime(now, ml, times)}
 		if ml.Member != nil {
 			p.Member, p.Client = ml.Member.MemberID, ml.Member.ClientID
 		}
@@ -303,10 +322,16 @@ func (c *Console) loadGroup(ctx context.Context, adm *kadm.Client, group string)
 	}
 	d.Topics = groupSortedKeys(topics)
 	d.TotalLag = l.Lag.Total()
+	d.TimeLag = groupLagTime(now, l, times)
 	if groupInactive(l.State) && len(l.Members) == 0 && len(d.Partitions) == 0 && l.State == "Dead" {
 		return groupDetail{}, httpapi.Errorf(http.StatusNotFound, "console: no consumer group %q", group)
 	}
-	d.LagChart = valueSeries("total lag", c.sampler.samples(), func(s sample) (int64, bool) { v, ok := s.GroupLag[group]; return v, ok })
+	smps := c.sampler.samples()
+	d.LagChart = valueSeries("total lag", smps, func(s sample) (int64, bool) { v, ok := s.GroupLag[group]; return v, ok })
+	d.TimeChart = valueSeries("lag in time", smps, func(s sample) (int64, bool) {
+		v, ok := s.GroupTimeLag[group]
+		return int64(v.Seconds()), ok
+	})
 	return d, nil
 }
 
@@ -321,14 +346,14 @@ func (c *Console) groupPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	_, adm, err := c.client()
+	cl, adm, err := c.client()
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	ctx, cancel := c.pageContext(r)
 	defer cancel()
-	d, err := c.loadGroup(ctx, adm, group)
+	d, err := c.loadGroup(ctx, cl, adm, group)
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -361,6 +386,7 @@ func (c *Console) groupLive(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, ": lag of consumer group\n\n")
 	fl.Flush()
+	defer c.sampler.watch(group)() // its lag in time goes into the samples while the page is open
 	c.streamGroupLag(r.Context(), w, fl, group)
 }
 
@@ -396,13 +422,13 @@ func (c *Console) streamGroupLag(ctx context.Context, w http.ResponseWriter, fl 
 }
 
 func (c *Console) liveFragment(ctx context.Context, group string) ([]byte, error) {
-	_, adm, err := c.client()
+	cl, adm, err := c.client()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	d, err := c.loadGroup(ctx, adm, group)
+	d, err := c.loadGroup(ctx, cl, adm, group)
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,7 @@ func funcs(base string) template.FuncMap {
 		},
 		"lbDuration": lbDuration, "lbInt": lbInt, "lbIndent": lbIndent, "lbPercent": lbPercent,
 		"lbOutcome": lbOutcome, "lbFilterText": lbFilterText,
-		"sparkline": sparkline, "stateClass": groupStateClass, "resetModes": func() any { return resetModes },
+		"sparkline": sparkline, "lagTime": lagTimeCell, "stateClass": groupStateClass, "resetModes": func() any { return resetModes },
 		"reqAdd":   func(a, b int) int { return a + b },
 		"msgCount": func(a, b int64) string { return humanCount(b - a) }, "msgInt": func(n int) int64 { return int64(n) },
 		"msgPageSizes": func() []int { return []int{20, 50, 100, 500} },

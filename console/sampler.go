@@ -16,7 +16,11 @@ type sample struct {
 	TopicEnds      map[string]int64 // sum of the end offsets of each topic's partitions
 	GroupCommitted map[string]int64 // sum of each group's committed offsets
 	GroupLag       map[string]int64 // each group's total lag
-	Metrics        *metricsSample   // the scrape of Config.Metrics, nil without it
+	// GroupTimeLag is the lag in time of the groups whose page is open
+	// (sampler.watch): reading record timestamps for every group every
+	// sample would cost a fetch per moving partition.
+	GroupTimeLag map[string]time.Duration
+	Metrics      *metricsSample // the scrape of Config.Metrics, nil without it
 }
 
 // sampler keeps the samples of the last Config.History, oldest first. Its
@@ -25,10 +29,42 @@ type sampler struct {
 	interval time.Duration
 	max      int
 	scrape   func(context.Context) *metricsSample // Config.Metrics, nil without it
+	// lagTimes reads the timestamps the watched groups' lag in time
+	// needs (Console.lagTimes).
+	lagTimes func(context.Context, ...kadm.DescribedGroupLag) map[tpOffset]time.Time
 
-	mu   sync.Mutex
-	ring []sample
-	wake chan struct{}
+	mu      sync.Mutex
+	ring    []sample
+	watched map[string]int // group -> open pages
+	wake    chan struct{}
+}
+
+// watch adds group's lag in time to the samples until the returned
+// function is called.
+func (s *sampler) watch(group string) (unwatch func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watched == nil {
+		s.watched = map[string]int{}
+	}
+	s.watched[group]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.watched[group]--; s.watched[group] <= 0 {
+			delete(s.watched, group)
+		}
+	}
+}
+
+func (s *sampler) watchedGroups() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]bool, len(s.watched))
+	for g := range s.watched {
+		out[g] = true
+	}
+	return out
 }
 
 func newSampler(interval, history time.Duration) *sampler {
@@ -42,7 +78,7 @@ func (s *sampler) run(ctx context.Context, adm *kadm.Client, timeout time.Durati
 	defer t.Stop()
 	for {
 		sctx, cancel := context.WithTimeout(ctx, timeout)
-		if smp, ok := takeSample(sctx, adm); ok {
+		if smp, ok := s.take(sctx, adm); ok {
 			if s.scrape != nil {
 				smp.Metrics = s.scrape(sctx)
 			}
@@ -82,14 +118,16 @@ func (s *sampler) samples() []sample {
 	return append([]sample(nil), s.ring...)
 }
 
-// takeSample reads every topic's end offsets and every group's commits
-// and lag. A failed read yields no sample (the chart shows a gap).
-func takeSample(ctx context.Context, adm *kadm.Client) (sample, bool) {
+// take reads every topic's end offsets, every group's commits and lag,
+// and the watched groups' lag in time. A failed read yields no sample
+// (the chart shows a gap).
+func (s *sampler) take(ctx context.Context, adm *kadm.Client) (sample, bool) {
 	ends, err := adm.ListEndOffsets(ctx)
 	if err != nil {
 		return sample{}, false
 	}
-	smp := sample{At: time.Now(), TopicEnds: map[string]int64{}, GroupCommitted: map[string]int64{}, GroupLag: map[string]int64{}}
+	smp := sample{At: time.Now(), TopicEnds: map[string]int64{}, GroupCommitted: map[string]int64{}, GroupLag: map[string]int64{},
+		GroupTimeLag: map[string]time.Duration{}}
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Err == nil {
 			smp.TopicEnds[o.Topic] += o.Offset
@@ -110,6 +148,7 @@ func takeSample(ctx context.Context, adm *kadm.Client) (sample, bool) {
 			smp.GroupCommitted[g] = committed
 			smp.GroupLag[g] = l.Lag.Total()
 		}
+		s.takeTimeLags(ctx, lags, &smp)
 	}
 	return smp, true
 }
@@ -160,4 +199,25 @@ func lastRate(s Series) float64 {
 		return 0
 	}
 	return s.Points[len(s.Points)-1].V
+}
+
+// takeTimeLags adds the watched groups' lag in time to smp.
+func (s *sampler) takeTimeLags(ctx context.Context, lags kadm.DescribedGroupLags, smp *sample) {
+	watched := s.watchedGroups()
+	if len(watched) == 0 || s.lagTimes == nil {
+		return
+	}
+	var ls []kadm.DescribedGroupLag
+	for g := range watched {
+		if l, ok := lags[g]; ok && l.Error() == nil {
+			ls = append(ls, l)
+		}
+	}
+	times := s.lagTimes(ctx, ls...)
+	now := time.Now()
+	for _, l := range ls {
+		if d := groupLagTime(now, l, times); d != lagUnknown {
+			smp.GroupTimeLag[l.Group] = d
+		}
+	}
 }
