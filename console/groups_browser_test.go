@@ -72,6 +72,10 @@ func TestBrowserGroups(t *testing.T) {
 	if got := text(t, ctx, "#groups tbody tr:first-child td:first-child"); got != "billing" {
 		t.Fatalf("first by lag: %q", got)
 	}
+	// Lag in time: billing's oldest unconsumed record is moments old,
+	// shipping is caught up.
+	waitFor(t, ctx, "billing's lag in time", `Number(document.querySelector('#groups tr[data-group="billing"] td.timelag span')?.dataset.ms) > 0`)
+	waitFor(t, ctx, "shipping's lag in time", textIs(`#groups tr[data-group="shipping"] td.timelag`, "0s"))
 	// The trend needs two samples; wait for the sparklines before the picture.
 	kafkatest.Eventually(t, 30*time.Second, "two samples", func() bool {
 		_, body := get(t, u+"/ui/groups")
@@ -92,6 +96,9 @@ func TestBrowserGroups(t *testing.T) {
 	waitFor(t, ctx, "the live lag after producing", textIs("#total-lag", "9"))
 	waitFor(t, ctx, "the lag of orders/0", textIs(`#lag tr[data-tp="orders/0"] td.lag`, "6"))
 	waitFor(t, ctx, "the lag chart", `document.querySelector("#live svg polyline") !== null`)
+	waitFor(t, ctx, "the lag in time of orders/0", `Number(document.querySelector('#lag tr[data-tp="orders/0"] td.timelag span')?.dataset.ms) > 0`)
+	waitFor(t, ctx, "the group's lag in time", `/^[0-9]+s$/.test((document.querySelector("#time-lag")?.textContent ?? "").trim())`)
+	waitFor(t, ctx, "the lag in time chart", `document.querySelectorAll("#live svg polyline").length === 2`)
 
 	// Reset to earliest: the dry run shows current -> new, apply commits it.
 	grpWired(t, ctx, "reset-form")

@@ -136,12 +136,14 @@ func groupLagTime(now time.Time, l kadm.DescribedGroupLag, times map[tpOffset]ti
 		return lagUnknown
 	}
 	var worst time.Duration
-	for _, ml := range l.Lag.Sorted() {
-		d := partitionLagTime(now, ml, times)
-		if d == lagUnknown {
-			return lagUnknown
+	for _, t := range l.Lag { // not Lag.Sorted: the order does not matter, and sorting 1,000 groups' partitions shows in a profile
+		for _, ml := range t {
+			d := partitionLagTime(now, ml, times)
+			if d == lagUnknown {
+				return lagUnknown
+			}
+			worst = max(worst, d)
 		}
-		worst = max(worst, d)
 	}
 	return worst
 }
