@@ -2,10 +2,13 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spoolmq/spool/agent"
@@ -27,22 +30,25 @@ func dlqNoHorizontalScroll(t *testing.T, ctx context.Context, what string) {
 	}
 }
 
-// The issue's scenario: 1,000 dead letters of two reasons and several
-// keys, redriven by reason from the browser (dry run, then apply), then
-// read back with a Kafka consumer.
+// The issue's scenario: 1,000 dead letters of one reason among 1,500 of
+// two reasons and several keys, redriven by reason from the browser (dry
+// run, then apply), then read back with a Kafka consumer; then a slow
+// redrive of the other 500, cancelled.
 func TestBrowserDeadLetters(t *testing.T) {
 	srv := spooltest.Start(t, spooltest.WithPartitions(4))
 	addrs := []string{srv.Addr()}
 	kafkatest.CreateTopic(t, addrs, "orders", 4)
 	kafkatest.CreateTopic(t, addrs, "orders.dlq", 4)
-	recs := produceDLQ(t, addrs, "orders.dlq", "orders", 1000, 12, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter)
+	// Two of every three are retries-exhausted: 1,000 of them, 500 dead-letter.
+	recs := produceDLQ(t, addrs, "orders.dlq", "orders", 1500, 12,
+		agent.ReasonRetriesExhausted, agent.ReasonRetriesExhausted, agent.ReasonDeadLetter)
 	_, u := startConsole(t, addrs, console.Config{})
 	ctx := tab(t)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(u+"/ui/deadletters"), chromedp.WaitVisible(chromedp.CSS("#dlq-list"))); err != nil {
 		t.Fatal(err)
 	}
-	if got := text(t, ctx, "#dlq-list .dlq-depth"); got != "1,000" {
+	if got := text(t, ctx, "#dlq-list .dlq-depth"); got != "1,500" {
 		t.Fatalf("depth of orders.dlq: %q", got)
 	}
 	screenshot(t, ctx, "deadletters")
@@ -50,17 +56,17 @@ func TestBrowserDeadLetters(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#dlq-list a[href$="/orders.dlq"]`)), chromedp.WaitVisible(chromedp.CSS("#by-reason"))); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#dlq-depth", "1,000")
+	waitText(t, ctx, "#dlq-depth", "1,500")
 	// The reason grouping is a filter: click retries-exhausted.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#by-reason a[href*="reason=retries-exhausted"]`))); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#dlq-matched", "500")
+	waitText(t, ctx, "#dlq-matched", "1000")
 	htmxReady(t, ctx, "#dry-run")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#plan-count", "500")
+	waitText(t, ctx, "#plan-count", "1000")
 	if got := text(t, ctx, "#plan-targets td"); got != "orders" {
 		t.Fatalf("dry run target %q", got)
 	}
@@ -73,7 +79,7 @@ func TestBrowserDeadLetters(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("apply")), chromedp.WaitVisible(chromedp.ID("redrive-done"))); err != nil {
 		t.Fatal(err)
 	}
-	if got := text(t, ctx, "#report-redriven"); got != "500" {
+	if got := text(t, ctx, "#report-redriven"); got != "1000" {
 		t.Fatalf("redriven %q", got)
 	}
 	if got := text(t, ctx, "#report-failed"); got != "0" {
@@ -88,18 +94,20 @@ func TestBrowserDeadLetters(t *testing.T) {
 			want = append(want, r)
 		}
 	}
-	dlqCheckRedriven(t, kafkatest.ReadAll(t, addrs, "orders"), want, id)
+	redriven := kafkatest.ReadAll(t, addrs, "orders")
+	dlqCheckRedriven(t, redriven, want, id)
+	dlqCheckSources(t, addrs, redriven, want)
 
-	// Reloaded, the page marks the 500 as redriven; a new dry run skips them.
+	// Reloaded, the page marks the 1,000 as redriven; a new dry run skips them.
 	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("dlq-redriven"))); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#dlq-redriven", "500")
+	waitText(t, ctx, "#dlq-redriven", "1000")
 	htmxReady(t, ctx, "#dry-run")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("dry-run"))); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#plan-already", "500")
+	waitText(t, ctx, "#plan-already", "1000")
 	dlqNoHorizontalScroll(t, ctx, "1280 px")
 
 	// The other reason, slowly: the progress polls, Cancel stops it, the
@@ -143,8 +151,8 @@ func TestBrowserDeadLetters(t *testing.T) {
 	if err != nil || n >= 500 {
 		t.Fatalf("cancelled redrive reports %v redriven", text(t, ctx, "#report-redriven"))
 	}
-	if got := kafkatest.ReadAll(t, addrs, "orders"); len(got) != 500+n {
-		t.Fatalf("orders has %d records, want 500 + the %d the cancelled redrive reports", len(got), n)
+	if got := kafkatest.ReadAll(t, addrs, "orders"); len(got) != 1000+n {
+		t.Fatalf("orders has %d records, want 1,000 + the %d the cancelled redrive reports", len(got), n)
 	}
 
 	// A phone.
@@ -158,4 +166,41 @@ func TestBrowserDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	dlqNoHorizontalScroll(t, ctx, "390 px, list")
+}
+
+// dlqCheckSources checks, with kadm, that the original topic holds as many
+// records as were redriven, and that each redriven record names the
+// dead letter it came from (spool_redrive_of), went to that dead letter's
+// original partition, and that no dead letter was sent twice.
+func dlqCheckSources(t *testing.T, addrs []string, got, want []*kgo.Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := grpAdmin(t, addrs).ListEndOffsets(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total != int64(len(want)) {
+		t.Fatalf("orders' end offsets sum to %d, want the %d redriven", total, len(want))
+	}
+	src := map[string]*kgo.Record{}
+	for _, r := range want {
+		src[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)] = r
+	}
+	for _, r := range got {
+		of, _ := dlqHeader(r, console.HeaderRedriveOf)
+		d, ok := src[of]
+		if !ok {
+			t.Fatalf("record %s: spool_redrive_of %q names no dead letter of the selection (or one sent twice)", r.Value, of)
+		}
+		delete(src, of)
+		if string(d.Value) != string(r.Value) || string(d.Key) != string(r.Key) {
+			t.Fatalf("record %s/%s comes from dead letter %s holding %s/%s", r.Key, r.Value, of, d.Key, d.Value)
+		}
+		if p, _ := dlqHeader(d, "dlq_original_partition"); p != strconv.Itoa(int(r.Partition)) {
+			t.Fatalf("record %s went to partition %d, its original partition is %s", r.Value, r.Partition, p)
+		}
+	}
 }
