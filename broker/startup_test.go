@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -50,6 +51,139 @@ func TestStartFailsOnUnreadableGroupState(t *testing.T) {
 		t.Fatalf("start with a damaged group snapshot: %v, want a group.LoadError for %s at byte 0", err, path)
 	}
 	wantErr(t, err, path, "at byte 0", "checksum", "Restore the file from a backup")
+}
+
+// groupJournal is the coordinator's journal under a broker's data dir.
+const groupJournal = "/data/__state/groups/journal"
+
+// journalWithCommits runs a broker on a MemFS, commits offsets 1, 2, 3 of
+// topic "j" partition 0 for group "grp" (one journal frame each) and
+// returns a copy of the durable state taken while the broker still runs
+// (a clean close would fold the journal into the snapshot), with the
+// byte offset where each of the journal's frames starts.
+func journalWithCommits(t *testing.T) (*storage.MemFS, []int64) {
+	t.Helper()
+	fsys := storage.NewMemFS()
+	srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) { c.DataDir, c.FS = "/data", fsys }))
+	adm, _ := newAdmin(t, srv)
+	createTopic(t, adm, "j", 1, nil)
+	for off := int64(1); off <= 3; off++ {
+		offs := kadm.Offsets{}
+		offs.AddOffset("j", 0, off, -1)
+		if resp, err := adm.CommitOffsets(testCtx(t), "grp", offs); err != nil || resp.Error() != nil {
+			t.Fatalf("commit %d: %v %v", off, err, resp.Error())
+		}
+	}
+	clone := fsys.CrashClone(storage.CrashOptions{}) // commits are acknowledged once fsynced
+	data, err := storage.ReadFile(clone, groupJournal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []int64
+	for off := int64(0); off < int64(len(data)); off += 8 + int64(binary.BigEndian.Uint32(data[off:])) {
+		frames = append(frames, off)
+	}
+	if len(frames) < 3 {
+		t.Fatalf("journal of %d bytes has %d frames after 3 commits, want at least 3", len(data), len(frames))
+	}
+	return clone, frames
+}
+
+// rewriteFile replaces the file at path in fsys with data.
+func rewriteFile(t *testing.T, fsys *storage.MemFS, path string, data []byte) {
+	t.Helper()
+	if err := storage.WriteFileAtomic(fsys, path, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// committed returns group "grp"'s committed offset of "j" partition 0 on
+// a broker started on fsys (-1 if none), and closes that broker.
+func committed(t *testing.T, fsys *storage.MemFS) int64 {
+	t.Helper()
+	srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) { c.DataDir, c.FS = "/data", fsys }))
+	adm, _ := newAdmin(t, srv)
+	got, err := adm.FetchOffsets(testCtx(t), "grp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok := got.Lookup("j", 0)
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		return -1
+	}
+	return o.At
+}
+
+// A damaged frame in the middle of the group journal (good frames after
+// it: not a crash's torn tail) stops the start with the journal's path,
+// the offset of the bad frame and the remedy, which works: cutting the
+// journal there starts with the commits before the damage. Before, the
+// start took it for a torn tail and cut it, silently dropping every
+// commit after it.
+func TestStartFailsOnDamagedGroupJournal(t *testing.T) {
+	fsys, frames := journalWithCommits(t)
+	data, _ := storage.ReadFile(fsys, groupJournal)
+	bad := frames[len(frames)-2] // the frame of commit 2: commit 3 follows it
+	data[bad+10] ^= 0xff         // inside its payload
+	rewriteFile(t, fsys, groupJournal, data)
+
+	err := startErr(t, broker.Config{DataDir: "/data", FS: fsys})
+	var le *group.LoadError
+	if !errors.As(err, &le) || le.Path != groupJournal || le.Offset != bad {
+		t.Fatalf("start with a damaged group journal: %v, want a group.LoadError for %s at byte %d", err, groupJournal, bad)
+	}
+	wantErr(t, err, groupJournal, fmt.Sprintf("at byte %d", bad), "checksum",
+		"Restore the file from a backup", fmt.Sprintf("truncate -s %d %s", bad, groupJournal))
+
+	rewriteFile(t, fsys, groupJournal, data[:bad]) // the remedy
+	if got := committed(t, fsys); got != 1 {
+		t.Fatalf("committed offset after cutting the journal at the damage: %d, want 1 (the commit before it)", got)
+	}
+}
+
+// What a crash during the journal's last write leaves is not an error:
+// the start cuts it at the last good frame (so the next write does not
+// land after garbage) and keeps every commit before it.
+func TestStartCutsTornGroupJournalTail(t *testing.T) {
+	// Each tear returns the torn journal, the length it is to be cut to
+	// and the committed offset that survives.
+	for name, tear := range map[string]func(data []byte, last int64) (torn []byte, keep int, want int64){
+		// The last write cut short: half of a frame.
+		"half a frame": func(data []byte, last int64) ([]byte, int, int64) {
+			return append(data, data[last:last+(int64(len(data))-last)/2]...), len(data), 3
+		},
+		// The last frame whole in length but not in content.
+		"last frame damaged": func(data []byte, last int64) ([]byte, int, int64) {
+			data[len(data)-2] ^= 0xff
+			return data, int(last), 2
+		},
+		// Space the file system extended but never wrote.
+		"zeros": func(data []byte, last int64) ([]byte, int, int64) {
+			return append(data, make([]byte, 100)...), len(data), 3
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fsys, frames := journalWithCommits(t)
+			data, _ := storage.ReadFile(fsys, groupJournal)
+			torn, keep, want := tear(data, frames[len(frames)-1])
+			rewriteFile(t, fsys, groupJournal, torn)
+
+			srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) { c.DataDir, c.FS = "/data", fsys }))
+			cut, _ := storage.ReadFile(fsys, groupJournal)
+			if len(cut) != keep {
+				t.Errorf("journal of %d bytes (torn: %d) after start, want it cut to %d", len(cut), len(torn), keep)
+			}
+			if err := srv.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := committed(t, fsys); got != want {
+				t.Fatalf("committed offset after a torn tail: %d, want %d", got, want)
+			}
+		})
+	}
 }
 
 // The broker's committed offsets live on its storage.FS: a crash of the

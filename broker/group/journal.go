@@ -30,8 +30,11 @@ import (
 //	+-----------+-------------+---------------------+
 //
 // The payload is one entry encoded as JSON. Start-up reads the snapshot, then
-// replays the journal, last write wins per key; a torn or corrupt journal
-// tail (a crash during a write) is truncated at the last good frame. Because
+// replays the journal, last write wins per key; a torn journal tail (a
+// crash during a write: the last frame bad, or only zero bytes after the
+// last good one) is truncated at the last good frame, while a bad frame
+// with other data after it is damage and stops the start (LoadError with
+// the byte offset to cut at). Because
 // a snapshot holds the image after every journal entry written before it,
 // replaying an old journal over a newer snapshot (a crash between the rename
 // and the journal truncation) yields the same image, so compaction needs no
@@ -146,11 +149,18 @@ type LoadError struct {
 	Path   string
 	Offset int64
 	Err    error
+	// Remedy says what an operator can do; empty: restore the file from a
+	// backup or move it away.
+	Remedy string
 }
 
 func (e *LoadError) Error() string {
-	return fmt.Sprintf("group: load %s at byte %d: %v; committed offsets would be lost, so the coordinator does not start. "+
-		"Restore the file from a backup, or move it away to start without the offsets it holds", e.Path, e.Offset, e.Err)
+	remedy := e.Remedy
+	if remedy == "" {
+		remedy = "Restore the file from a backup, or move it away to start without the offsets it holds"
+	}
+	return fmt.Sprintf("group: load %s at byte %d: %v; committed offsets would be lost, so the coordinator does not start. %s",
+		e.Path, e.Offset, e.Err, remedy)
 }
 
 func (e *LoadError) Unwrap() error { return e.Err }
@@ -194,8 +204,16 @@ func openJournal(fsys storage.FS, dir string, noSync bool, compactBytes int64) (
 		f.Close()
 		return nil, nil, &LoadError{Path: path, Err: err}
 	}
-	good, _ := readFrames(data, j.img.apply) // a bad tail is a torn write: cut it
-	if good < int64(len(data)) {
+	good, ferr := readFrames(data, j.img.apply)
+	if good < int64(len(data)) && !tornTail(data[good:]) {
+		// Good frames were fsynced and acknowledged; a bad one with more
+		// data after it is damage, and cutting it would silently drop
+		// the commits after it too.
+		f.Close()
+		return nil, nil, &LoadError{Path: path, Offset: good, Err: ferr, Remedy: fmt.Sprintf(
+			"Restore the file from a backup, or cut it at the damage (truncate -s %d %s) to start with the offsets committed before it", good, path)}
+	}
+	if good < int64(len(data)) { // a torn write: cut it
 		err := f.Truncate(good)
 		if err == nil {
 			err = f.Sync()
@@ -212,6 +230,28 @@ func openJournal(fsys storage.FS, dir string, noSync bool, compactBytes int64) (
 	}
 	go j.run()
 	return j, entries, nil
+}
+
+// tornTail reports whether rest, the journal from its first bad frame to
+// its end, is what a crash during the last write leaves rather than damage:
+// the frame is the last one (a write cut short, or one whose pages did not
+// all reach the disk), or nothing but zero bytes follow (space the file
+// system extended but never wrote). A bad frame with other data after it
+// is damage: frames are written in order, and everything before the last
+// write was fsynced.
+func tornTail(rest []byte) bool {
+	if len(rest) < frameHeader {
+		return true
+	}
+	if n := binary.BigEndian.Uint32(rest); n <= maxFrame && int(n) >= len(rest)-frameHeader {
+		return true
+	}
+	for _, b := range rest {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func readAll(f storage.File) ([]byte, error) {
