@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/spoolmq/spool/broker"
+	"github.com/spoolmq/spool/internal/kafkatest"
 	"github.com/spoolmq/spool/spooltest"
 )
 
@@ -380,4 +382,95 @@ func (m countingMechanism) Authenticate(ctx context.Context, host string) (sasl.
 		}
 	}
 	return m.Mechanism.Authenticate(ctx, host)
+}
+
+// With mutual TLS the principal is the client certificate's subject as
+// docs/security.md says ("User:CN=billing,O=acme"): an ACL for that
+// principal lets the certificate's holder in, a certificate of another
+// subject from the same CA is refused by the ACLs, and the refusal is
+// logged with the subject as the principal.
+func TestMTLSPrincipalIsCertificateSubject(t *testing.T) {
+	pki := newPKI(t)
+	_, addrs, logs := secureBroker(t, pki, func(c *broker.Config) {
+		c.SuperUsers = []string{"User:ANONYMOUS"} // the tests' PLAINTEXT admin door
+		c.Authorizer = true
+	})
+	adm := plainAdmin(t, addrs["PLAIN"])
+	createTopic(t, adm, "billing", 1, nil)
+	res, err := adm.CreateACLs(testCtx(t), kadm.NewACLs().Allow("User:CN=billing,O=acme").
+		Topics("billing").Operations(kadm.OpAll).ResourcePatternType(kadm.ACLPatternLiteral))
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("CreateACLs: %v %v", err, res)
+	}
+
+	billing := pki.issue(t, pkix.Name{CommonName: "billing", Organization: []string{"acme"}}, time.Now().Add(time.Hour), false)
+	if err := roundTrip(t, addrs["MTLS"], "billing", kgo.DialTLSConfig(pki.clientTLS(billing))); err != nil {
+		t.Fatalf("the certificate of CN=billing,O=acme with an ACL for User:CN=billing,O=acme: %v", err)
+	}
+	shipping := pki.issue(t, pkix.Name{CommonName: "shipping", Organization: []string{"acme"}}, time.Now().Add(time.Hour), false)
+	if err := roundTrip(t, addrs["MTLS"], "billing", kgo.DialTLSConfig(pki.clientTLS(shipping))); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("the certificate of CN=shipping,O=acme: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	if !strings.Contains(logs.String(), `principal="User:CN=shipping,O=acme"`) {
+		t.Fatalf("the refusal is not logged with the certificate's subject as the principal:\n%s", logs)
+	}
+}
+
+// spool_broker_authentication_failures_total (docs/metrics.md) counts a
+// failed SASL authentication under its mechanism, and a failed TLS
+// handshake under "tls"; a successful one counts nothing.
+func TestAuthenticationFailuresCounted(t *testing.T) {
+	pki := newPKI(t)
+	reg := prometheus.NewRegistry()
+	_, addrs, _ := secureBroker(t, pki, func(c *broker.Config) { c.Registerer = reg })
+	createUser(t, plainAdmin(t, addrs["PLAIN"]), "alice", "alice-pw", kadm.ScramSha256)
+	failures := func(mech string) float64 {
+		return metricValue(t, reg, "spool_broker_authentication_failures_total", "mechanism", mech)
+	}
+
+	tlsOpt := kgo.DialTLSConfig(pki.clientTLS())
+	if err := roundTrip(t, addrs["SECURE"], "counted", tlsOpt, kgo.SASL(scram.Auth{User: "alice", Pass: "alice-pw"}.AsSha256Mechanism())); err != nil {
+		t.Fatal(err)
+	}
+	if n := failures("SCRAM-SHA-256"); n != 0 {
+		t.Fatalf("failures after a good SCRAM login: %v, want 0", n)
+	}
+	for want := 1.0; want <= 2; want++ {
+		err := roundTrip(t, addrs["SECURE"], "counted", tlsOpt, kgo.SASL(scram.Auth{User: "alice", Pass: "wrong"}.AsSha256Mechanism()))
+		if !errors.Is(err, kerr.SaslAuthenticationFailed) {
+			t.Fatalf("bad SCRAM password: %v", err)
+		}
+		if n := failures("SCRAM-SHA-256"); n != want {
+			t.Fatalf("spool_broker_authentication_failures_total{mechanism=\"SCRAM-SHA-256\"} = %v after %v bad passwords", n, want)
+		}
+	}
+	if err := roundTrip(t, addrs["MTLS"], "counted", tlsOpt); err == nil {
+		t.Fatal("mTLS without a client certificate: accepted")
+	}
+	// The handshake fails on the broker's side after the client sees it
+	// fail: poll (with a deadline) until the broker has counted it.
+	kafkatest.Eventually(t, 10*time.Second, "a failed TLS handshake counted", func() bool { return failures("tls") >= 1 })
+}
+
+// metricValue returns the value of the counter or gauge name whose label
+// has value, 0 if there is none.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
