@@ -59,19 +59,26 @@ func TestIdleKeysBounded(t *testing.T) {
 		r.Key, r.Offset = fmt.Appendf(nil, "key-%d", i), int64(i)
 		a.add(kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: "t", Partitions: []kgo.FetchPartition{{Records: []*kgo.Record{r}}}}}}})
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	// Wait on the agent's idle signal: a worker broadcasts a.mu.idle when
+	// the last running handler returns, after the n-th call counted; a
+	// timer broadcasts it too, as the deadline.
+	a.mu.Lock()
+	timedOut := false
+	deadline := time.AfterFunc(30*time.Second, func() {
 		a.mu.Lock()
-		if handled.Load() == n && a.mu.running == 0 {
-			break // holding the lock
-		}
+		timedOut = true
+		a.mu.idle.Broadcast()
 		a.mu.Unlock()
-		if time.Now().After(deadline) {
+	})
+	defer deadline.Stop()
+	for handled.Load() != n || a.mu.running != 0 {
+		if timedOut {
+			a.mu.Unlock()
 			t.Fatalf("handled %d of %d", handled.Load(), n)
 		}
-		time.Sleep(time.Millisecond) // polling a condition with a deadline
+		a.mu.idle.Wait()
 	}
-	defer a.mu.Unlock()
+	defer a.mu.Unlock() // holding the lock for the checks
 	if badCtx.Load() != 0 {
 		t.Fatalf("%d handler calls without their event or the agent's values in ctx", badCtx.Load())
 	}

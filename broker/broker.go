@@ -57,6 +57,11 @@ type Broker struct {
 	// another goroutine).
 	started atomic.Bool
 
+	// hooks, when set (only by tests, through export_test.go), are told
+	// of the moments tests wait for, so they wait on a signal instead of
+	// polling a metric.
+	hooks atomic.Pointer[testHooks]
+
 	topicSet atomic.Pointer[topicSet]
 	// metaMu serialises topic changes (create, delete, partitions,
 	// configs) and the metadata file writes that make them durable. The
@@ -356,6 +361,9 @@ func (b *Broker) Close() error {
 		for _, l := range b.listeners {
 			l.ln.Close()
 		}
+		if h := b.hooks.Load(); h != nil && h.listenersClosed != nil {
+			h.listenersClosed()
+		}
 		for _, c := range conns {
 			c.stop()
 		}
@@ -367,4 +375,11 @@ func (b *Broker) Close() error {
 		b.cfg.Logger.Info("broker: closed")
 	})
 	return b.closeErr
+}
+
+// testHooks are the moments tests wait for (see Broker.hooks); a nil
+// func is not called.
+type testHooks struct {
+	handling        func(apiKey int16) // a request's handler starts (conn.handle)
+	listenersClosed func()             // Close has closed every listener
 }

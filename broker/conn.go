@@ -379,6 +379,9 @@ func (c *conn) handle(req *request) {
 	}()
 	req.start = time.Now()
 	c.b.metrics.inFlight.Inc() // until writeAll is done with it
+	if h := c.b.hooks.Load(); h != nil && h.handling != nil {
+		h.handling(req.key)
+	}
 	if err := c.checkAuthenticated(req); err != nil {
 		req.err = err
 		return

@@ -135,6 +135,16 @@ func TestProducePipelinedResponsesWaitForDurabilityInOrder(t *testing.T) {
 	p0, _ := store.Log(storage.TopicPartition{Topic: "pipe", Partition: 0})
 	p1, _ := store.Log(storage.TopicPartition{Topic: "pipe", Partition: 1})
 	hfs.arm("pipe-0")
+	produces := make(chan struct{}, 3)
+	listenersClosed := make(chan struct{})
+	broker.SetTestHooks(srv.Broker(), func(key int16) {
+		if key == int16(kmsg.Produce) {
+			select {
+			case produces <- struct{}{}:
+			default: // a fourth is none of this test's: not waited for
+			}
+		}
+	}, func() { close(listenersClosed) })
 
 	first := idempotentBatch(ipr.ProducerID, 0, "a")
 	retry := append([]byte(nil), first...) // the broker rewrites the batch it stores
@@ -145,7 +155,6 @@ func TestProducePipelinedResponsesWaitForDurabilityInOrder(t *testing.T) {
 
 	// The second request was handled while the first waits: its batch is
 	// written and durable (partition 1's fsync is not held).
-	deadline := time.Now().Add(testTimeout)
 	timeout := time.After(testTimeout)
 	for {
 		advanced := p1.Wait() // before the check: an advance in between closes it
@@ -162,28 +171,25 @@ func TestProducePipelinedResponsesWaitForDurabilityInOrder(t *testing.T) {
 		t.Fatalf("partition 0: end %d, HWM %d; want 1, 0 (written, fsync held)", p0.LogEndOffset(), p0.HighWatermark())
 	}
 	// The third request (the retried duplicate) is handled too, and waits
-	// for its original: all three are in flight. Close must not begin
-	// before that, or it stops reading with the third still unread.
-	for inFlight(t, reg) != 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%v requests in flight, want 3", inFlight(t, reg))
+	// for its original: all three handlers have started (the broker's
+	// signal). Close must not begin before that, or it stops reading with
+	// the third still unread.
+	for i := range 3 {
+		select {
+		case <-produces:
+		case <-timeout:
+			t.Fatalf("%d of 3 produce handlers started", i)
 		}
-		time.Sleep(time.Millisecond)
 	}
 
-	// Close answers queued requests: start it now, while the fsync is held.
+	// Close answers queued requests: start it now, while the fsync is held,
+	// and go on once it has closed the listeners (it is then under way).
 	closed := make(chan error, 1)
 	go func() { closed <- srv.Close() }()
-	for {
-		c, err := net.DialTimeout("tcp", srv.Addr(), time.Second)
-		if err != nil {
-			break // the listener is closed: Close is under way
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("Close did not close the listener")
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-listenersClosed:
+	case <-timeout:
+		t.Fatal("Close did not close the listener")
 	}
 
 	// Nothing may be answered yet. A correct broker never sends here, so

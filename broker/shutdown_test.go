@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -14,13 +15,11 @@ import (
 // Close answers the requests in flight (a long-poll fetch returns at once
 // with what there is) before it closes the connection and the storage.
 func TestCloseAnswersInFlightLongPoll(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) { c.Registerer = reg }))
+	srv := spooltest.Start(t)
 	adm, admCl := newAdmin(t, srv)
 	createTopic(t, adm, "sd", 1, nil)
-	// No other client may have a request in flight: the wait below must
-	// see this fetch, not another connection's request (with the fetch
-	// still unread, Close would reset the connection).
+	// No other client may have a request in flight when Close starts:
+	// only this fetch, which the wait below sees being handled.
 	admCl.Close()
 	rc := dialRaw(t, srv.Addr())
 	req := kmsg.NewPtrFetchRequest()
@@ -33,17 +32,20 @@ func TestCloseAnswersInFlightLongPoll(t *testing.T) {
 	fp.PartitionMaxBytes = 1 << 20
 	ft.Partitions = append(ft.Partitions, fp)
 	req.Topics = append(req.Topics, ft)
-	before := metricSum(t, reg, "spool_broker_request_bytes_total")
-	frame := len(rc.f.AppendRequest(nil, req, rc.corr+1)) // counted with its size prefix
-	corr := rc.send(req)
-	// Wait until the fetch was read and is being handled (a condition
-	// polled with a deadline, not a sleep of a guessed length).
-	deadline := time.Now().Add(testTimeout)
-	for metricSum(t, reg, "spool_broker_request_bytes_total") < before+float64(frame) || inFlight(t, reg) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the fetch never became in flight")
+	fetching := make(chan struct{})
+	var once sync.Once
+	broker.SetTestHooks(srv.Broker(), func(key int16) {
+		if key == int16(kmsg.Fetch) {
+			once.Do(func() { close(fetching) })
 		}
-		time.Sleep(time.Millisecond)
+	}, nil)
+	corr := rc.send(req)
+	// Wait until the fetch was read and its handler runs (the broker's
+	// signal, not a sleep of a guessed length).
+	select {
+	case <-fetching:
+	case <-time.After(testTimeout):
+		t.Fatal("the fetch's handler never started")
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- srv.Close() }()
@@ -80,19 +82,4 @@ func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return sum
-}
-
-func inFlight(t *testing.T, reg *prometheus.Registry) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "spool_broker_requests_in_flight" {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatal("no spool_broker_requests_in_flight metric")
-	return 0
 }
