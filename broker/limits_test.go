@@ -129,18 +129,23 @@ func TestQueuedRequestBytesBound(t *testing.T) {
 		c.QueuedMaxRequestBytes = 1 << 20
 		c.FrameTimeout = 500 * time.Millisecond
 	}))
-	// Announces exactly the budget, sends 900 KiB of it and stalls.
+	// Announces exactly the budget, sends 900 KiB of it and stalls. The
+	// clock starts before the write: the broker cannot time the frame out
+	// earlier than FrameTimeout after its last byte arrived, whatever the
+	// machine's load delays after it (measured from after the wait below,
+	// a loaded machine could spend the whole timeout there).
 	stalled := dialRaw(t, srv.Addr())
+	start := time.Now()
 	stalled.write(append(binary.BigEndian.AppendUint32(nil, 1<<20), make([]byte, 900<<10)...))
 	eventually(t, "the stalled frame to reserve the budget", func() bool {
 		return gauge(t, reg, "spool_broker_queued_request_bytes") == 1<<20
 	})
 	other := dialRaw(t, srv.Addr())
-	start := time.Now()
 	other.roundTrip(kmsg.NewPtrApiVersionsRequest())
-	stalled.expectClosed() // already closed: the answer above waited for it
-	if waited := time.Since(start); waited < 400*time.Millisecond {
-		t.Errorf("request answered after %v while the budget was held; want it to wait for the staller's frame timeout", waited)
+	waited := time.Since(start) // before expectClosed, which waits for the timeout itself
+	stalled.expectClosed()      // already closed: the answer above waited for it
+	if waited < 500*time.Millisecond {
+		t.Errorf("request answered %v after the staller's frame began; want it to wait for the staller's frame timeout (500ms)", waited)
 	}
 }
 
