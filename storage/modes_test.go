@@ -368,11 +368,14 @@ func TestCommitLogSharesFsyncs(t *testing.T) {
 		for _, l := range logs {
 			written += l.LogEndOffset()
 		}
-		if written == 12 {
-			break // all written, so all queued for the next round
+		// An append publishes its log end before it joins the commit log:
+		// wait for both, or the last one may join only after the gate
+		// opens, in a third round.
+		if written == 12 && s.Stats().CommitLog.Appends == 12 {
+			break // all written and queued for the next round
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("appends were not written")
+			t.Fatal("appends were not written and queued")
 		}
 		time.Sleep(time.Millisecond)
 	}
