@@ -88,14 +88,14 @@ func TestCallbackLeaseTwoInstances(t *testing.T) {
 		for range n {
 			select {
 			case <-started:
-			case <-time.After(15 * time.Second):
+			case <-time.After(30 * time.Second):
 				t.Fatal("not every callback was attempted")
 			}
 		}
 		// Every callback is being delivered; let both instances look for
 		// due callbacks a few more times before the target answers.
 		before := [2]int64{stores[0].claims.Load(), stores[1].claims.Load()}
-		kafkatest.Eventually(t, 15*time.Second, "both instances to poll for callbacks during the deliveries", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "both instances to poll for callbacks during the deliveries", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			for id, k := range got {

@@ -63,7 +63,7 @@ func TestIncludePatterns(t *testing.T) {
 			ceRec(t, "billing.late", "k", "invoice.sent", "", nil), ceRec(t, "audit.old", "k", "audited", "", nil))
 		waitEvents(t, st, 3)
 		want := []string{"audit", "orders.eu", "orders.us"}
-		kafkatest.Eventually(t, 10*time.Second, "the group assigned every included topic", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "the group assigned every included topic", func() bool {
 			got := assignedTopics(t, addrs)
 			for _, topic := range got {
 				if !slices.Contains(want, topic) {

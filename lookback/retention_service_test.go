@@ -65,7 +65,7 @@ func TestRetentionMaxAge(t *testing.T) {
 		waitCommitted(t, addrs, "aged", 5)
 		produce(t, addrs, recent...)
 		waitCommitted(t, addrs, "aged", 10)
-		kafkatest.Eventually(t, 10*time.Second, "retention to remove the 5 old events", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "retention to remove the 5 old events", func() bool {
 			return stats(t, st).Events == 5
 		})
 		// While the archiver runs: more old events are removed too.
@@ -73,7 +73,7 @@ func TestRetentionMaxAge(t *testing.T) {
 		waitCommitted(t, addrs, "aged", 11)
 		produce(t, addrs, &kgo.Record{Topic: "aged", Value: []byte("new-late"), Timestamp: now})
 		waitCommitted(t, addrs, "aged", 12)
-		kafkatest.Eventually(t, 10*time.Second, "retention to remove the late old event", func() bool {
+		kafkatest.Eventually(t, 30*time.Second, "retention to remove the late old event", func() bool {
 			return stats(t, st).Events == 6
 		})
 		srv := httptest.NewServer(svc.Handler())
@@ -114,7 +114,7 @@ func TestRetentionMaxBytes(t *testing.T) {
 			produce(t, addrs, rs...)
 			waitCommitted(t, addrs, "sized", int64(8*(round+1)))
 		}
-		kafkatest.Eventually(t, 10*time.Second, fmt.Sprintf("stored bytes to fall to %d", limit), func() bool {
+		kafkatest.Eventually(t, 30*time.Second, fmt.Sprintf("stored bytes to fall to %d", limit), func() bool {
 			s := stats(t, st)
 			return s.StoredBytes <= limit && s.Events > 0
 		})
