@@ -32,7 +32,8 @@ type FlowEvent struct {
 	// Depth is the event's depth in the causation tree (0 for a root).
 	Depth int `json:"depth"`
 	// MissingCause is set when the event names a causation id that is not
-	// in the archive.
+	// in the flow: not archived (a hole), or archived under another
+	// correlation id.
 	MissingCause bool `json:"missing_cause,omitempty"`
 	// Receipts say which groups handled the event and how.
 	Receipts []Receipt `json:"receipts"`
