@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/broker"
+	"github.com/spoolmq/spool/internal/freeport"
 )
 
 // Option adjusts a test server's broker.Config before it starts.
@@ -60,7 +61,8 @@ type Server struct {
 
 // Start starts a broker listening on 127.0.0.1 with a free port and its data
 // in t.TempDir(), and registers its Close with t.Cleanup. It fails the test
-// if the broker cannot start.
+// if the broker cannot start. The port is reserved for the test until it
+// ends (internal/freeport), so that Restart finds it free again.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	cfg := broker.Config{
@@ -76,6 +78,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.Listen == "127.0.0.1:0" && len(cfg.Listeners) == 0 {
+		cfg.Listen = freeport.Addr(t)
 	}
 	s := &Server{cfg: cfg}
 	s.start(t, cfg)
