@@ -191,6 +191,10 @@ type Relay struct {
 	deadline  time.Time // publish only while now + PublishTimeout is before this
 	nextLease time.Time
 	backoff   time.Duration
+	// alone holds rows refused with a batch-wide error (see batchRefusal)
+	// while sent with others: each is sent in a round of its own next, so
+	// the refusal lands on the row that caused it.
+	alone map[int64]bool
 }
 
 // New returns a relay for cfg; Start runs it.

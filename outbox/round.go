@@ -75,6 +75,20 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 		if p.key != nil && held[ordKey(p)] {
 			continue
 		}
+		if r.alone[p.id] {
+			if len(send) > 0 {
+				break // it goes first, and alone, next round
+			}
+			delete(r.alone, p.id)
+			rec, err := p.record(r.cfg.MaxRecordBytes)
+			if err != nil {
+				p.err = err
+				rejected = append(rejected, p)
+			} else {
+				send, recs = append(send, p), append(recs, rec)
+			}
+			break
+		}
 		rec, err := p.record(r.cfg.MaxRecordBytes)
 		if err != nil {
 			p.err = err
@@ -135,6 +149,15 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 		case p.key != nil && failedKeys[ordKey(p)]:
 			// Failed with (or because of) an earlier row of its key:
 			// that row carries the error; this one just waits.
+		case batchRefusal(p.err) && len(send) > 1:
+			// The broker refused the whole batch the row was in; which
+			// row was too large (or bad) is not known. Each is retried
+			// alone.
+			if r.alone == nil {
+				r.alone = map[int64]bool{}
+			}
+			r.alone[p.id] = true
+			retry = append(retry, p)
 		case permanent(p.err):
 			rejected = append(rejected, p)
 		default:
@@ -291,6 +314,15 @@ func (p *pending) record(maxBytes int) (*kgo.Record, error) {
 		return nil, fmt.Errorf("%w: %d bytes > %d", ErrRecordTooLarge, size, maxBytes)
 	}
 	return &kgo.Record{Topic: p.topic, Key: p.key, Value: p.value, Headers: hs}, nil
+}
+
+// batchRefusal reports whether err is a broker's refusal of a whole
+// record batch (MESSAGE_TOO_LARGE and RECORD_LIST_TOO_LARGE are measured on
+// the batch; INVALID_RECORD names records of it but franz-go fails them
+// all): every record of the batch gets it, the culprit and its innocent
+// batch-mates alike.
+func batchRefusal(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) || errors.Is(err, kerr.InvalidRecord)
 }
 
 // permanent reports whether the broker refused a record for good: a
