@@ -23,3 +23,6 @@ func MigrateToVersion(ctx context.Context, db *sql.DB, v int, opts ...Option) er
 		}
 	}
 }
+
+// ReadAheads reports how many reads ahead the relay used and dropped.
+func (r *Relay) ReadAheads() (used, dropped int64) { return r.aheadUsed.Load(), r.aheadDropped.Load() }

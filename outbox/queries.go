@@ -17,6 +17,8 @@ type queries struct {
 	markRetry  string // $1 error, $2 ids
 	cleanup    string // $1 cut, $2 limit
 	backlog    string
+	aheadAll   string // PostgreSQL: rows above id $1 and the pending rows at or below it not in $2; limit $3
+	aheadSome  string // the same in the buckets in $4
 
 	heartbeat, live, forget, renew, release, acquire, releaseAll, dropRelay string
 }
@@ -39,6 +41,16 @@ FROM `+joinPending(d, t, "q", "o")+`
 WHERE `+pendingWhere+extra+`
 ORDER BY q.id LIMIT `, t)
 	}
+	// The count is an uncorrelated subquery: computed once, in the
+	// statement's snapshot, and sent with every row.
+	ahead := func(extra, gextra string) string {
+		return expand(`SELECT o.id, o.topic, o.record_key, o.headers, o.value, o.created_at,
+       (SELECT COUNT(*) FROM {t}_pending g WHERE g.id <= $1`+gextra+`
+          AND NOT EXISTS (SELECT 1 FROM unnest($2::bigint[]) f(id) WHERE f.id = g.id))
+FROM `+joinPending(d, t, "q", "o")+`
+WHERE q.id > $1 AND `+pendingWhere+extra+`
+ORDER BY q.id LIMIT $3`, t)
+	}
 	lt := t + "_leases"
 	rt := t + "_relays"
 	pt := t + "_pending"
@@ -46,6 +58,8 @@ ORDER BY q.id LIMIT `, t)
 		d:          d,
 		fetchAll:   fetch("") + "$1",
 		fetchSome:  fetch(" AND "+in("q.bucket", "$1")) + "$2",
+		aheadAll:   ahead("", ""),
+		aheadSome:  ahead(" AND q.bucket = ANY($4)", " AND g.bucket = ANY($4)"),
 		markPub:    "DELETE FROM " + pt + " WHERE " + in("id", "$1"),
 		markReject: "UPDATE " + t + " SET rejected_at = $1, last_error = $2, attempts = attempts + 1 WHERE id = $3",
 		markRetry:  "UPDATE " + t + " SET last_error = $1, attempts = attempts + 1 WHERE " + in("id", "$2"),

@@ -185,6 +185,8 @@ type Relay struct {
 	markedRound atomic.Uint64 // rounds up to this one are marked (or failed)
 	markFailed  atomic.Bool
 
+	aheadUsed, aheadDropped atomic.Int64 // reads ahead used and dropped
+
 	// Owned by the run goroutine.
 	roundNo   uint64
 	buckets   []int32
@@ -195,6 +197,7 @@ type Relay struct {
 	// while sent with others: each is sent in a round of its own next, so
 	// the refusal lands on the row that caused it.
 	alone map[int64]bool
+	ahead *readAhead // the next round's read, in flight
 }
 
 // New returns a relay for cfg; Start runs it.
@@ -325,9 +328,11 @@ func (r *Relay) Stats() Stats {
 
 // run is the relay's one publishing goroutine: lease upkeep and rounds.
 func (r *Relay) run(ctx context.Context) {
+	defer r.dropReadAhead()
 	for ctx.Err() == nil {
 		now := time.Now()
 		if !now.Before(r.nextLease) || now.Add(r.cfg.PublishTimeout).After(r.deadline) {
+			r.dropReadAhead() // the buckets may change
 			if err := r.maintainLeases(ctx); err != nil && ctx.Err() == nil {
 				r.log.Warn("outbox relay: leases", "err", err)
 				r.nextLease = time.Now().Add(r.cfg.RetryBackoff)
@@ -345,7 +350,7 @@ func (r *Relay) run(ctx context.Context) {
 			}
 			r.backoff = min(max(2*r.backoff, r.cfg.RetryBackoff), r.cfg.RetryBackoffMax)
 			r.sleep(ctx, r.backoff, false)
-		case n == r.cfg.BatchSize:
+		case n == r.cfg.BatchSize || r.ahead != nil:
 			r.backoff = 0
 		default:
 			r.backoff = 0

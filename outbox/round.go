@@ -61,7 +61,11 @@ func (r *Relay) reportWaiting(ctx context.Context, send []*pending) {
 // them in id order, send them, then record the outcome. It returns how
 // many rows it read and whether any failed.
 func (r *Relay) round(ctx context.Context) (int, bool, error) {
-	rows, err := r.fetchNew(ctx)
+	rows := r.takeReadAhead()
+	var err error
+	if rows == nil {
+		rows, err = r.fetchNew(ctx)
+	}
 	if err != nil || len(rows) == 0 {
 		return 0, false, err
 	}
@@ -118,6 +122,7 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 			wg.Done()
 		})
 	}
+	r.startReadAhead(ctx, send)
 	// Errors surface per record below. franz-go's delivery timeout does not
 	// fire while no request can be sent at all (broker down, no producer
 	// id), so the round has its own: past PublishTimeout whatever is still
@@ -167,6 +172,9 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 			failedKeys[ordKey(p)] = true
 		}
 	}
+	if len(rejected)+len(retry) > 0 {
+		r.dropReadAhead() // a failed key must send nothing more this round
+	}
 	// Acknowledged rows are marked by the marker goroutine while the next
 	// round is read and sent; the next read skips them meanwhile.
 	r.handOff(published)
@@ -175,6 +183,7 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := r.recordFailures(wctx, rejected, retry); err != nil {
+		r.dropReadAhead()
 		return len(rows), true, err
 	}
 	return len(rows), len(rejected)+len(retry) > 0 || r.markFailed.Swap(false), nil
