@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spoolmq/spool/gateway"
@@ -97,21 +95,8 @@ func TestAcceptedSettlesAfterLateAck(t *testing.T) {
 // is limit.
 func createSmallTopic(t testing.TB, addrs []string, topic string, n int32, limit int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	v := itoa(limit)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, n, -1, map[string]*string{"max.message.bytes": &v}, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatalf("create %s with max.message.bytes %d: %v", topic, limit, err)
-	}
+	kafkatest.CreateTopicWithConfigs(t, addrs, topic, n, map[string]*string{"max.message.bytes": &v})
 }
 
 // incompressible returns a JSON string of about 4n/3 random characters, so

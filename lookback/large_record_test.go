@@ -1,16 +1,13 @@
 package lookback_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spoolmq/spool/internal/kafkatest"
@@ -23,21 +20,8 @@ import (
 // position; the events after it are archived too.
 func TestRecordOverOneMiB(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-		if err != nil {
-			t.Fatal(err)
-		}
 		limit := fmt.Sprint(4 << 20)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, map[string]*string{"max.message.bytes": &limit}, "huge")
-		cancel()
-		cl.Close()
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil {
-			t.Fatalf("create topic huge: %v", err)
-		}
+		kafkatest.CreateTopicWithConfigs(t, addrs, "huge", 1, map[string]*string{"max.message.bytes": &limit})
 		svc, st := startService(t, addrs, nil)
 		raw := make([]byte, 1200<<10) // random, so the batch stays over 1 MiB compressed
 		rand.Read(raw)

@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/event"
@@ -119,7 +117,7 @@ func TestRetriableRefusals(t *testing.T) {
 // published in commit order, small rows batched together included.
 func TestBrokerMessageTooLarge(t *testing.T) {
 	each(t, func(t *testing.T, db *sql.DB, addrs []string) {
-		createTopicWithConfig(t, addrs, "small", 2, map[string]*string{"max.message.bytes": ptr("4096")})
+		kafkatest.CreateTopicWithConfigs(t, addrs, "small", 2, map[string]*string{"max.message.bytes": ptr("4096")})
 		cfg := relayConfig(t, db, addrs)
 		r := startRelay(t, cfg)
 
@@ -187,22 +185,3 @@ func randomText(n int) string {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// createTopicWithConfig creates topic with n partitions and configs.
-func createTopicWithConfig(t testing.TB, addrs []string, topic string, n int32, configs map[string]*string) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, n, 1, configs, topic)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
-}

@@ -154,6 +154,13 @@ func Missing(addrs []string) ([]string, error) {
 // CreateTopic creates topic with n partitions (ignoring "already exists").
 func CreateTopic(t testing.TB, addrs []string, topic string, n int32) {
 	t.Helper()
+	CreateTopicWithConfigs(t, addrs, topic, n, nil)
+}
+
+// CreateTopicWithConfigs creates topic with n partitions and the given
+// topic configs (ignoring "already exists").
+func CreateTopicWithConfigs(t testing.TB, addrs []string, topic string, n int32, configs map[string]*string) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +168,7 @@ func CreateTopic(t testing.TB, addrs []string, topic string, n int32) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, n, 1, nil, topic)
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, n, 1, configs, topic)
 	if err == nil {
 		err = resp.Error()
 	}
