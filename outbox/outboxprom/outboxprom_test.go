@@ -22,15 +22,7 @@ import (
 // their latency, a rejected row, and reports the backlog.
 func TestMetrics(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	defer db.Close()
-	if err := outbox.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := openOutbox(t)
 	tx, _ := db.BeginTx(ctx, nil)
 	for i, size := range []int{10, 10, 10, 5000} {
 		ev, _ := event.New("t.x", event.Raw, strings.Repeat("x", size))
@@ -68,4 +60,20 @@ func TestMetrics(t *testing.T) {
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Fatalf("lint: %v %v", problems, err)
 	}
+}
+
+// openOutbox opens a migrated SQLite outbox in t.TempDir(), closed when
+// the test ends.
+func openOutbox(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	if err := outbox.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

@@ -2,8 +2,6 @@ package outboxprom_test
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,15 +21,7 @@ import (
 // waiting row: above zero, at most the time since it was added.
 func TestMetricsBrokerDown(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	defer db.Close()
-	if err := outbox.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := openOutbox(t)
 	added := time.Now()
 	tx, _ := db.BeginTx(ctx, nil)
 	ev, _ := event.New("t.x", event.Raw, "x")
