@@ -63,7 +63,7 @@ func TestAcceptedSettlesAfterLateAck(t *testing.T) {
 	}
 	srv.Restart(t)
 	if srv.Addr() != addrs[0] {
-		t.Skip("the broker's port was taken during the restart")
+		t.Fatalf("the broker came back on %s, not its reserved address (spooltest.Restart)", srv.Addr())
 	}
 	done := waitState(t, g, accepted["late"].ID, "pending")
 	if done.Partition == nil || done.Offset == nil {
