@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,10 +123,25 @@ func TestBrowserLookback(t *testing.T) {
 	}
 	screenshot(t, ctx, "lookback-event")
 
-	// The rules' holes, linked to their flows.
-	if err := chromedp.Do(ctx, chromedp.Navigate(u+"/ui/lookback/rules"),
-		chromedp.WaitVisible(chromedp.CSS(`.lb-holes a[href$="/flows/order-1002"]`))); err != nil {
-		t.Fatal(err)
+	// The rules' holes, linked to their flows. The page shows the holes
+	// found when it is served, and the rule engine finds order-1002's once
+	// its window has passed and it has checked: reload until it is there.
+	hole := `.lb-holes a[href$="/flows/order-1002"]`
+	for deadline := time.Now().Add(45 * time.Second); ; {
+		if err := chromedp.Do(ctx, chromedp.Navigate(u+"/ui/lookback/rules")); err != nil {
+			t.Fatal(err)
+		}
+		found, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector(`+strconv.Quote(hole)+`) !== null`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rules page never showed the hole of order-1002")
+		}
+		time.Sleep(100 * time.Millisecond) // between reloads of a condition poll
 	}
 	screenshot(t, ctx, "lookback-rules")
 
