@@ -26,3 +26,33 @@ func MigrateToVersion(ctx context.Context, db *sql.DB, v int, opts ...Option) er
 
 // ReadAheads reports how many reads ahead the relay used and dropped.
 func (r *Relay) ReadAheads() (used, dropped int64) { return r.aheadUsed.Load(), r.aheadDropped.Load() }
+
+// RoundRow is a row as a round's stage hook sees it.
+type RoundRow struct {
+	ID    int64
+	Topic string
+	Key   []byte
+	Err   error // the broker's answer, from StageAck on
+}
+
+// Round stages for OnStage.
+const (
+	StageSend   = "send"   // the round's records are about to be produced
+	StageAck    = "ack"    // one record has its outcome
+	StageAcked  = "acked"  // every record of the round has its outcome
+	StageMarked = "marked" // a round's acknowledged rows are marked published
+)
+
+// OnStage makes r call f at each stage of its rounds, with the rows
+// concerned. Call it before Start; f runs on the relay's goroutines
+// (StageAck on the producer's) and must not block for long.
+func OnStage(r *Relay, f func(stage string, rows []RoundRow)) {
+	names := map[stage]string{stageSend: StageSend, stageAck: StageAck, stageAcked: StageAcked, stageMarked: StageMarked}
+	r.onStage = func(s stage, ps []*pending) {
+		rows := make([]RoundRow, len(ps))
+		for i, p := range ps {
+			rows[i] = RoundRow{ID: p.id, Topic: p.topic, Key: p.key, Err: p.err}
+		}
+		f(names[s], rows)
+	}
+}

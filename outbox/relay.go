@@ -198,6 +198,26 @@ type Relay struct {
 	// the refusal lands on the row that caused it.
 	alone map[int64]bool
 	ahead *readAhead // the next round's read, in flight
+
+	// onStage, set by tests before Start (export_test.go), is called at
+	// points of a round; nil otherwise.
+	onStage func(stage, []*pending)
+}
+
+// stage is a point in a publishing round, for tests.
+type stage int
+
+const (
+	stageSend   stage = iota // the round's records are about to be produced
+	stageAck                 // one record has its outcome (from the producer's callback)
+	stageAcked               // every record of the round has its outcome
+	stageMarked              // a round's acknowledged rows are marked published
+)
+
+func (r *Relay) stage(s stage, rows []*pending) {
+	if r.onStage != nil {
+		r.onStage(s, rows)
+	}
 }
 
 // New returns a relay for cfg; Start runs it.

@@ -107,6 +107,9 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 	}
 	var wg sync.WaitGroup
 	wg.Add(len(send))
+	if len(send) > 0 {
+		r.stage(stageSend, send)
+	}
 	for i, rec := range recs {
 		p := send[i]
 		var span trace.Span
@@ -119,6 +122,7 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 			if span != nil {
 				msgtrace.EndSend(span, rec, err)
 			}
+			r.stage(stageAck, []*pending{p})
 			wg.Done()
 		})
 	}
@@ -138,6 +142,9 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 	}
 	cancel()
 	wg.Wait()
+	if len(send) > 0 {
+		r.stage(stageAcked, send)
+	}
 
 	var published, retry []*pending
 	failedKeys := map[string]bool{}
@@ -262,6 +269,7 @@ func (r *Relay) marker() {
 			r.log.Warn("outbox relay: mark rows published failed; they will be published again", "rows", len(ids), "err", err)
 			r.markFailed.Store(true)
 		} else {
+			r.stage(stageMarked, job.rows)
 			for _, p := range job.rows {
 				r.hooks.Published(p.topic, p.ackAt.Sub(time.UnixMilli(p.created)))
 			}
