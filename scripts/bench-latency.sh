@@ -17,7 +17,8 @@
 # consumer, for spool-before and spool-after.
 #
 # Usage: scripts/bench-latency.sh [RESULT_DIR]
-# Environment: BEFORE (git ref), LATENCY_DURATION (default 30s), RECORDS
+# Environment: BEFORE (git ref), AFTER_FLAGS (extra `spool serve` flags for
+# spool-after only, e.g. "--commit-log-max-batch 1048576"), LATENCY_DURATION (default 30s), RECORDS
 # (default 1000000), BENCH_DATA (default a new directory under /var/tmp: a
 # real disk, not tmpfs).
 set -euo pipefail
@@ -27,6 +28,7 @@ RESULTS=${1:-bench-results/latency-$(date -u +%Y%m%dT%H%M%SZ)}
 LATENCY_DURATION=${LATENCY_DURATION:-30s}
 RECORDS=${RECORDS:-1000000}
 BEFORE=${BEFORE:-$(git log -n1 --diff-filter=A --format=%H -- storage/commitlog.go)^}
+AFTER_FLAGS=${AFTER_FLAGS:-}
 BENCH_DATA=${BENCH_DATA:-$(mktemp -d /var/tmp/spool-latency.XXXXXX)}
 command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
 mkdir -p "$RESULTS" "$BENCH_DATA"
@@ -53,6 +55,7 @@ go build -o "$BIN/kfakebroker" ./internal/tools/kfakebroker
 	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "after:   $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (working tree has uncommitted changes)')"
 	echo "before:  $(git rev-parse --short "$BEFORE")"
+	echo "after flags: ${AFTER_FLAGS:-(defaults)}"
 	echo "go:      $(go version)"
 	echo "redis:   $(redis-server --version)"
 	echo "cpu:     $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -78,12 +81,13 @@ stop() {
 
 # spool NAME PARTITIONS: one latency run (and, with 8 partitions, a throughput run) against a fresh broker.
 spool() {
-	local name=$1 parts=$2 port http
+	local name=$1 parts=$2 port http extra=()
+	if [[ $name == spool-after ]]; then read -r -a extra <<<"$AFTER_FLAGS"; fi
 	port=$(free_port)
 	http=$(free_port)
 	rm -rf "${BENCH_DATA:?}/$name"
 	"$BIN/$name" serve --data "$BENCH_DATA/$name" --listen "127.0.0.1:$port" --http "127.0.0.1:$http" \
-		--fsync always --log-level warn >"$RESULTS/$name-p$parts-broker.log" 2>&1 &
+		--fsync always --log-level warn "${extra[@]}" >"$RESULTS/$name-p$parts-broker.log" 2>&1 &
 	pid=$!
 	wait_kafka "127.0.0.1:$port"
 	echo "== $name: latency, $parts partitions"
