@@ -18,7 +18,8 @@
 #
 # Usage: scripts/bench-latency.sh [RESULT_DIR]
 # Environment: BEFORE (git ref), AFTER_FLAGS (extra `spool serve` flags for
-# spool-after only, e.g. "--commit-log-max-batch 1048576"), LATENCY_DURATION (default 30s), RECORDS
+# spool-after only, e.g. "--commit-log-max-batch 1048576"), AFTER_ENV (environment
+# for the spool-after broker only, e.g. "GOGC=400"), LATENCY_DURATION (default 30s), RECORDS
 # (default 1000000), BENCH_DATA (default a new directory under /var/tmp: a
 # real disk, not tmpfs).
 set -euo pipefail
@@ -29,6 +30,7 @@ LATENCY_DURATION=${LATENCY_DURATION:-30s}
 RECORDS=${RECORDS:-1000000}
 BEFORE=${BEFORE:-$(git log -n1 --diff-filter=A --format=%H -- storage/commitlog.go)^}
 AFTER_FLAGS=${AFTER_FLAGS:-}
+AFTER_ENV=${AFTER_ENV:-}
 BENCH_DATA=${BENCH_DATA:-$(mktemp -d /var/tmp/spool-latency.XXXXXX)}
 command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
 mkdir -p "$RESULTS" "$BENCH_DATA"
@@ -56,6 +58,7 @@ go build -o "$BIN/kfakebroker" ./internal/tools/kfakebroker
 	echo "after:   $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (working tree has uncommitted changes)')"
 	echo "before:  $(git rev-parse --short "$BEFORE")"
 	echo "after flags: ${AFTER_FLAGS:-(defaults)}"
+	echo "after env: ${AFTER_ENV:-(none)}"
 	echo "go:      $(go version)"
 	echo "redis:   $(redis-server --version)"
 	echo "cpu:     $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -81,12 +84,15 @@ stop() {
 
 # spool NAME PARTITIONS: one latency run (and, with 8 partitions, a throughput run) against a fresh broker.
 spool() {
-	local name=$1 parts=$2 port http extra=()
-	if [[ $name == spool-after ]]; then read -r -a extra <<<"$AFTER_FLAGS"; fi
+	local name=$1 parts=$2 port http extra=() env=()
+	if [[ $name == spool-after ]]; then
+		read -r -a extra <<<"$AFTER_FLAGS"
+		read -r -a env <<<"$AFTER_ENV"
+	fi
 	port=$(free_port)
 	http=$(free_port)
 	rm -rf "${BENCH_DATA:?}/$name"
-	"$BIN/$name" serve --data "$BENCH_DATA/$name" --listen "127.0.0.1:$port" --http "127.0.0.1:$http" \
+	env "${env[@]}" "$BIN/$name" serve --data "$BENCH_DATA/$name" --listen "127.0.0.1:$port" --http "127.0.0.1:$http" \
 		--fsync always --log-level warn "${extra[@]}" >"$RESULTS/$name-p$parts-broker.log" 2>&1 &
 	pid=$!
 	wait_kafka "127.0.0.1:$port"
