@@ -222,38 +222,3 @@ func (c *Checker) Resolve(ctx context.Context, ev *event.Event) (bool, error) {
 	ev.Headers = hs
 	return true, nil
 }
-
-// Sweep deletes the blobs in store written more than maxAge before now,
-// and returns how many it deleted. Run it periodically with the topic's
-// retention: a blob older than that belongs to a record the broker has
-// already deleted. A blob that fails to delete is skipped and reported in
-// the returned error; Sweep goes on with the others.
-func Sweep(ctx context.Context, store BlobStore, maxAge time.Duration, now time.Time) (int, error) {
-	if maxAge <= 0 {
-		return 0, fmt.Errorf("claimcheck: sweep: maximum age %v must be positive", maxAge)
-	}
-	cutoff := now.Add(-maxAge)
-	var old []string
-	err := store.List(ctx, func(b BlobInfo) error {
-		if b.Modified.Before(cutoff) {
-			old = append(old, b.Name)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("claimcheck: sweep: list: %w", err)
-	}
-	n := 0
-	var errs []error
-	for _, name := range old {
-		if err := store.Delete(ctx, name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n++
-	}
-	if len(errs) > 0 {
-		return n, fmt.Errorf("claimcheck: sweep: %d of %d deletes failed: %w", len(errs), len(old), errors.Join(errs...))
-	}
-	return n, nil
-}
