@@ -39,7 +39,7 @@ func (r Retention) String() string {
 	if r.Forever {
 		return fmt.Sprintf("topic %s keeps records forever", r.Topic)
 	}
-	return fmt.Sprintf("records readable up to %v (topic %s: retention.ms + segment.ms)", r.Age, r.Topic)
+	return fmt.Sprintf("topic %s keeps records readable up to %v (retention.ms + segment.ms)", r.Topic, r.Age)
 }
 
 // TopicRetention reads retention.ms, segment.ms and cleanup.policy of the

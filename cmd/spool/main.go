@@ -39,6 +39,7 @@ func newRootCmd() *cobra.Command {
 		newConsoleCmd(),
 		newLookbackCmd(),
 		newOutboxCmd(),
+		newClaimCheckCmd(),
 		newUserCmd(),
 		newACLCmd(),
 	)
