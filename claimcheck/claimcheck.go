@@ -20,9 +20,15 @@
 //	spool_claim_size     the payload's size in bytes (decimal)
 //	spool_claim_sha256   the payload's SHA-256 (lowercase hex)
 //
-// Blobs outlive the records that refer to them only as long as Sweep lets
-// them: run it with the topic's retention (retention.ms) so a blob goes
-// when its record can no longer be read.
+// # Expiry
+//
+// A blob is deleted by age, not when its record is consumed (other groups
+// and replays read it later). TopicRetention computes how long a record of
+// the referring topics can be read (retention.ms + segment.ms; never, for
+// retention.ms -1 or a compacted topic); a Sweeper deletes, every hour,
+// the blobs older than that plus a grace (DefaultGrace, 1h); Sweep is one
+// round with a given age. `spool claimcheck sweep` is the same from the
+// command line.
 package claimcheck
 
 import (
