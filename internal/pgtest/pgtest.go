@@ -8,8 +8,6 @@
 package pgtest
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,8 +23,8 @@ import (
 	"github.com/spoolmq/spool/internal/testenv"
 )
 
-// binDirs are searched for initdb and postgres, in order.
-var binDirs = []string{"/usr/local/bin", "/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
+// binDirs are searched for initdb, postgres and pgbouncer, in order.
+var binDirs = []string{"/usr/local/bin", "/usr/sbin", "/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
 	"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/14/bin"}
 
 func find(name string) string {
@@ -50,24 +48,8 @@ func Start(t testing.TB) string {
 	if initdb == "" || postgres == "" {
 		testenv.Missing(t, "pgtest: PostgreSQL server binaries (initdb, postgres) not found; install postgresql (.ci/run does) to run this test")
 	}
-	var cred *syscall.Credential
-	dir, err := os.MkdirTemp("", "pgtest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			testenv.Missing(t, "pgtest: running as root and there is no postgres user to run the server as (the Debian postgresql package creates it)")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cred := serverUser(t)
+	dir := ownedTempDir(t, cred)
 	data := filepath.Join(dir, "data")
 	run := func(name string, args ...string) *exec.Cmd {
 		c := exec.Command(name, args...)
@@ -101,29 +83,23 @@ func Start(t testing.TB) string {
 		logf.Close()
 	})
 	dsn := fmt.Sprintf("host=%s port=5432 user=postgres dbname=postgres sslmode=disable", dir)
-	db, err := sql.Open("pgx", dsn)
+	waitReady(t, dsn, exited, "postgres", func() string { b, _ := os.ReadFile(filepath.Join(dir, "log")); return string(b) })
+	return dsn
+}
+
+// serverUser returns the credential servers run with: nil (the test's own
+// user), or the postgres user's when the test runs as root (PostgreSQL and
+// PgBouncer refuse root). It stops t with Missing when there is none.
+func serverUser(t testing.TB) *syscall.Credential {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
 	if err != nil {
-		t.Fatal(err)
+		testenv.Missing(t, "pgtest: running as root and there is no postgres user to run the server as (the Debian postgresql package creates it)")
 	}
-	defer db.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-		if err == nil {
-			return dsn
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Fatalf("pgtest: postgres exited: %s", log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Fatalf("pgtest: postgres not ready after 30s: %v\n%s", err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
