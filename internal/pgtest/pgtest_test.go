@@ -58,4 +58,3 @@ func TestPgBouncer(t *testing.T) {
 		})
 	}
 }
-
