@@ -37,7 +37,7 @@ func behindPgBouncer(t *testing.T, b backend, mode string) (direct *sql.DB, dsn 
 // mode that works there, Migrate, concurrent writers calling Add and a
 // poll-only relay (NoListen) on its own connections: every committed
 // event is published once, in commit order per key, none of the
-// rolled-back ones.
+// rolled-back ones; ReadStatus works through it too.
 func TestPgBouncer(t *testing.T) {
 	b := postgres(t)
 	for _, exec := range pgBouncerModes {
@@ -58,6 +58,13 @@ func TestPgBouncer(t *testing.T) {
 				}
 				if st := r.Stats(); st.Published != int64(len(committed)) || st.Buckets != outbox.NumBuckets || st.Listening {
 					t.Fatalf("stats %+v, want %d published, all %d buckets, not listening", st, len(committed), outbox.NumBuckets)
+				}
+				st, err := outbox.ReadStatus(context.Background(), writers)
+				if err != nil {
+					t.Fatalf("ReadStatus through PgBouncer: %v", err)
+				}
+				if len(st.Topics) != 0 || len(st.Relays) != 1 || st.Relays[0].Buckets != outbox.NumBuckets {
+					t.Fatalf("status through PgBouncer: %+v, want nothing pending and one relay holding every bucket", st)
 				}
 			})
 		})
