@@ -5,6 +5,9 @@
 //
 // When the test runs as root (PostgreSQL refuses to), the server runs as the
 // "postgres" user if one exists.
+//
+// StartPgBouncer puts PgBouncer in front of such a server, in a pool mode
+// of the test's choosing (transaction mode, as production poolers run).
 package pgtest
 
 import (
