@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,9 +87,10 @@ func BenchmarkRelay(b *testing.B) {
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 		cpu.report(b, b.N)
 	})
-	for _, be := range backends(b) {
-		b.Run("db="+be.name, func(b *testing.B) {
-			db, srv := benchSetup(b, be)
+	for _, c := range benchCases(b) {
+		b.Run(c.name, func(b *testing.B) {
+			be := c.be
+			db, srv := c.setup(b)
 			fill(b, db, "bench", b.N)
 			b.SetBytes(1024)
 			cpu := newCPUMeter(b, db, be.dialect == outbox.Postgres)
@@ -123,6 +125,42 @@ func benchSetup(b *testing.B, be backend) (*sql.DB, *spooltest.Server) {
 	return db, srv
 }
 
+// benchCase is a database a relay benchmark runs on.
+type benchCase struct {
+	name string
+	be   backend
+	// sqlDefault: the PostgreSQL handle keeps database/sql's default pool
+	// (unlimited open connections, 2 idle) instead of openPG's.
+	sqlDefault bool
+}
+
+// benchCases are SQLite, PostgreSQL with openPG's pool, and PostgreSQL
+// with database/sql's default pool (the benchmarks' pool before
+// 2026-12-02: with more concurrent users than 2, nearly every
+// transaction opened a connection, a server backend fork).
+func benchCases(b *testing.B) []benchCase {
+	var cs []benchCase
+	for _, be := range backends(b) {
+		if be.dialect != outbox.Postgres {
+			cs = append(cs, benchCase{name: "db=" + be.name, be: be})
+			continue
+		}
+		cs = append(cs, benchCase{name: "db=postgres/pool=sql-default", be: be, sqlDefault: true},
+			benchCase{name: fmt.Sprintf("db=postgres/pool=%d", pgConns), be: be})
+	}
+	return cs
+}
+
+// setup is benchSetup with the case's pool.
+func (c benchCase) setup(b *testing.B) (*sql.DB, *spooltest.Server) {
+	db, srv := benchSetup(b, c.be)
+	if c.sqlDefault {
+		db.SetMaxOpenConns(0)
+		db.SetMaxIdleConns(2) // database/sql's defaultMaxIdleConns
+	}
+	return db, srv
+}
+
 // latencyHooks records commit-to-ack latencies.
 type latencyHooks struct {
 	outbox.NopHooks
@@ -138,13 +176,22 @@ func (h *latencyHooks) Published(_ string, d time.Duration) {
 
 // BenchmarkRelayLatency commits b.N 1 KiB events at 5,000 events/s (64
 // writers, each committing a transaction of 5 events every 64 ms) while a
-// relay publishes them to an in-process Spool broker, and reports the
-// commit-to-ack latency percentiles (Add to the broker's acknowledgement;
-// created_at has millisecond resolution) and the rate the writers reached.
+// relay publishes them to an in-process Spool broker, and reports:
+//
+//   - commit-ack-*-ms: commit to ack, from the writer's COMMIT returning to
+//     the broker's acknowledgement reaching the relay (StageAck), per event;
+//   - p50/p99/max-ms: Add to ack (the Published hook; created_at has
+//     millisecond resolution), which adds the writer's transaction;
+//   - tx-*-ms: the writers' transactions, BEGIN to the end of COMMIT;
+//   - written/s: the rate the writers reached, events/s: the rate
+//     published (both over the run, the relay's drain included for the
+//     latter).
+//
 // A transaction is 7 round trips (BEGIN, 5 INSERTs, COMMIT): 64 writers
-// leave each 64 ms for them, where 16 could not keep up with PostgreSQL on
-// a loaded machine. The same runs at 1,000 events/s show the relay's share
-// when the database is not saturated.
+// leave each 64 ms for them. PostgreSQL runs with openPG's pool and, at
+// 5,000/s, with database/sql's default one (2 idle connections) for
+// comparison. The same runs at 1,000 events/s show the relay's share when
+// the database is not saturated.
 //
 //	go test ./outbox -run '^$' -bench BenchmarkRelayLatency -benchtime 25000x
 func BenchmarkRelayLatency(b *testing.B) {
@@ -201,80 +248,239 @@ func benchRelayLatency(b *testing.B, rate int) {
 		b.StopTimer()
 		reportPercentiles(b, ds)
 	})
-	for _, be := range backends(b) {
-		b.Run(fmt.Sprintf("db=%s/rate=%d", be.name, rate), func(b *testing.B) {
-			db, srv := benchSetup(b, be)
-			h := &latencyHooks{}
-			cfg := outbox.Config{DB: db, Brokers: []string{srv.Addr()}, Hooks: h, PollInterval: 5 * time.Millisecond}
-			r, err := outbox.New(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := r.Start(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close()
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			var txMu sync.Mutex
-			var txs []time.Duration // BEGIN to the end of COMMIT
-			for w := range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					tick := time.NewTicker(interval)
-					defer tick.Stop()
-					ctx := context.Background()
-					for i := w * perTx; i < b.N; i += writers * perTx {
-						<-tick.C
-						begin := time.Now()
-						tx, err := db.BeginTx(ctx, nil)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						for j := 0; j < perTx && i+j < b.N; j++ {
-							if err := outbox.Add(ctx, tx, benchEvent(b, i+j), outbox.Topic("bench")); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-						if err := tx.Commit(); err != nil {
-							b.Error(err)
-							return
-						}
-						txMu.Lock()
-						txs = append(txs, time.Since(begin))
-						txMu.Unlock()
-						if be.dialect == outbox.SQLite {
-							r.Wake() // in-process: no NOTIFY on SQLite
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			for r.Stats().Published < int64(b.N) {
-				time.Sleep(time.Millisecond)
-			}
-			b.StopTimer()
-			h.mu.Lock()
-			ds := slices.Clone(h.ds)
-			h.mu.Unlock()
-			reportPercentiles(b, ds)
-			// The writers' own transactions, part of the latency above
-			// (it starts at Add): the database's share.
-			slices.Sort(txs)
-			b.ReportMetric(float64(txs[len(txs)/2])/float64(time.Millisecond), "tx-p50-ms")
-			b.ReportMetric(float64(txs[len(txs)*99/100])/float64(time.Millisecond), "tx-p99-ms")
-		})
+	for _, c := range benchCases(b) {
+		if c.sqlDefault && rate != 5000 {
+			continue // the pool's cost shows at the target rate
+		}
+		w := latencyWriters{n: writers, perTx: perTx, interval: interval}
+		b.Run(fmt.Sprintf("%s/rate=%d", c.name, rate), func(b *testing.B) { benchRelayLatencyDB(b, c, w) })
+		if c.be.dialect == outbox.Postgres && !c.sqlDefault && rate == 5000 {
+			// The writers alone: the database's share of the CPU.
+			b.Run(fmt.Sprintf("%s/relay=none/rate=%d", c.name, rate), func(b *testing.B) { benchWritersOnly(b, c, w) })
+		}
 	}
 }
 
+// benchRelayLatencyDB is one database case of BenchmarkRelayLatency: the
+// writers commit while a relay publishes.
+func benchRelayLatencyDB(b *testing.B, c benchCase, w latencyWriters) {
+	db, srv := c.setup(b)
+	h := &latencyHooks{}
+	ca := newCommitAcks(b.N)
+	cfg := outbox.Config{DB: db, Brokers: []string{srv.Addr()}, Hooks: h, PollInterval: 5 * time.Millisecond}
+	r, err := outbox.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	outbox.OnStage(r, ca.onStage)
+	if err := r.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	cpu := newCPUMeter(b, db, c.be.dialect == outbox.Postgres)
+	st0 := db.Stats()
+	b.ResetTimer()
+	cpu.start()
+	txs, written := w.run(b, db, func(ids []string, at time.Time) {
+		ca.committed(ids, at)
+		if c.be.dialect == outbox.SQLite {
+			r.Wake() // in-process: no NOTIFY on SQLite
+		}
+	})
+	for r.Stats().Published < int64(b.N) {
+		time.Sleep(time.Millisecond) // benchmark: polling the counter, not synchronising a test
+	}
+	b.StopTimer()
+	cpu.report(b, b.N)
+	reportConns(b, st0, db.Stats())
+	h.mu.Lock()
+	ds := slices.Clone(h.ds)
+	h.mu.Unlock()
+	reportPercentiles(b, ds)
+	// Commit to ack, the measure: from the writer's COMMIT
+	// returning to the broker's acknowledgement reaching the relay.
+	cas := ca.latencies(b, db)
+	slices.Sort(cas)
+	b.ReportMetric(pctMs(cas, 0.5), "commit-ack-p50-ms")
+	b.ReportMetric(pctMs(cas, 0.99), "commit-ack-p99-ms")
+	b.ReportMetric(pctMs(cas, 1), "commit-ack-max-ms")
+	b.ReportMetric(float64(b.N)/float64(ca.rounds.Load()), "rows/round")
+	reportWriters(b, txs, written)
+}
+
+// benchWritersOnly runs the writers of BenchmarkRelayLatency with no relay.
+func benchWritersOnly(b *testing.B, c benchCase, w latencyWriters) {
+	db, _ := c.setup(b)
+	cpu := newCPUMeter(b, db, c.be.dialect == outbox.Postgres)
+	st0 := db.Stats()
+	b.ResetTimer()
+	cpu.start()
+	txs, written := w.run(b, db, func([]string, time.Time) {})
+	b.StopTimer()
+	cpu.report(b, b.N)
+	reportConns(b, st0, db.Stats())
+	reportWriters(b, txs, written)
+}
+
+// latencyWriters are BenchmarkRelayLatency's writers: n goroutines, each
+// committing a transaction of perTx events every interval.
+type latencyWriters struct {
+	n, perTx int
+	interval time.Duration
+}
+
+// run commits b.N events and calls committed with each transaction's
+// ce_ids once its COMMIT has returned. It returns the transactions'
+// durations (BEGIN to the end of COMMIT) and the time it took.
+func (w latencyWriters) run(b *testing.B, db *sql.DB, committed func(ids []string, at time.Time)) ([]time.Duration, time.Duration) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var txs []time.Duration
+	start := time.Now()
+	for g := range w.n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(w.interval)
+			defer tick.Stop()
+			for i := g * w.perTx; i < b.N; i += w.n * w.perTx {
+				<-tick.C
+				begin := time.Now()
+				ids, err := w.tx(b, db, i, min(w.perTx, b.N-i))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				end := time.Now()
+				committed(ids, end)
+				mu.Lock()
+				txs = append(txs, end.Sub(begin))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return txs, time.Since(start)
+}
+
+// tx commits events first .. first+n-1 in one transaction.
+func (w latencyWriters) tx(b testing.TB, db *sql.DB, first, n int) ([]string, error) {
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, n)
+	for j := range n {
+		ev := benchEvent(b, first+j)
+		if err := outbox.Add(ctx, tx, ev, outbox.Topic("bench")); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		ids = append(ids, ev.ID)
+	}
+	return ids, tx.Commit()
+}
+
+// reportConns reports the connections a handle opened between two of its
+// stats: those still open, and those closed for want of an idle slot.
+func reportConns(b *testing.B, from, to sql.DBStats) {
+	opened := to.OpenConnections - from.OpenConnections + int(to.MaxIdleClosed-from.MaxIdleClosed)
+	b.ReportMetric(float64(opened), "conns-opened")
+}
+
+// reportWriters reports the writers' transactions (part of the latency
+// from Add: the database's share) and the rate they reached.
+func reportWriters(b *testing.B, txs []time.Duration, written time.Duration) {
+	slices.Sort(txs)
+	b.ReportMetric(pctMs(txs, 0.5), "tx-p50-ms")
+	b.ReportMetric(pctMs(txs, 0.99), "tx-p99-ms")
+	b.ReportMetric(float64(b.N)/written.Seconds(), "written/s")
+}
+
+// commitAcks pairs each event's commit, as its writer saw COMMIT return,
+// with the broker's acknowledgement of its record, as the relay's StageAck
+// hook saw it.
+type commitAcks struct {
+	mu     sync.Mutex
+	commit map[string]time.Time // by ce_id
+	ack    map[int64]time.Time  // by row id: the first successful ack
+	rounds atomic.Int64         // rounds sent
+}
+
+func newCommitAcks(n int) *commitAcks {
+	return &commitAcks{commit: make(map[string]time.Time, n), ack: make(map[int64]time.Time, n)}
+}
+
+func (c *commitAcks) committed(ids []string, at time.Time) {
+	c.mu.Lock()
+	for _, id := range ids {
+		c.commit[id] = at
+	}
+	c.mu.Unlock()
+}
+
+func (c *commitAcks) onStage(stage string, rows []outbox.RoundRow) {
+	if stage == outbox.StageSend {
+		c.rounds.Add(1)
+	}
+	if stage != outbox.StageAck {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	for _, r := range rows {
+		if _, ok := c.ack[r.ID]; !ok && r.Err == nil {
+			c.ack[r.ID] = now
+		}
+	}
+	c.mu.Unlock()
+}
+
+// latencies joins acks to commits through the outbox table (row id to
+// ce_id); every committed event must have both.
+func (c *commitAcks) latencies(b *testing.B, db *sql.DB) []time.Duration {
+	rows, err := db.Query("SELECT id, event_id FROM " + outbox.DefaultTable)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ds := make([]time.Duration, 0, len(c.commit))
+	for rows.Next() {
+		var id int64
+		var ceID string
+		if err := rows.Scan(&id, &ceID); err != nil {
+			b.Fatal(err)
+		}
+		ack, okA := c.ack[id]
+		commit, okC := c.commit[ceID]
+		if !okA || !okC {
+			b.Fatalf("row %d (ce_id %s): ack seen %v, commit seen %v", id, ceID, okA, okC)
+		}
+		ds = append(ds, ack.Sub(commit))
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	if len(ds) != len(c.commit) {
+		b.Fatalf("%d rows in the outbox, %d events committed", len(ds), len(c.commit))
+	}
+	return ds
+}
+
+// pctMs is the p-quantile of the sorted ds in milliseconds.
+func pctMs(ds []time.Duration, p float64) float64 {
+	return float64(ds[int(p*float64(len(ds)-1))]) / float64(time.Millisecond)
+}
+
+// reportPercentiles reports the latencies ds (Add to ack for the relay,
+// publish to ack for the baseline) and the rate of the events published.
 func reportPercentiles(b *testing.B, ds []time.Duration) {
 	slices.Sort(ds)
-	pct := func(p float64) float64 { return float64(ds[int(p*float64(len(ds)-1))]) / float64(time.Millisecond) }
-	b.ReportMetric(pct(0.5), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(pct(1), "max-ms")
+	b.ReportMetric(pctMs(ds, 0.5), "p50-ms")
+	b.ReportMetric(pctMs(ds, 0.99), "p99-ms")
+	b.ReportMetric(pctMs(ds, 1), "max-ms")
 	b.ReportMetric(float64(len(ds))/b.Elapsed().Seconds(), "events/s")
 }

@@ -67,11 +67,20 @@ func openSQLite(t testing.TB, path string) *sql.DB {
 	return db
 }
 
+// pgConns is the connection pool openPG gives a handle: room for
+// BenchmarkRelayLatency's 64 writers and a relay's 3 connections, under
+// the test server's max_connections (100). database/sql keeps only 2 idle
+// connections by default: with more concurrent users than that, nearly
+// every transaction opens a connection (a server backend fork).
+const pgConns = 72
+
 func openPG(t testing.TB, dsn string) *sql.DB {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetMaxOpenConns(pgConns)
+	db.SetMaxIdleConns(pgConns)
 	t.Cleanup(func() { db.Close() })
 	return db
 }

@@ -74,6 +74,24 @@ func (f *outboxFlags) open() (*sql.DB, error) {
 	return nil, usageErrorf("outbox: --db %q: want postgres://... or sqlite:PATH", u)
 }
 
+// relayPGConns is the relay's connection pool on PostgreSQL, open and
+// idle: one connection each for the LISTEN (held), the rounds (reads and
+// leases), the marker, the read of the next round, and the janitor, so
+// that none waits for another and none is closed and reopened (a backend
+// fork) between uses; database/sql keeps 2 idle by default.
+const relayPGConns = 5
+
+// relayPool sizes the relay's pool: one connection on SQLite (one writer
+// at a time), relayPGConns on PostgreSQL.
+func relayPool(db *sql.DB, sqlite bool) {
+	n := relayPGConns
+	if sqlite {
+		n = 1
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+}
+
 func (f *outboxFlags) opts() []outbox.Option { return []outbox.Option{outbox.Table(f.table)} }
 
 func newOutboxSchemaCmd(f *outboxFlags) *cobra.Command {
@@ -152,11 +170,7 @@ through expiring bucket leases. On PostgreSQL it wakes on LISTEN/NOTIFY
 				return err
 			}
 			defer db.Close()
-			if sqliteURL(f.db) {
-				db.SetMaxOpenConns(1)
-			} else {
-				db.SetMaxOpenConns(4)
-			}
+			relayPool(db, sqliteURL(f.db))
 			ctx, stop := f.client.ctx(cmd, false)
 			defer stop()
 			if migrate {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,4 +97,60 @@ func TestOutboxCLI(t *testing.T) {
 			t.Fatalf("relay log does not report the rejected row:\n%s", rerr.String())
 		}
 	})
+}
+
+// TestRelayPool: the relay's PostgreSQL pool keeps relayPGConns
+// connections, idle ones included, so that its concurrent users (LISTEN,
+// rounds, marker, read-ahead, janitor) do not reopen connections between
+// uses; on SQLite it is one connection.
+func TestRelayPool(t *testing.T) {
+	for _, c := range []struct {
+		sqlite bool
+		want   int
+	}{{false, relayPGConns}, {true, 1}} {
+		d := &countingDriver{}
+		db := sql.OpenDB(d)
+		relayPool(db, c.sqlite)
+		for range 3 { // take every connection at once, give them back, again
+			var conns []*sql.Conn
+			for range c.want {
+				conn, err := db.Conn(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, conn)
+			}
+			for _, conn := range conns {
+				conn.Close()
+			}
+		}
+		if got := db.Stats().MaxOpenConnections; got != c.want {
+			t.Errorf("sqlite=%v: MaxOpenConnections %d, want %d", c.sqlite, got, c.want)
+		}
+		if got := d.opened.Load(); got != int64(c.want) {
+			t.Errorf("sqlite=%v: %d connections opened over 3 uses of %d at once, want %d (idle ones kept)", c.sqlite, got, c.want, c.want)
+		}
+		db.Close()
+	}
+}
+
+// countingDriver is a database/sql driver whose connections do nothing
+// but count how many were opened.
+type countingDriver struct{ opened atomic.Int64 }
+
+func (d *countingDriver) Connect(context.Context) (driver.Conn, error) {
+	d.opened.Add(1)
+	return countingConn{}, nil
+}
+
+func (d *countingDriver) Driver() driver.Driver { return nil }
+
+type countingConn struct{}
+
+func (countingConn) Prepare(string) (driver.Stmt, error) {
+	return nil, errors.New("countingConn: no statements")
+}
+func (countingConn) Close() error { return nil }
+func (countingConn) Begin() (driver.Tx, error) {
+	return nil, errors.New("countingConn: no transactions")
 }
