@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spoolmq/spool/storage"
 )
@@ -104,4 +105,32 @@ func (d *Dir) List(ctx context.Context, fn func(BlobInfo) error) error {
 		}
 	}
 	return nil
+}
+
+// removeStale deletes the temporary files of Puts cut short by a crash
+// ("<name>.tmp") last written before cutoff; a Put in progress writes its
+// file within moments, so one older than a sweep's age is a leftover.
+// Sweep calls it.
+func (d *Dir) removeStale(ctx context.Context, cutoff time.Time) error {
+	entries, err := os.ReadDir(d.path)
+	if err != nil {
+		return fmt.Errorf("claimcheck: list %s: %w", d.path, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(cutoff) {
+			continue // gone meanwhile, or young
+		}
+		if err := os.Remove(filepath.Join(d.path, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("claimcheck: remove leftover %s: %w", e.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -1,9 +1,11 @@
 package claimcheck_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/spoolmq/spool/claimcheck"
 	"github.com/spoolmq/spool/claimcheck/blobstoretest"
@@ -33,5 +35,36 @@ func TestDirSkipsTemporaryFiles(t *testing.T) {
 	n := 0
 	if err := d.List(t.Context(), func(claimcheck.BlobInfo) error { n++; return nil }); err != nil || n != 0 {
 		t.Fatalf("listed %d blobs, %v", n, err)
+	}
+}
+
+// TestSweepRemovesOldTemporaryFiles: Sweep deletes a crash's leftover
+// "<name>.tmp" once it is older than the sweep's age, and leaves a young
+// one (a Put in progress) alone; neither counts as a blob.
+func TestSweepRemovesOldTemporaryFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blobs")
+	d, err := claimcheck.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	oldTmp, youngTmp := filepath.Join(dir, "old.tmp"), filepath.Join(dir, "young.tmp")
+	for _, p := range []string{oldTmp, youngTmp} {
+		if err := os.WriteFile(p, []byte("torn"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(oldTmp, now.Add(-48*time.Hour), now.Add(-48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := claimcheck.Sweep(t.Context(), d, 24*time.Hour, now)
+	if err != nil || n != 0 {
+		t.Fatalf("Sweep = %d, %v; want 0 blobs, no error", n, err)
+	}
+	if _, err := os.Stat(oldTmp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("old temporary file still there: %v", err)
+	}
+	if _, err := os.Stat(youngTmp); err != nil {
+		t.Errorf("young temporary file removed: %v", err)
 	}
 }

@@ -42,7 +42,9 @@ func Expired(ctx context.Context, store BlobStore, maxAge time.Duration, now tim
 // Sweep deletes the blobs in store written more than maxAge before now,
 // and returns how many it deleted. maxAge must cover the time a record
 // referring to a blob can still be read: TopicRetention computes it, and
-// a Sweeper runs Sweep with it periodically. A blob that fails to delete
+// a Sweeper runs Sweep with it periodically. On a Dir, the temporary
+// files of Puts a crash cut short, older than maxAge, go too (they are not
+// counted: they were never blobs). A blob that fails to delete
 // is skipped and reported in the returned error; Sweep goes on with the
 // others.
 func Sweep(ctx context.Context, store BlobStore, maxAge time.Duration, now time.Time) (int, error) {
@@ -59,6 +61,13 @@ func Sweep(ctx context.Context, store BlobStore, maxAge time.Duration, now time.
 	}
 	n := 0
 	var errs []error
+	if st, ok := store.(interface {
+		removeStale(context.Context, time.Time) error
+	}); ok {
+		if err := st.removeStale(ctx, now.Add(-maxAge)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, name := range old {
 		if err := store.Delete(ctx, name); err != nil {
 			errs = append(errs, err)
