@@ -1,24 +1,19 @@
 package broker_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/spoolmq/spool/internal/freeport"
+	"github.com/spoolmq/spool/internal/spoolproc"
 )
 
 // The crash test runs `spool serve` as a separate process and kills it with
@@ -33,66 +28,6 @@ func envInt(name string, def int) int {
 	return def
 }
 
-type brokerProc struct {
-	t      *testing.T
-	bin    string
-	data   string
-	addr   string
-	cmd    *exec.Cmd
-	stderr io.Writer // default os.Stderr
-}
-
-func (p *brokerProc) start() {
-	p.t.Helper()
-	cmd := exec.Command(p.bin, "serve", "--data", p.data, "--listen", p.addr, "--http", "")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if p.stderr != nil {
-		cmd.Stderr = p.stderr
-	}
-	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	// Ready once it prints its listener line.
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		ok := false
-		for sc.Scan() {
-			if !ok && strings.Contains(sc.Text(), "kafka listener on") {
-				ok = true
-				ready <- true
-			}
-		}
-		if !ok {
-			ready <- false
-		}
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			p.t.Fatal("spool serve exited before listening")
-		}
-	case <-time.After(testTimeout):
-		cmd.Process.Kill()
-		p.t.Fatal("spool serve did not start")
-	}
-	p.cmd = cmd
-}
-
-func (p *brokerProc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.cmd.Wait()
-}
-
-// freeAddr is the address the broker process listens on at every start,
-// reserved for the test: between a SIGKILL and the next start nothing
-// listens there, and nothing else may take the port.
-func freeAddr(t *testing.T) string { return freeport.Addr(t) }
-
 // TestCrashIdempotentProducer: every acknowledged record is present exactly
 // once and in order per partition after repeated SIGKILLs, and a consumer
 // group resumes from its committed offsets.
@@ -101,18 +36,10 @@ func TestCrashIdempotentProducer(t *testing.T) {
 		t.Skip("crash test builds and runs spool serve; skipped with -short")
 	}
 	rounds, total := envInt("SPOOL_CRASH_ROUNDS", 3), envInt("SPOOL_CRASH_RECORDS", 6000)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "spool")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/spool")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	p := &brokerProc{t: t, bin: bin, data: filepath.Join(dir, "data"), addr: freeAddr(t)}
-	p.start()
-	t.Cleanup(p.kill)
+	p := spoolproc.Start(t)
 
 	const parts = 3
-	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +80,7 @@ func TestCrashIdempotentProducer(t *testing.T) {
 	for round := range rounds {
 		target := (round + 1) * total / (rounds + 1)
 		waitFor(t, fmt.Sprintf("%d acks", target), func() bool { return ackedCount() >= target })
-		p.kill()
-		p.start()
+		p.Restart()
 	}
 	<-produced
 	if produceErr != nil {
@@ -162,7 +88,7 @@ func TestCrashIdempotentProducer(t *testing.T) {
 	}
 
 	// Read everything back: each value once, increasing per partition.
-	rd, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.ConsumeTopics("crash"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rd, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()), kgo.ConsumeTopics("crash"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +126,8 @@ func TestCrashIdempotentProducer(t *testing.T) {
 	if resp, err := adm.CommitOffsets(ctx, "crash-group", committed); err != nil || resp.Error() != nil {
 		t.Fatalf("commit: %v %v", err, resp.Error())
 	}
-	p.kill()
-	p.start()
-	gc, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.ConsumerGroup("crash-group"), kgo.ConsumeTopics("crash"))
+	p.Restart()
+	gc, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()), kgo.ConsumerGroup("crash-group"), kgo.ConsumeTopics("crash"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,25 +151,6 @@ func TestCrashIdempotentProducer(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a child process's log lines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	os.Stderr.Write(p)
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestCrashLinger0: SIGKILL under load with linger 0, so that nearly every
 // record is its own produce request and is acknowledged through storage's
 // commit log (small batches: no segment fsync). After every restart each
@@ -255,22 +161,14 @@ func TestCrashLinger0(t *testing.T) {
 		t.Skip("crash test builds and runs spool serve; skipped with -short")
 	}
 	rounds, total := envInt("SPOOL_CRASH_ROUNDS", 3), envInt("SPOOL_CRASH_RECORDS", 4000)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "spool")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/spool").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	logs := &lockedBuffer{}
-	p := &brokerProc{t: t, bin: bin, data: filepath.Join(dir, "data"), addr: freeAddr(t), stderr: logs}
-	p.start()
-	t.Cleanup(p.kill)
+	p := spoolproc.Start(t)
 
 	const parts, producers = 8, 4
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var clients []*kgo.Client
 	for range producers {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		cl, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0),
 			kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }))
 		if err != nil {
@@ -313,14 +211,13 @@ func TestCrashLinger0(t *testing.T) {
 	for round := range rounds {
 		target := (round + 1) * total / (rounds + 1)
 		waitFor(t, fmt.Sprintf("%d acks", target), func() bool { return ackedCount() >= target })
-		p.kill()
-		p.start()
+		p.Restart()
 	}
 	wg.Wait()
 	if produceErr != nil {
 		t.Fatalf("a produce failed (the idempotent producer retries through restarts): %v", produceErr)
 	}
-	rd, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.ConsumeTopics("crash0"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rd, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()), kgo.ConsumeTopics("crash0"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +248,7 @@ func TestCrashLinger0(t *testing.T) {
 			t.Errorf("acknowledged record %s seen %d times", v, seen[v])
 		}
 	}
-	if n := strings.Count(logs.String(), "replayed the commit log"); n == 0 {
+	if n := strings.Count(p.Output(), "replayed the commit log"); n == 0 {
 		t.Errorf("no restart replayed the commit log: the acknowledgements did not go through it")
 	} else {
 		t.Logf("%d of %d restarts replayed the commit log", n, rounds)
