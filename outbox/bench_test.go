@@ -223,6 +223,7 @@ func benchRelayLatency(b *testing.B, rate int) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				stagger(w, writers, interval)
 				tick := time.NewTicker(interval)
 				defer tick.Stop()
 				for i := w * perTx; i < b.N; i += writers * perTx {
@@ -347,6 +348,7 @@ func (w latencyWriters) run(b *testing.B, db *sql.DB, committed func(ids []strin
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			stagger(g, w.n, w.interval)
 			tick := time.NewTicker(w.interval)
 			defer tick.Stop()
 			for i := g * w.perTx; i < b.N; i += w.n * w.perTx {
@@ -367,6 +369,13 @@ func (w latencyWriters) run(b *testing.B, db *sql.DB, committed func(ids []strin
 	}
 	wg.Wait()
 	return txs, time.Since(start)
+}
+
+// stagger delays writer g of n by g/n of the interval, so that n writers
+// ticking every interval spread their transactions evenly over it instead
+// of starting them all at once (bursts of n every interval).
+func stagger(g, n int, interval time.Duration) {
+	time.Sleep(time.Duration(g) * interval / time.Duration(n)) // pacing the load, not synchronising
 }
 
 // tx commits events first .. first+n-1 in one transaction.
