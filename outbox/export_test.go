@@ -41,13 +41,23 @@ const (
 	StageAck    = "ack"    // one record has its outcome
 	StageAcked  = "acked"  // every record of the round has its outcome
 	StageMarked = "marked" // a round's acknowledged rows are marked published
+	// StageFetched: a round's rows are read (or taken from the read
+	// ahead), nothing of them sent yet.
+	StageFetched = "fetched"
+	// StageDropped: a round read too close to the lease deadline is
+	// dropped without sending anything (the rows stay pending).
+	StageDropped = "dropped"
 )
+
+// KeyBucket is the bucket of the rows of key (non-empty).
+func KeyBucket(key []byte) int { return int(hash32(key) % NumBuckets) }
 
 // OnStage makes r call f at each stage of its rounds, with the rows
 // concerned. Call it before Start; f runs on the relay's goroutines
 // (StageAck on the producer's) and must not block for long.
 func OnStage(r *Relay, f func(stage string, rows []RoundRow)) {
-	names := map[stage]string{stageSend: StageSend, stageAck: StageAck, stageAcked: StageAcked, stageMarked: StageMarked}
+	names := map[stage]string{stageSend: StageSend, stageAck: StageAck, stageAcked: StageAcked, stageMarked: StageMarked,
+		stageFetched: StageFetched, stageDropped: StageDropped}
 	r.onStage = func(s stage, ps []*pending) {
 		rows := make([]RoundRow, len(ps))
 		for i, p := range ps {

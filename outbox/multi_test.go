@@ -17,7 +17,8 @@ import (
 // writers commit events of many keys; relays are stopped and started at
 // random points of the run. Every committed event is published, the first
 // copy of each in commit order per key, none of the rolled-back ones; with
-// all relays up, the buckets are spread over them.
+// all relays up, the buckets are spread over them; no two relays ever have
+// records of one bucket in flight at once (checkExclusive).
 func TestSeveralRelays(t *testing.T) {
 	for _, n := range []int{2, 3} {
 		t.Run(fmt.Sprint("relays=", n), func(t *testing.T) {
@@ -41,11 +42,12 @@ func testSeveralRelays(t *testing.T, b backend, addrs []string, n int) {
 		return openPG(t, dsn)
 	}
 	relays := make([]*outbox.Relay, n)
+	spans := newSpanLog()
 	start := func(i int) {
 		cfg := relayConfig(t, open(), addrs)
 		cfg.ID = fmt.Sprintf("relay-%d-%d", i, time.Now().UnixNano())
 		cfg.LeaseTTL = 3 * time.Second // lease rounds every second
-		relays[i] = startRelay(t, cfg)
+		relays[i] = startRecordedRelay(t, cfg, spans.hook(cfg.ID))
 	}
 	for i := range n {
 		start(i)
@@ -104,5 +106,7 @@ func testSeveralRelays(t *testing.T, b backend, addrs []string, n int) {
 	}
 	waitDrained(t, db, 60*time.Second)
 	dups := checkDelivery(t, committed, rolledBack, readTopic(t, addrs, "multi"))
-	t.Logf("%d events, %d duplicates (a relay closed with records in flight, or a takeover)", len(committed), dups)
+	nspans, handovers := checkExclusive(t, spans)
+	t.Logf("%d events, %d duplicates (a relay closed with records in flight, or a takeover); %d publishing spans, %d handovers of a bucket between relays, none overlapping",
+		len(committed), dups, nspans, handovers)
 }

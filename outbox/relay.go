@@ -208,10 +208,12 @@ type Relay struct {
 type stage int
 
 const (
-	stageSend   stage = iota // the round's records are about to be produced
-	stageAck                 // one record has its outcome (from the producer's callback)
-	stageAcked               // every record of the round has its outcome
-	stageMarked              // a round's acknowledged rows are marked published
+	stageSend    stage = iota // the round's records are about to be produced
+	stageAck                  // one record has its outcome (from the producer's callback)
+	stageAcked                // every record of the round has its outcome
+	stageMarked               // a round's acknowledged rows are marked published
+	stageFetched              // a round's rows are read, nothing sent yet
+	stageDropped              // a round read too close to its lease deadline is dropped unsent
 )
 
 func (r *Relay) stage(s stage, rows []*pending) {

@@ -69,6 +69,7 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 	if err != nil || len(rows) == 0 {
 		return 0, false, err
 	}
+	r.stage(stageFetched, rows)
 	// A key whose row cannot be sent sends nothing after it this round.
 	// Order is per topic and key, as in Kafka.
 	held := map[string]bool{}

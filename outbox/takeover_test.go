@@ -1,8 +1,10 @@
 package outbox_test
 
 import (
+	"context"
 	"database/sql"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,19 +14,47 @@ import (
 	"github.com/spoolmq/spool/outbox"
 )
 
-// relayProcess is a TestCrashRelayHelper process.
+// TestTakeoverRelayHelper is a relay process of TestRelayKilledTakeover:
+// relay OUTBOX_RELAY_ID, appending its publishing spans to OUTBOX_SPANS.
+func TestTakeoverRelayHelper(t *testing.T) {
+	if os.Getenv("OUTBOX_TAKEOVER_HELPER") == "" {
+		t.Skip("helper process for TestRelayKilledTakeover")
+	}
+	var db *sql.DB
+	if os.Getenv("OUTBOX_DIALECT") == "sqlite" {
+		db = openSQLite(t, os.Getenv("OUTBOX_DSN"))
+	} else {
+		db = openPG(t, os.Getenv("OUTBOX_DSN"))
+	}
+	cfg := relayConfig(t, db, strings.Split(os.Getenv("OUTBOX_BROKERS"), ","))
+	cfg.BatchSize = 25 // small rounds, so the kill lands mid-batch
+	cfg.ID = os.Getenv("OUTBOX_RELAY_ID")
+	r, err := outbox.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbox.OnStage(r, spanFileHook(t, os.Getenv("OUTBOX_SPANS"), cfg.ID))
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {} // until killed
+}
+
+// relayProcess is a TestTakeoverRelayHelper process.
 type relayProcess struct {
+	id     string
 	cmd    *exec.Cmd
 	out    strings.Builder
 	exited chan struct{}
 }
 
-func startRelayProcess(t *testing.T, b backend, dsn string, addrs []string) *relayProcess {
+// startRelayProcess starts relay id, its spans appended to spanFile.
+func startRelayProcess(t *testing.T, b backend, dsn string, addrs []string, id, spanFile string) *relayProcess {
 	t.Helper()
-	p := &relayProcess{exited: make(chan struct{})}
-	p.cmd = exec.Command(os.Args[0], "-test.run=^TestCrashRelayHelper$")
-	p.cmd.Env = append(os.Environ(), "OUTBOX_CRASH_HELPER=1", "OUTBOX_DIALECT="+b.name, "OUTBOX_DSN="+dsn,
-		"OUTBOX_BROKERS="+strings.Join(addrs, ","))
+	p := &relayProcess{id: id, exited: make(chan struct{})}
+	p.cmd = exec.Command(os.Args[0], "-test.run=^TestTakeoverRelayHelper$")
+	p.cmd.Env = append(os.Environ(), "OUTBOX_CRASH_HELPER=1", "OUTBOX_TAKEOVER_HELPER=1", "OUTBOX_DIALECT="+b.name,
+		"OUTBOX_DSN="+dsn, "OUTBOX_BROKERS="+strings.Join(addrs, ","), "OUTBOX_RELAY_ID="+id, "OUTBOX_SPANS="+spanFile)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -44,8 +74,10 @@ func (p *relayProcess) kill() {
 // writers commit; one is killed with SIGKILL (its leases are not
 // released) and the other takes over all its buckets once they expire.
 // Every committed event is published, the first copy of each in commit
-// order per key, and a dedupe consumer handles each once. On Spool and
-// kfake (the relays are processes, the broker runs in the test).
+// order per key, and a dedupe consumer handles each once; no two relays
+// ever had records of one bucket in flight at once (the killed one's last
+// round counts as in flight until it was killed). On Spool and kfake (the
+// relays are processes, the broker runs in the test).
 func TestRelayKilledTakeover(t *testing.T) {
 	if os.Getenv("OUTBOX_CRASH_HELPER") != "" {
 		t.Skip("in helper process")
@@ -63,8 +95,9 @@ func TestRelayKilledTakeover(t *testing.T) {
 					}
 					return st.Relays
 				}
-				a := startRelayProcess(t, b, dsn, addrs)
-				startRelayProcess(t, b, dsn, addrs)
+				spanFile := filepath.Join(t.TempDir(), "spans")
+				a := startRelayProcess(t, b, dsn, addrs, "takeover-a", spanFile)
+				startRelayProcess(t, b, dsn, addrs, "takeover-b", spanFile)
 				kafkatest.Eventually(t, 30*time.Second, "both relays holding buckets", func() bool {
 					rs := relays()
 					return len(rs) == 2 && rs[0].Buckets > 0 && rs[1].Buckets > 0
@@ -81,6 +114,7 @@ func TestRelayKilledTakeover(t *testing.T) {
 					return publishedRows(t, db) >= 100
 				})
 				a.kill()
+				killed := time.Now().UnixNano()
 				kafkatest.Eventually(t, 60*time.Second, "the survivor holding every bucket", func() bool {
 					rs := relays()
 					return len(rs) == 1 && rs[0].Buckets == outbox.NumBuckets
@@ -89,7 +123,12 @@ func TestRelayKilledTakeover(t *testing.T) {
 				waitDrained(t, db, 60*time.Second)
 				records := readTopic(t, addrs, "takeover")
 				dups := checkDelivery(t, committed, rolledBack, records)
-				t.Logf("%d events, %d records, %d duplicates", len(committed), len(records), dups)
+				spans := newSpanLog()
+				spans.readFile(t, spanFile)
+				spans.kill(a.id, killed)
+				nspans, handovers := checkExclusive(t, spans)
+				t.Logf("%d events, %d records, %d duplicates; %d publishing spans, %d handovers of a bucket between relays, none overlapping",
+					len(committed), len(records), dups, nspans, handovers)
 				consumeOnce(t, addrs, "takeover", len(committed))
 			})
 		})
