@@ -366,6 +366,8 @@ func (r *Relay) run(ctx context.Context) {
 		}
 		n, failed, err := r.round(ctx)
 		switch {
+		case errors.Is(err, errPastDeadline):
+			// Renew the leases (the loop's first step) and go on.
 		case err != nil || failed:
 			if err != nil && ctx.Err() == nil {
 				r.log.Warn("outbox relay: round failed; retrying", "err", err, "backoff", r.backoff)

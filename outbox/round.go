@@ -28,6 +28,10 @@ type pending struct {
 	done    atomic.Bool // set by the promise after err and ackAt
 }
 
+// errPastDeadline is round's error when it read its rows too close to the
+// lease deadline to send them.
+var errPastDeadline = errors.New("outbox: relay: round read past the lease deadline")
+
 // errWaiting is reported for rows the broker has not answered within
 // PublishTimeout.
 var errWaiting = errors.New("outbox: no answer from the broker within PublishTimeout; still trying")
@@ -70,6 +74,21 @@ func (r *Relay) round(ctx context.Context) (int, bool, error) {
 		return 0, false, err
 	}
 	r.stage(stageFetched, rows)
+	// The deadline was checked before the read; it is checked again now
+	// that the rows are here, right before anything is produced: the read,
+	// or a pause of this process (GC, a stopped VM), may have taken the
+	// relay past it, and then another relay may already hold these
+	// buckets. The round is dropped unsent, with no failure recorded (its
+	// rows stay pending for whoever holds their buckets), and the run loop
+	// renews the leases first. From here to the end of the flush is at most
+	// PublishTimeout, so the last produce request is sent before the
+	// deadline (see maintainLeases).
+	if late := time.Since(r.deadline.Add(-r.cfg.PublishTimeout)); late > 0 {
+		r.stage(stageDropped, rows)
+		r.log.Warn("outbox relay: a round was read too close to the lease deadline (a slow read or a paused process); dropped unsent, renewing leases",
+			"rows", len(rows), "late", late)
+		return 0, false, errPastDeadline
+	}
 	// A key whose row cannot be sent sends nothing after it this round.
 	// Order is per topic and key, as in Kafka.
 	held := map[string]bool{}

@@ -94,6 +94,13 @@ func (l *spanLog) closeLocked(relay string, ts int64) {
 	delete(l.open, relay)
 }
 
+// inFlight reports whether relay has a round between send and acked.
+func (l *spanLog) inFlight(relay string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open[relay] != nil
+}
+
 // hook is an OnStage hook logging relay's stages.
 func (l *spanLog) hook(relay string) func(string, []outbox.RoundRow) {
 	return func(stage string, rows []outbox.RoundRow) {
