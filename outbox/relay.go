@@ -266,6 +266,11 @@ func (r *Relay) start(ctx context.Context) error {
 		// (auto.create.topics.enable); where it does not, the row is
 		// rejected and its key stops.
 		kgo.AllowAutoTopicCreation(),
+		// franz-go refreshes metadata at most every 5 s by default, so
+		// after a broker restart or a leader move the relay would sit
+		// that long before sending to the new leader; 1 s bounds the
+		// stall and costs at most one Metadata request a second.
+		kgo.MetadataMinAge(time.Second),
 	}
 	prod, err := producer.New(producer.WithBrokers(r.cfg.Brokers...),
 		producer.WithClientOptions(append(kopts, r.cfg.ClientOptions...)...))
