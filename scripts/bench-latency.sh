@@ -92,6 +92,8 @@ spool() {
 	port=$(free_port)
 	http=$(free_port)
 	rm -rf "${BENCH_DATA:?}/$name"
+	# The previous run's dirty pages are written back now, not during this run.
+	sync
 	env "${env[@]}" "$BIN/$name" serve --data "$BENCH_DATA/$name" --listen "127.0.0.1:$port" --http "127.0.0.1:$http" \
 		--fsync always --log-level warn "${extra[@]}" >"$RESULTS/$name-p$parts-broker.log" 2>&1 &
 	pid=$!
@@ -114,6 +116,7 @@ redis() {
 	port=$(free_port)
 	dir="$BENCH_DATA/redis-$parts"
 	mkdir -p "$dir"
+	sync
 	redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always \
 		--save "" --daemonize no >"$RESULTS/redis-p$parts-server.log" 2>&1 &
 	pid=$!
@@ -131,6 +134,7 @@ kfake() {
 	local parts=$1 port
 	port=$(free_port)
 	rm -rf "${BENCH_DATA:?}/kfake"
+	sync
 	"$BIN/kfakebroker" --listen "127.0.0.1:$port" --data "$BENCH_DATA/kfake" --sync-writes \
 		>"$RESULTS/kfake-sync-p$parts-broker.log" 2>&1 &
 	pid=$!
