@@ -135,6 +135,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		FsyncInterval:           b.cfg.FsyncInterval,
 		CommitLogMaxBatch:       b.cfg.CommitLogMaxBatch,
 		CommitLogRoundsInFlight: b.cfg.CommitLogRoundsInFlight,
+		CommitLogFileBytes:      b.cfg.CommitLogFileBytes,
 		RetentionCheckInterval:  b.cfg.RetentionCheckInterval,
 		Logger:                  b.cfg.Logger,
 		Now:                     b.cfg.Now,

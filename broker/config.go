@@ -86,6 +86,9 @@ type Config struct {
 	// how many commit log rounds may wait for their fsyncs at once
 	// (acknowledged in order). Default 2; 1: one round at a time.
 	CommitLogRoundsInFlight int
+	// CommitLogFileBytes is storage.Options.CommitLogFileBytes: the size
+	// of each commit log file (0: 16 MiB).
+	CommitLogFileBytes int64
 
 	// DisableAutoCreateTopics turns off topic creation by Metadata requests
 	// for unknown topics. Default false: topics are auto-created, with

@@ -44,6 +44,7 @@ type serveFlags struct {
 	fsync             string
 	commitLogMaxBatch int
 	commitLogRounds   int
+	commitLogFile     int64
 	autoCreateTopics  bool
 	defaultPartitions int32
 	maxFrameBytes     int32
@@ -133,6 +134,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.StringVar(&f.http, "http", "127.0.0.1:8080", `HTTP listener for /metrics (port 0 picks a free port; "" disables it)`)
 	fl.StringVar(&f.fsync, "fsync", "always", "durability: always (fsync before acknowledging), interval or never")
 	fl.IntVar(&f.commitLogMaxBatch, "commit-log-max-batch", 32<<10, "fsync always: batches up to this many bytes are acknowledged through the shared commit log (one fsync for all partitions); -1: every partition fsyncs its own segment")
+	fl.Int64Var(&f.commitLogFile, "commit-log-file-bytes", 16<<20, "fsync always: size of each commit log file (prewritten; its segments are checkpointed when it is full)")
 	fl.IntVar(&f.commitLogRounds, "commit-log-rounds-in-flight", 2, "fsync always: commit log rounds that may wait for their fsyncs at once (acknowledged in order); 1: one round at a time")
 	fl.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create unknown topics when clients ask for their metadata")
 	fl.Int32Var(&f.defaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
@@ -256,6 +258,7 @@ func (f *serveFlags) config() (broker.Config, error) {
 		Fsync:                      mode,
 		CommitLogMaxBatch:          f.commitLogMaxBatch,
 		CommitLogRoundsInFlight:    f.commitLogRounds,
+		CommitLogFileBytes:         f.commitLogFile,
 		DisableAutoCreateTopics:    !f.autoCreateTopics,
 		DefaultPartitions:          f.defaultPartitions,
 		MaxFrameBytes:              f.maxFrameBytes,

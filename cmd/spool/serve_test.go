@@ -67,6 +67,19 @@ func TestServeFlagsAndEnv(t *testing.T) {
 		t.Fatalf("topic default flags: %+v", cfg)
 	}
 
+	// The commit log's flags reach the broker's config.
+	f, err = parseServe(t, []string{"--commit-log-max-batch", "1024", "--commit-log-rounds-in-flight", "1",
+		"--commit-log-file-bytes", "1048576"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = f.config(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CommitLogMaxBatch != 1024 || cfg.CommitLogRoundsInFlight != 1 || cfg.CommitLogFileBytes != 1<<20 {
+		t.Fatalf("commit log flags: %+v", cfg)
+	}
+
 	// Environment sets what flags do not; flags win.
 	env := map[string]string{
 		"SPOOL_DATA": "/env/data", "SPOOL_LISTEN": "0.0.0.0:9999", "SPOOL_ADVERTISE": "kafka.example:9999",
