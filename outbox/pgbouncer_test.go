@@ -131,56 +131,7 @@ func TestPgBouncerKeyLock(t *testing.T) {
 	direct, dsn := behindPgBouncer(t, postgres(t), pgtest.Transaction)
 	db := openPG(t, dsn+" default_query_exec_mode="+pgBouncerModes[0])
 	migrate(t, db)
-	ctx := context.Background()
-	t1, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := newEvent(t, "K", 1)
-	if err := outbox.Add(ctx, t1, first, outbox.Topic("t")); err != nil {
-		t.Fatal(err)
-	}
-	second := newEvent(t, "K", 2)
-	done := make(chan error, 1)
-	go func() {
-		t2, err := db.BeginTx(ctx, nil)
-		if err == nil {
-			if err = outbox.Add(ctx, t2, second, outbox.Topic("t")); err == nil {
-				err = t2.Commit()
-			}
-		}
-		done <- err
-	}()
-	kafkatest.Eventually(t, 30*time.Second, "the second transaction to wait on the key's lock", func() bool {
-		var waiting int
-		direct.QueryRow("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").Scan(&waiting)
-		return waiting == 1
-	})
-	select {
-	case err := <-done:
-		t.Fatalf("second transaction finished while the first was open: %v", err)
-	default:
-	}
-	if err := t1.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	rs, err := direct.Query("SELECT event_id FROM spool_outbox WHERE record_key = 'K' ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var id string
-		rs.Scan(&id)
-		ids = append(ids, id)
-	}
-	if len(ids) != 2 || ids[0] != first.ID || ids[1] != second.ID {
-		t.Fatalf("ids in id order %v, want [%s %s] (commit order)", ids, first.ID, second.ID)
-	}
+	checkKeyLock(t, db, direct)
 }
 
 // TestPgBouncerListen: a relay left with LISTEN on (no NoListen) through
