@@ -25,20 +25,14 @@ import (
 	"github.com/spoolmq/spool/outbox"
 )
 
-// TestCrashRelayHelper is the relay process TestCrash (and
-// TestRelayKilledTakeover) kills. With OUTBOX_CRASH_AT=stage:n it kills
+// TestCrashRelayHelper is the relay process TestCrash kills. With OUTBOX_CRASH_AT=stage:n it kills
 // itself with SIGKILL at the n-th time a round reaches stage (see
 // killAt), after writing the rows concerned to OUTBOX_CRASH_REPORT.
 func TestCrashRelayHelper(t *testing.T) {
 	if os.Getenv("OUTBOX_CRASH_HELPER") == "" {
 		t.Skip("helper process for TestCrash")
 	}
-	var db *sql.DB
-	if os.Getenv("OUTBOX_DIALECT") == "sqlite" {
-		db = openSQLite(t, os.Getenv("OUTBOX_DSN"))
-	} else {
-		db = openPG(t, os.Getenv("OUTBOX_DSN"))
-	}
+	db := helperDB(t)
 	cfg := crashRelayConfig(t, db, strings.Split(os.Getenv("OUTBOX_BROKERS"), ","))
 	r, err := outbox.New(cfg)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -86,6 +87,15 @@ func openPG(t testing.TB, dsn string) *sql.DB {
 }
 
 // each runs f for every backend × cluster, with a migrated database.
+// helperDB opens the database of a relay helper process: OUTBOX_DSN, on
+// SQLite if OUTBOX_DIALECT says so, PostgreSQL otherwise.
+func helperDB(t testing.TB) *sql.DB {
+	if os.Getenv("OUTBOX_DIALECT") == "sqlite" {
+		return openSQLite(t, os.Getenv("OUTBOX_DSN"))
+	}
+	return openPG(t, os.Getenv("OUTBOX_DSN"))
+}
+
 func each(t *testing.T, f func(t *testing.T, db *sql.DB, addrs []string)) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {

@@ -20,12 +20,7 @@ func TestTakeoverRelayHelper(t *testing.T) {
 	if os.Getenv("OUTBOX_TAKEOVER_HELPER") == "" {
 		t.Skip("helper process for TestRelayKilledTakeover")
 	}
-	var db *sql.DB
-	if os.Getenv("OUTBOX_DIALECT") == "sqlite" {
-		db = openSQLite(t, os.Getenv("OUTBOX_DSN"))
-	} else {
-		db = openPG(t, os.Getenv("OUTBOX_DSN"))
-	}
+	db := helperDB(t)
 	cfg := relayConfig(t, db, strings.Split(os.Getenv("OUTBOX_BROKERS"), ","))
 	cfg.BatchSize = 25 // small rounds, so the kill lands mid-batch
 	cfg.ID = os.Getenv("OUTBOX_RELAY_ID")
