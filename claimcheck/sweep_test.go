@@ -3,8 +3,6 @@ package claimcheck_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/spoolmq/spool/claimcheck"
+	"github.com/spoolmq/spool/claimcheck/blobstoretest"
 	"github.com/spoolmq/spool/internal/kafkatest"
 )
 
@@ -35,27 +34,6 @@ func retentionTopic(t *testing.T, addrs []string, topic, retentionMs, segmentMs 
 	t.Helper()
 	kafkatest.CreateTopicWithConfigs(t, addrs, topic, 1, map[string]*string{
 		"retention.ms": ptr(retentionMs), "segment.ms": ptr(segmentMs)})
-}
-
-// agedStore is a Dir store in a temporary directory with blobs written
-// the given time ago.
-func agedStore(t *testing.T, ages map[string]time.Duration) (*claimcheck.Dir, string) {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "blobs")
-	store, err := claimcheck.NewDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	for name, age := range ages {
-		if err := store.Put(t.Context(), name, []byte(name)); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(filepath.Join(dir, name), now.Add(-age), now.Add(-age)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return store, dir
 }
 
 // names lists the blobs in store, sorted.
@@ -113,7 +91,7 @@ func TestSweeperRetention(t *testing.T) {
 		retentionTopic(t, addrs, "docs", "3600000", "600000") // readable up to 1h10m, swept after 2h10m
 		retentionTopic(t, addrs, "keep", "-1", "600000")
 		adm := newAdmin(t, addrs)
-		store, _ := agedStore(t, map[string]time.Duration{
+		store, _ := blobstoretest.AgedDir(t, map[string]time.Duration{
 			"ancient": 1000 * time.Hour,
 			"old":     3 * time.Hour,
 			"edge":    2*time.Hour + 5*time.Minute, // past retention + grace, not past + segment.ms
@@ -166,7 +144,7 @@ func TestSweeperRetention(t *testing.T) {
 // TestSweeperMaxAge: WithMaxAge sweeps with the age given, no broker
 // needed.
 func TestSweeperMaxAge(t *testing.T) {
-	store, _ := agedStore(t, map[string]time.Duration{"old": 2 * time.Hour, "fresh": time.Minute})
+	store, _ := blobstoretest.AgedDir(t, map[string]time.Duration{"old": 2 * time.Hour, "fresh": time.Minute})
 	s, err := claimcheck.NewSweeper(store, nil, nil, claimcheck.WithMaxAge(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +159,7 @@ func TestSweeperMaxAge(t *testing.T) {
 
 // TestNewSweeperErrors: what a Sweeper cannot work with is refused.
 func TestNewSweeperErrors(t *testing.T) {
-	store, _ := agedStore(t, nil)
+	store, _ := blobstoretest.AgedDir(t, nil)
 	adm := kadm.NewClient(nil)
 	for name, tc := range map[string]struct {
 		store  claimcheck.BlobStore
@@ -213,7 +191,7 @@ func TestSweeperRun(t *testing.T) {
 	kafkatest.Run(t, func(t *testing.T, addrs []string) {
 		retentionTopic(t, addrs, "live", "-1", "60000")
 		adm := newAdmin(t, addrs)
-		store, _ := agedStore(t, map[string]time.Duration{"old": 100 * time.Hour, "fresh": time.Minute})
+		store, _ := blobstoretest.AgedDir(t, map[string]time.Duration{"old": 100 * time.Hour, "fresh": time.Minute})
 		reports := make(chan claimcheck.SweepReport, 1000)
 		s, err := claimcheck.NewSweeper(store, adm, []string{"live"},
 			claimcheck.WithSweepInterval(10*time.Millisecond),

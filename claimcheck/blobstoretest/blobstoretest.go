@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
@@ -160,4 +162,26 @@ func Run(t *testing.T, newStore func(t *testing.T) claimcheck.BlobStore) {
 			t.Fatalf("listed %d blobs after 40 concurrent puts", len(names))
 		}
 	})
+}
+
+// AgedDir returns a claimcheck.Dir in a new temporary directory, and its
+// path, holding one blob per entry of ages (its content is its name)
+// last written that long ago: a store for sweep tests.
+func AgedDir(t testing.TB, ages map[string]time.Duration) (*claimcheck.Dir, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "blobs")
+	store, err := claimcheck.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for name, age := range ages {
+		if err := store.Put(t.Context(), name, []byte(name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(dir, name), now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return store, dir
 }

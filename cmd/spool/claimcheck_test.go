@@ -9,31 +9,11 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/claimcheck"
+	"github.com/spoolmq/spool/claimcheck/blobstoretest"
 	"github.com/spoolmq/spool/claimcheck/s3store"
 	"github.com/spoolmq/spool/internal/kafkatest"
 	"github.com/spoolmq/spool/internal/seaweedtest"
 )
-
-// claimStore makes a Dir store with blobs written the given time ago and
-// returns its path.
-func claimStore(t *testing.T, ages map[string]time.Duration) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "claims")
-	store, err := claimcheck.NewDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	for name, age := range ages {
-		if err := store.Put(t.Context(), name, []byte(name)); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(filepath.Join(dir, name), now.Add(-age), now.Add(-age)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 func blobsIn(t *testing.T, dir string) []string {
 	t.Helper()
@@ -57,7 +37,7 @@ func TestClaimCheckSweepCLI(t *testing.T) {
 		mustRun(t, addr, "", "topic", "create", "docs", "-c", "retention.ms=3600000", "-c", "segment.ms=600000")
 		mustRun(t, addr, "", "topic", "create", "docs.dlq", "-c", "retention.ms=60000", "-c", "segment.ms=60000")
 		mustRun(t, addr, "", "topic", "create", "keep", "-c", "retention.ms=-1")
-		dir := claimStore(t, map[string]time.Duration{
+		_, dir := blobstoretest.AgedDir(t, map[string]time.Duration{
 			"old":   3 * time.Hour,               // past 1h + 10m + 1h grace
 			"edge":  2*time.Hour + 5*time.Minute, // inside segment.ms
 			"fresh": time.Minute,
