@@ -101,7 +101,6 @@ type Sweeper struct {
 	maxAge   time.Duration
 	hook     func(SweepReport)
 	log      *slog.Logger
-	now      func() time.Time
 }
 
 // SweepOption configures a Sweeper.
@@ -147,7 +146,7 @@ type SweepReport struct {
 // their configs through adm, which the caller keeps and closes.
 func NewSweeper(store BlobStore, adm *kadm.Client, topics []string, opts ...SweepOption) (*Sweeper, error) {
 	s := &Sweeper{store: store, adm: adm, topics: topics, grace: DefaultGrace,
-		interval: DefaultSweepInterval, log: slog.New(slog.DiscardHandler), now: time.Now}
+		interval: DefaultSweepInterval, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -190,7 +189,7 @@ func (s *Sweeper) SweepOnce(ctx context.Context) SweepReport {
 		return rep
 	}
 	rep.MaxAge = age
-	rep.Deleted, rep.Err = Sweep(ctx, s.store, age, s.now())
+	rep.Deleted, rep.Err = Sweep(ctx, s.store, age, time.Now())
 	return rep
 }
 

@@ -50,12 +50,7 @@ func testStalledRelay(t *testing.T, b backend, addrs []string) {
 	db, dsn := b.open(t)
 	migrate(t, db)
 	kafkatest.CreateTopic(t, addrs, "stall", 4)
-	open := func() *sql.DB {
-		if b.dialect == outbox.SQLite {
-			return openSQLite(t, dsn)
-		}
-		return openPG(t, dsn)
-	}
+	open := func() *sql.DB { return openDB(t, b.name, dsn) }
 	spans := newSpanLog()
 
 	// A's hook: once armed, its next round with rows stalls after the
@@ -195,12 +190,7 @@ func testHeldProduce(t *testing.T, b backend) {
 	})
 	db, dsn := b.open(t)
 	migrate(t, db)
-	open := func() *sql.DB {
-		if b.dialect == outbox.SQLite {
-			return openSQLite(t, dsn)
-		}
-		return openPG(t, dsn)
-	}
+	open := func() *sql.DB { return openDB(t, b.name, dsn) }
 	spans := newSpanLog()
 	cfgA := relayConfig(t, open(), addrs)
 	cfgA.ID = "held-a"

@@ -58,6 +58,21 @@ func backends(top testing.TB) []backend {
 	}
 }
 
+// openDB opens another handle on a backend's database: dsn as its open
+// returned it, on SQLite if name is "sqlite", PostgreSQL otherwise.
+func openDB(t testing.TB, name, dsn string) *sql.DB {
+	if name == "sqlite" {
+		return openSQLite(t, dsn)
+	}
+	return openPG(t, dsn)
+}
+
+// helperDB opens the database of a relay helper process: OUTBOX_DSN of
+// the backend OUTBOX_DIALECT names.
+func helperDB(t testing.TB) *sql.DB {
+	return openDB(t, os.Getenv("OUTBOX_DIALECT"), os.Getenv("OUTBOX_DSN"))
+}
+
 func openSQLite(t testing.TB, path string) *sql.DB {
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 	if err != nil {
@@ -87,15 +102,6 @@ func openPG(t testing.TB, dsn string) *sql.DB {
 }
 
 // each runs f for every backend × cluster, with a migrated database.
-// helperDB opens the database of a relay helper process: OUTBOX_DSN, on
-// SQLite if OUTBOX_DIALECT says so, PostgreSQL otherwise.
-func helperDB(t testing.TB) *sql.DB {
-	if os.Getenv("OUTBOX_DIALECT") == "sqlite" {
-		return openSQLite(t, os.Getenv("OUTBOX_DSN"))
-	}
-	return openPG(t, os.Getenv("OUTBOX_DSN"))
-}
-
 func each(t *testing.T, f func(t *testing.T, db *sql.DB, addrs []string)) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {

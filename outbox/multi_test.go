@@ -35,12 +35,7 @@ func testSeveralRelays(t *testing.T, b backend, addrs []string, n int) {
 	db, dsn := b.open(t)
 	migrate(t, db)
 	kafkatest.CreateTopic(t, addrs, "multi", 4)
-	open := func() *sql.DB {
-		if b.dialect == outbox.SQLite {
-			return openSQLite(t, dsn)
-		}
-		return openPG(t, dsn)
-	}
+	open := func() *sql.DB { return openDB(t, b.name, dsn) }
 	relays := make([]*outbox.Relay, n)
 	spans := newSpanLog()
 	start := func(i int) {
