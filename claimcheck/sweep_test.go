@@ -36,17 +36,6 @@ func retentionTopic(t *testing.T, addrs []string, topic, retentionMs, segmentMs 
 		"retention.ms": ptr(retentionMs), "segment.ms": ptr(segmentMs)})
 }
 
-// names lists the blobs in store, sorted.
-func names(t *testing.T, store claimcheck.BlobStore) []string {
-	t.Helper()
-	var out []string
-	if err := store.List(t.Context(), func(b claimcheck.BlobInfo) error { out = append(out, b.Name); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // TestTopicRetention: the age is the longest retention.ms + segment.ms of
 // the topics; retention.ms -1 means forever; a missing topic is an error
 // naming it.
@@ -115,7 +104,7 @@ func TestSweeperRetention(t *testing.T) {
 		if rep := s.SweepOnce(ctx); rep.Err == nil || !strings.Contains(rep.Err.Error(), "nope") || rep.Deleted != 0 {
 			t.Errorf("unknown topic: %+v", rep)
 		}
-		if got := names(t, store); len(got) != 4 {
+		if got := blobstoretest.Names(t, store); len(got) != 4 {
 			t.Fatalf("blobs deleted while the retention said not to: %v left", got)
 		}
 
@@ -127,7 +116,7 @@ func TestSweeperRetention(t *testing.T) {
 		if rep.Err != nil || rep.Deleted != 2 || rep.MaxAge != 2*time.Hour+10*time.Minute || rep.Retention.Topic != "docs" {
 			t.Errorf("sweep: %+v, want 2 deleted with max age 2h10m", rep)
 		}
-		if got := names(t, store); !slices.Equal(got, []string{"edge", "fresh"}) {
+		if got := blobstoretest.Names(t, store); !slices.Equal(got, []string{"edge", "fresh"}) {
 			t.Errorf("left %v, want [edge fresh]", got)
 		}
 
@@ -152,7 +141,7 @@ func TestSweeperMaxAge(t *testing.T) {
 	if rep := s.SweepOnce(t.Context()); rep.Err != nil || rep.Deleted != 1 || rep.MaxAge != time.Hour {
 		t.Errorf("%+v", rep)
 	}
-	if got := names(t, store); !slices.Equal(got, []string{"fresh"}) {
+	if got := blobstoretest.Names(t, store); !slices.Equal(got, []string{"fresh"}) {
 		t.Errorf("left %v", got)
 	}
 }
@@ -224,7 +213,7 @@ func TestSweeperRun(t *testing.T) {
 				t.Fatalf("round %d: %+v, want forever", i, r)
 			}
 		}
-		if got := names(t, store); len(got) != 2 {
+		if got := blobstoretest.Names(t, store); len(got) != 2 {
 			t.Fatalf("deleted under infinite retention: %v left", got)
 		}
 		_, err = adm.AlterTopicConfigs(t.Context(), []kadm.AlterConfig{{Name: "retention.ms", Value: ptr("3600000")}}, "live")
@@ -239,7 +228,7 @@ func TestSweeperRun(t *testing.T) {
 			}
 			deleted += r.Deleted
 		}
-		if got := names(t, store); deleted != 1 || !slices.Equal(got, []string{"fresh"}) {
+		if got := blobstoretest.Names(t, store); deleted != 1 || !slices.Equal(got, []string{"fresh"}) {
 			t.Fatalf("deleted %d, left %v; want old deleted", deleted, got)
 		}
 		cancel()

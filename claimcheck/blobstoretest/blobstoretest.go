@@ -185,3 +185,14 @@ func AgedDir(t testing.TB, ages map[string]time.Duration) (*claimcheck.Dir, stri
 	}
 	return store, dir
 }
+
+// Names lists the blobs in store, sorted.
+func Names(t testing.TB, store claimcheck.BlobStore) []string {
+	t.Helper()
+	var out []string
+	if err := store.List(t.Context(), func(b claimcheck.BlobInfo) error { out = append(out, b.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}

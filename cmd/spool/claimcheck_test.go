@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spoolmq/spool/claimcheck"
 	"github.com/spoolmq/spool/claimcheck/blobstoretest"
 	"github.com/spoolmq/spool/claimcheck/s3store"
 	"github.com/spoolmq/spool/internal/kafkatest"
@@ -125,21 +124,11 @@ func TestClaimCheckSweepS3CLI(t *testing.T) {
 	})
 	wantContains(t, "dry run", out, "a\t1\t", "b\t1\t", "s3://claims/docs/")
 	wantContains(t, "sweep", mustRun(t, "127.0.0.1:1", "", s3...), "deleted 2 blobs in s3://claims/docs/")
-	if got := names(t, swept); len(got) != 0 {
+	if got := blobstoretest.Names(t, swept); len(got) != 0 {
 		t.Errorf("left under the prefix: %v", got)
 	}
-	if got := names(t, other); !slices.Equal(got, []string{"a", "b"}) {
+	if got := blobstoretest.Names(t, other); !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("outside the prefix: %v, want [a b] untouched", got)
 	}
 	mustFail(t, "127.0.0.1:1", "", []string{"claimcheck", "sweep", "--s3-endpoint", endpoint, "--s3-bucket", "nope", "--s3-insecure", "--max-age", "1h"}, "does not exist")
-}
-
-func names(t *testing.T, store claimcheck.BlobStore) []string {
-	t.Helper()
-	var out []string
-	if err := store.List(t.Context(), func(b claimcheck.BlobInfo) error { out = append(out, b.Name); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(out)
-	return out
 }

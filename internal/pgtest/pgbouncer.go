@@ -83,33 +83,9 @@ pidfile = %s
 	write("pgbouncer.ini", ini)
 	write("userlist.txt", fmt.Sprintf("%q \"\"\n", up.User))
 
-	logPath := filepath.Join(dir, "log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("pgtest: start pgbouncer: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	readLog := func() string { b, _ := os.ReadFile(logPath); return string(b) }
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // immediate shutdown
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		logf.Close()
-		if t.Failed() {
-			t.Logf("pgtest: pgbouncer log:\n%s", readLog())
-		}
-	})
+	exited, readLog := startServer(t, cmd, filepath.Join(dir, "log"), "pgbouncer", syscall.SIGTERM, 10*time.Second) // SIGTERM: immediate shutdown
 
 	out := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", port, up.User, up.Database)
 	waitReady(t, out+" default_query_exec_mode=simple_protocol", exited, "pgbouncer", readLog)

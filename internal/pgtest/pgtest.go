@@ -65,29 +65,44 @@ func Start(t testing.TB) string {
 	}
 	srv := run(postgres, "-D", data, "-k", dir, "-c", "listen_addresses=", "-c", "fsync=off",
 		"-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-p", "5432")
-	logf, err := os.Create(filepath.Join(dir, "log"))
+	exited, readLog := startServer(t, srv, filepath.Join(dir, "log"), "postgres", syscall.SIGINT, 20*time.Second) // SIGINT: fast shutdown
+	dsn := fmt.Sprintf("host=%s port=5432 user=postgres dbname=postgres sslmode=disable", dir)
+	waitReady(t, dsn, exited, "postgres", readLog)
+	return dsn
+}
+
+// startServer starts cmd (a server) with its output in the file logPath,
+// and at t's cleanup stops it with the signal stop, killing it after
+// grace, then shows the log if t failed. It returns a channel closed when
+// the process exits and a reader of its log.
+func startServer(t testing.TB, cmd *exec.Cmd, logPath, what string, stop os.Signal, grace time.Duration) (<-chan struct{}, func() string) {
+	t.Helper()
+	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Stdout, srv.Stderr = logf, logf
-	if err := srv.Start(); err != nil {
-		t.Fatalf("pgtest: start postgres: %v", err)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("pgtest: start %s: %v", what, err)
 	}
 	exited := make(chan struct{})
-	go func() { srv.Wait(); close(exited) }()
+	go func() { cmd.Wait(); close(exited) }()
+	readLog := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 	t.Cleanup(func() {
-		srv.Process.Signal(syscall.SIGINT) // fast shutdown
+		cmd.Process.Signal(stop)
 		select {
 		case <-exited:
-		case <-time.After(20 * time.Second):
-			srv.Process.Kill()
+		case <-time.After(grace):
+			cmd.Process.Kill()
 			<-exited
 		}
 		logf.Close()
+		if t.Failed() {
+			t.Logf("pgtest: %s log:\n%s", what, readLog())
+		}
 	})
-	dsn := fmt.Sprintf("host=%s port=5432 user=postgres dbname=postgres sslmode=disable", dir)
-	waitReady(t, dsn, exited, "postgres", func() string { b, _ := os.ReadFile(filepath.Join(dir, "log")); return string(b) })
-	return dsn
+	return exited, readLog
 }
 
 // serverUser returns the credential servers run with: nil (the test's own
