@@ -15,7 +15,11 @@
 //   - Each XADD is its own command, sent as soon as it is due over a pool of
 //     connections (like a Kafka producer at linger 0; Redis answers a
 //     command only after the fsync of its event-loop turn with appendfsync
-//     always); produce ack latency = reply - send time.
+//     always); produce ack latency = reply - send time. The send time is
+//     taken when the record is due, and a record waits for a free
+//     connection in a buffer, as spool bench takes it before the Kafka
+//     producer buffers the record: a stall of the server counts for every
+//     record offered during it.
 //
 //   - One consumer connection loops on XREAD BLOCK over every stream;
 //     end-to-end latency = receipt - send time.
@@ -106,6 +110,10 @@ func main() {
 	}
 }
 
+// maxBuffered bounds the records offered but not yet sent, as franz-go's
+// default MaxBufferedRecords bounds spool bench's producer.
+const maxBuffered = 10000
+
 func run(ctx context.Context, addr string, rate int, d time.Duration, size, keys, streams, conns int) (*result, error) {
 	prod := redis.NewClient(&redis.Options{Addr: addr, PoolSize: conns, MinIdleConns: conns})
 	defer prod.Close()
@@ -177,38 +185,53 @@ func run(ctx context.Context, addr string, rate int, d time.Duration, size, keys
 	for i := range payload {
 		payload[i] = byte(rng.Uint32())
 	}
-	sem := make(chan struct{}, conns)
+	// The send loop stamps each record when it is due and hands it to a
+	// buffer that conns connections drain, one XADD each at a time; it
+	// blocks only when maxBuffered records wait, as a Kafka producer's
+	// Produce does (franz-go's default MaxBufferedRecords). So, as in spool
+	// bench, a server stall counts for every record offered during it, not
+	// only for the conns commands already sent (coordinated omission).
+	type offered struct {
+		stream string
+		key    string
+		v      []byte
+		sent   time.Time
+	}
+	queue := make(chan offered, maxBuffered)
 	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			for o := range queue {
+				err := prod.XAdd(ctx, &redis.XAddArgs{Stream: o.stream, Values: []any{"k", o.key, "v", o.v}}).Err()
+				now := time.Now()
+				mu.Lock()
+				if err != nil {
+					errs++
+				} else {
+					acked++
+					lastAck = now
+					_ = ackHist.RecordValue(max(now.Sub(o.sent).Microseconds(), 1))
+				}
+				mu.Unlock()
+			}
+		})
+	}
 	start := time.Now()
 	for i := int64(0); i < total; i++ {
 		due := start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))
 		if w := time.Until(due); w > 0 {
 			time.Sleep(w)
 		}
-		sem <- struct{}{}
 		key := "key-" + strconv.FormatInt(i%int64(keys), 10)
 		h := fnv.New32a()
 		h.Write([]byte(key))
-		stream := names[int(h.Sum32()%uint32(streams))]
 		v := make([]byte, size)
 		copy(v, payload)
 		sent := time.Now()
 		binary.BigEndian.PutUint64(v, uint64(sent.UnixNano()))
-		wg.Go(func() {
-			defer func() { <-sem }()
-			err := prod.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"k", key, "v", v}}).Err()
-			now := time.Now()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs++
-				return
-			}
-			acked++
-			lastAck = now
-			_ = ackHist.RecordValue(max(now.Sub(sent).Microseconds(), 1))
-		})
+		queue <- offered{stream: names[int(h.Sum32()%uint32(streams))], key: key, v: v, sent: sent}
 	}
+	close(queue)
 	wg.Wait()
 	select {
 	case <-received:
