@@ -24,8 +24,11 @@ import (
 //     control or transactional batch (else INVALID_RECORD), CreateTime
 //     timestamps within message.timestamp.before/after.max.ms (else
 //     INVALID_TIMESTAMP). A refused batch writes nothing.
-//   - The batches of one request (one per partition) are appended
-//     concurrently, so with fsync=always they share one group-commit fsync.
+//   - The batches of one request (one per partition) share one
+//     group-commit fsync with fsync=always: up to groupedWriteMax bytes in
+//     all they are written one after the other as one commit log group
+//     (storage.Store.GroupAppends: one round for the whole request), larger
+//     requests' batches are appended concurrently.
 //   - Pipelined: the handler returns once every batch is written (in order:
 //     the next request on the connection is handled only after that); the
 //     wait for durability runs in the connection's writer (request.finish,
@@ -59,6 +62,12 @@ import (
 //   - v3: TransactionalID, RecordBatch (magic 2); v5: LogStartOffset
 //   - v8: ErrorRecords, ErrorMessage; v9: flexible; v10: CurrentLeader tags
 
+// groupedWriteMax is the most bytes of batches that a produce request for
+// several partitions writes one after the other as one commit log group;
+// a larger request writes its partitions concurrently (the throughput path,
+// where the batches take the per-partition fsync anyway).
+const groupedWriteMax = 64 << 10
+
 func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
@@ -83,6 +92,7 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 		span    trace.Span // Config.TracerProvider set: the batch's span (tracing.go)
 	}
 	var jobs []job
+	jobBytes := 0 // of the jobs' batches
 	set := b.topics()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i := range req.Topics {
@@ -123,6 +133,7 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 				sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("batch of %d bytes is larger than max.message.bytes %d", len(rp.Records), t.cfg.maxMessageBytes))
 			default:
 				jobs = append(jobs, job{sp: sp, log: l, records: rp.Records, cfg: t.cfg, topic: rt.Topic})
+				jobBytes += len(rp.Records)
 			}
 		}
 	}
@@ -173,11 +184,21 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 			j.span = b.startBatchSpan(r, j.topic, j.sp.Partition, j.records)
 		}
 	}
-	switch len(jobs) {
-	case 0:
-	case 1:
+	switch {
+	case len(jobs) == 1:
 		write(&jobs[0])
-	default:
+	case len(jobs) > 1 && jobBytes <= groupedWriteMax:
+		// Small batches of several partitions: written one after the other
+		// as one commit log group, so that the request waits for one round's
+		// fsync rather than for the later of two (storage.Store.GroupAppends).
+		func() {
+			done := b.store.GroupAppends()
+			defer done() // also if a write panics
+			for i := range jobs {
+				write(&jobs[i])
+			}
+		}()
+	case len(jobs) > 1:
 		var wg handlerGroup // a panic in a write reaches conn.handle's recover
 		for i := range jobs[1:] {
 			wg.Go(func() { write(&jobs[i+1]) })

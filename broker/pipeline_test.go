@@ -268,3 +268,38 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// One produce request's small batches for several partitions are made
+// durable by one commit log round (storage.Store.GroupAppends), not split
+// over two: requests sent one at a time make exactly one round each.
+func TestProduceOneCommitLogRoundPerRequest(t *testing.T) {
+	srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) {
+		c.FS = storage.NewMemFS()
+		c.Fsync = storage.FsyncAlways
+	}))
+	adm, _ := newAdmin(t, srv)
+	const partitions, requests = 8, 20
+	createTopic(t, adm, "grouped", partitions, nil)
+	rc := dialRaw(t, srv.Addr())
+	store := srv.Broker().Store()
+	before := store.Stats().CommitLog
+	for i := range requests {
+		req := produceReq("grouped", 0, makeBatch(0, "v"))
+		for p := int32(1); p < partitions; p++ {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition = p
+			rp.Records = makeBatch(0, "v")
+			req.Topics[0].Partitions = append(req.Topics[0].Partitions, rp)
+		}
+		resp := rc.roundTrip(req).(*kmsg.ProduceResponse)
+		for _, sp := range resp.Topics[0].Partitions {
+			if sp.ErrorCode != 0 || sp.BaseOffset != int64(i) {
+				t.Fatalf("request %d, partition %d: %s, base offset %d", i, sp.Partition, errName(sp.ErrorCode), sp.BaseOffset)
+			}
+		}
+	}
+	after := store.Stats().CommitLog
+	if rounds, appends := after.Rounds-before.Rounds, after.Appends-before.Appends; rounds != requests || appends != requests*partitions {
+		t.Fatalf("%d commit log rounds for %d appends; want %d rounds (one per request) for %d", rounds, appends, requests, requests*partitions)
+	}
+}

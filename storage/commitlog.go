@@ -71,8 +71,10 @@ type commitLog struct {
 		syncing  bool         // the round loop is running
 		inflight int          // rounds written and not yet acknowledged
 		last     *commitRound // the newest of them; nil if none
+		groups   int          // open append groups (GroupAppends) the next round waits for
+		draining bool         // the round loop waits for groups to close: no new one opens
 	}
-	room sync.Cond // on mu: a round was acknowledged
+	room sync.Cond // on mu: a round was acknowledged, or the last open group closed
 
 	// Owned by the round loop (one at a time), and taken by checkpointAll.
 	rmu    sync.Mutex // taken by the round loop, a failing round's fsync and checkpointAll
@@ -164,6 +166,31 @@ func (c *commitLog) joinLocked(l *Log, seg *segment, pos int64, batch []byte, en
 	return p
 }
 
+// group opens an append group (Store.GroupAppends): the next round is not
+// taken until it closes. It returns nil, and opens nothing, if the round
+// loop is already waiting for groups to close: so a steady stream of groups
+// from many connections cannot hold rounds back, a waiting round waits only
+// for the groups opened before it began to wait.
+func (c *commitLog) group() func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.draining {
+		return nil
+	}
+	c.mu.groups++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.mu.groups--
+			if c.mu.groups == 0 {
+				c.room.Signal() // the round loop is the only waiter
+			}
+			c.mu.Unlock()
+		})
+	}
+}
+
 // appendCommitRecord appends one record to b.
 func appendCommitRecord(b []byte, tp TopicPartition, segBase, pos int64, batch []byte) []byte {
 	start := len(b)
@@ -190,6 +217,11 @@ func (c *commitLog) roundLoop() {
 		for c.mu.pending != nil && c.mu.inflight >= c.depth {
 			c.room.Wait()
 		}
+		for c.mu.pending != nil && c.mu.groups > 0 {
+			c.mu.draining = true // groups opened from now on do not delay this round
+			c.room.Wait()
+		}
+		c.mu.draining = false
 		if c.mu.pending == nil {
 			c.mu.syncing = false
 			c.mu.Unlock()

@@ -185,6 +185,26 @@ func parseTopicPartition(name string) (TopicPartition, bool) {
 // FS returns the store's file system.
 func (s *Store) FS() FS { return s.fs }
 
+// GroupAppends makes the appends of several partitions that follow it, up
+// to the call of the returned function, share one commit log round (and so
+// one fsync) where they would otherwise be split over two: the round loop
+// does not take its next round while a group is open. A produce request's
+// batches for several partitions are one group, so the request waits for
+// one fsync, not for the later of two. Only for short, non-blocking
+// sequences of appends (a round waits for the group to close), and only a
+// hint: a round that is already waiting for groups does not wait for one
+// opened after that (the appends then may be split), and without the
+// commit log (other fsync modes, CommitLogMaxBatch -1) it does nothing.
+// The returned function must be called, once; calling it again is a no-op.
+func (s *Store) GroupAppends() (done func()) {
+	if s.clog != nil {
+		if done := s.clog.group(); done != nil {
+			return done
+		}
+	}
+	return func() {}
+}
+
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.opts.Dir }
 
