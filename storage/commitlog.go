@@ -45,6 +45,15 @@ import (
 // first; a failed round fails every round after it. A file's rounds all end
 // before its checkpoint syncs its segments and deletes it.
 //
+// Append groups (Store.GroupAppends): while a group is open the round loop
+// does not take its next round, so the appends of one produce request to
+// several partitions share a round instead of the first one starting a
+// round of its own (measured: 20 requests of 8 one-record batches, written
+// concurrently, made 121 rounds; as groups, 20). A round waiting for groups
+// sets draining, and groups opened while it is set hold nothing, so groups
+// from many connections cannot starve the round loop; a group covers only
+// writes, which never wait for a round, so it cannot deadlock with one.
+//
 // Large batches take the per-partition path (syncer.go): their fsync is
 // mostly data, which the commit log would write a second time. The two paths
 // meet in one log without breaking the prefix rule of the high watermark: a
