@@ -16,15 +16,21 @@ func groupLogs(t *testing.T, n int) (*Store, []*Log) {
 	if s.clog == nil {
 		t.Fatal("the store has no commit log")
 	}
+	return s, createLogs(t, s, "grp", n)
+}
+
+// createLogs creates the logs topic-0..topic-(n-1) with the default config.
+func createLogs(t *testing.T, s *Store, topic string, n int) []*Log {
+	t.Helper()
 	var logs []*Log
 	for p := range n {
-		l, err := s.CreateLog(TopicPartition{Topic: "grp", Partition: int32(p)}, LogConfig{})
+		l, err := s.CreateLog(TopicPartition{Topic: topic, Partition: int32(p)}, LogConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		logs = append(logs, l)
 	}
-	return s, logs
+	return logs
 }
 
 // waitDraining polls until the round loop waits for open groups to close.

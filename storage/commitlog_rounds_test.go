@@ -17,14 +17,7 @@ func heldRound(t *testing.T, g *gatedFS, n int, mut ...func(*Options)) (*Store, 
 	t.Helper()
 	s := openStore(t, g, "/data", mut...)
 	t.Cleanup(g.open) // before the store's Close, which waits for the held fsync
-	var logs []*Log
-	for p := range n {
-		l, err := s.CreateLog(TopicPartition{Topic: "cl", Partition: int32(p)}, LogConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		logs = append(logs, l)
-	}
+	logs := createLogs(t, s, "cl", n)
 	first := make(chan error, 1)
 	go func() {
 		_, err := logs[0].Append(context.Background(), makeBatch(t, batchSpec{n: 1, valueSize: 10}), AppendOptions{})

@@ -195,7 +195,7 @@ func (s *Store) FS() FS { return s.fs }
 // hint: a round that is already waiting for groups does not wait for one
 // opened after that (the appends then may be split), and without the
 // commit log (other fsync modes, CommitLogMaxBatch -1) it does nothing.
-// The returned function must be called, once; calling it again is a no-op.
+// The returned function must be called; calls after the first do nothing.
 func (s *Store) GroupAppends() (done func()) {
 	if s.clog != nil {
 		if done := s.clog.group(); done != nil {
