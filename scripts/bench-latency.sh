@@ -146,8 +146,8 @@ redis() {
 	echo "== round $round, redis: latency, $parts streams"
 	"$BIN/redisbench" --addr "127.0.0.1:$port" --rate 5000 -d "$LATENCY_DURATION" -s 1024 -k 1000 -p "$parts" \
 		--json >"$RESULTS/redis-latency-p$parts-r$round.json"
-	rm -rf "$dir"
 	stop
+	rm -rf "$dir" # the next round's server starts without this one's AOF
 }
 
 kfake() {
