@@ -185,9 +185,10 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 		}
 	}
 	switch {
+	case len(jobs) == 0:
 	case len(jobs) == 1:
 		write(&jobs[0])
-	case len(jobs) > 1 && jobBytes <= groupedWriteMax:
+	case jobBytes <= groupedWriteMax:
 		// Small batches of several partitions: written one after the other
 		// as one commit log group, so that the request waits for one round's
 		// fsync rather than for the later of two (storage.Store.GroupAppends).
@@ -198,7 +199,7 @@ func (b *Broker) handleProduce(r *request) (kmsg.Response, error) {
 				write(&jobs[i])
 			}
 		}()
-	case len(jobs) > 1:
+	default:
 		var wg handlerGroup // a panic in a write reaches conn.handle's recover
 		for i := range jobs[1:] {
 			wg.Go(func() { write(&jobs[i+1]) })

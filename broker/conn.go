@@ -56,10 +56,11 @@ import (
 //
 // Memory: a frame is read incrementally, its buffer growing with the bytes
 // that arrive, at most frameGrowth times what arrived (a frame announcing
-// 100 MiB and sending 10 bytes costs about 64 KiB), and every byte of it is reserved against the connection's and
-// the broker's queued-bytes bounds (Config.ConnQueuedMaxBytes,
-// QueuedMaxRequestBytes) before it is read, until its response is written:
-// requests alias their frame, so the reservation covers the request too.
+// 100 MiB and sending 10 bytes costs about 64 KiB), and every byte of it is
+// reserved against the connection's and the broker's queued-bytes bounds
+// (Config.ConnQueuedMaxBytes, QueuedMaxRequestBytes) before it is read,
+// until its response is written: requests alias their frame, so the
+// reservation covers the request too.
 // At a bound, read waits, which is TCP backpressure on the client. A frame
 // whose size was read must arrive whole within Config.FrameTimeout; a
 // connection with nothing in flight that sends nothing for

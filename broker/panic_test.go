@@ -13,11 +13,27 @@ import (
 	"github.com/spoolmq/spool/storage"
 )
 
-// A panic in a goroutine that a handler starts (a produce writes its
-// partitions' batches on goroutines of its own) closes that connection and
-// is logged and counted like a panic in the handler itself; the broker keeps
-// serving. Before, it crashed the whole process (and this test binary).
-func TestPanicInHandlerGoroutineClosesOnlyItsConnection(t *testing.T) {
+// A panic while a produce request writes its partitions' batches closes
+// that connection and is logged and counted like any handler panic; the
+// broker keeps serving, and small batches are still acknowledged through the
+// commit log. Two paths: a small request writes its batches one after the
+// other on the handler's goroutine inside a commit log group (which the
+// panic must close, or no round would ever be taken again); a large one
+// writes them on goroutines the handler starts (before, a panic there
+// crashed the whole process, and this test binary).
+func TestPanicWritingProduceClosesOnlyItsConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		value string
+	}{
+		{"grouped", "v"}, // 2 small batches: one commit log group
+		{"concurrent", strings.Repeat("v", 40<<10)}, // 2 x 40 KiB: over groupedWriteMax
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkPanicWritingProduce(t, tc.value) })
+	}
+}
+
+func checkPanicWritingProduce(t *testing.T, value string) {
 	fsys := storage.NewMemFS()
 	reg := prometheus.NewRegistry()
 	srv := spooltest.Start(t, spooltest.WithConfig(func(c *broker.Config) {
@@ -32,8 +48,6 @@ func TestPanicInHandlerGoroutineClosesOnlyItsConnection(t *testing.T) {
 		}
 		return nil
 	})
-	// Partition 0 is written on the handler's goroutine, partition 1 on
-	// one the handler starts: the panic happens there.
 	rc := dialRaw(t, srv.Addr())
 	req := kmsg.NewPtrProduceRequest()
 	req.Version, req.Acks, req.TimeoutMillis = 7, -1, 10000
@@ -41,7 +55,7 @@ func TestPanicInHandlerGoroutineClosesOnlyItsConnection(t *testing.T) {
 	rt.Topic = "boom"
 	for p := range int32(2) {
 		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Partition, rp.Records = p, makeBatch(1, "v")
+		rp.Partition, rp.Records = p, makeBatch(1, value)
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	req.Topics = append(req.Topics, rt)

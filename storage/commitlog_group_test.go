@@ -33,22 +33,26 @@ func createLogs(t *testing.T, s *Store, topic string, n int) []*Log {
 	return logs
 }
 
-// waitDraining polls until the round loop waits for open groups to close.
-func waitDraining(t *testing.T, c *commitLog) {
+// eventually polls cond until it holds, failing the test after 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c.mu.Lock()
-		d := c.mu.draining
-		c.mu.Unlock()
-		if d {
-			return
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("the round loop never waited for the open group")
+			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// waitDraining polls until the round loop waits for open groups to close.
+func waitDraining(t *testing.T, c *commitLog) {
+	t.Helper()
+	eventually(t, "the round loop to wait for the open group", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.mu.draining
+	})
 }
 
 func appendSmall(t *testing.T, l *Log) *PendingAppend {

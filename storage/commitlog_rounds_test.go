@@ -3,8 +3,8 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
-	"time"
 )
 
 // The commit log's overlapping rounds (CommitLogRoundsInFlight, default 2).
@@ -30,13 +30,7 @@ func heldRound(t *testing.T, g *gatedFS, n int, mut ...func(*Options)) (*Store, 
 // waitRounds polls until the store counted at least n commit log fsyncs.
 func waitRounds(t *testing.T, s *Store, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Stats().CommitLog.Rounds < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v: want %d commit log fsyncs", s.Stats(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, fmt.Sprintf("%d commit log fsyncs", n), func() bool { return s.Stats().CommitLog.Rounds >= n })
 }
 
 // TestCommitLogRoundsOverlap: while the first round's fsync is held, an
@@ -101,13 +95,7 @@ func TestCommitLogRoundsOneAtATime(t *testing.T) {
 		_, err := logs[1].Append(context.Background(), makeBatch(t, batchSpec{n: 1, valueSize: 10}), AppendOptions{})
 		second <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for logs[1].LogEndOffset() != 1 { // written and queued
-		if time.Now().After(deadline) {
-			t.Fatal("cl-1's append was not written")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "cl-1's append to be written and queued", func() bool { return logs[1].LogEndOffset() == 1 })
 	s.clog.mu.Lock()
 	inflight, queued := s.clog.mu.inflight, len(s.clog.mu.spans)
 	s.clog.mu.Unlock()
@@ -172,23 +160,16 @@ func TestCommitLogRotateWithRoundInFlight(t *testing.T) {
 	go appendTo(a, 30<<10)
 	<-g.entered // the first round, 30 KiB into the first file, is held
 	go appendTo(b, 40<<10)
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Stats().CommitLog.Rounds < 1 || s.commitFileSeq() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the second round did not go into a new file; stats %+v", s.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "the second round to go into a new file", func() bool {
+		return s.Stats().CommitLog.Rounds >= 1 && s.commitFileSeq() >= 2
+	})
 	g.open()
 	if err := errors.Join(<-errs, <-errs); err != nil {
 		t.Fatalf("appends across a commit log rotation with a round in flight: %v", err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); hasFile(t, g.MemFS, "/data/"+commitLogDir, segmentName(1)+commitLogSuffix); {
-		if time.Now().After(deadline) {
-			t.Fatal("the full commit log file was not checkpointed")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "the full commit log file to be checkpointed", func() bool {
+		return !hasFile(t, g.MemFS, "/data/"+commitLogDir, segmentName(1)+commitLogSuffix)
+	})
 	s2 := openStore(t, g.CrashClone(CrashOptions{}), "/data")
 	for p := range 2 {
 		l, _ := s2.Log(TopicPartition{Topic: "cl", Partition: int32(p)})
