@@ -136,6 +136,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		CommitLogMaxBatch:       b.cfg.CommitLogMaxBatch,
 		CommitLogRoundsInFlight: b.cfg.CommitLogRoundsInFlight,
 		CommitLogFileBytes:      b.cfg.CommitLogFileBytes,
+		CommitLogShareWindow:    b.cfg.CommitLogShareWindow,
 		RetentionCheckInterval:  b.cfg.RetentionCheckInterval,
 		Logger:                  b.cfg.Logger,
 		Now:                     b.cfg.Now,

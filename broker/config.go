@@ -89,6 +89,11 @@ type Config struct {
 	// CommitLogFileBytes is storage.Options.CommitLogFileBytes: the size
 	// of each commit log file (0: 16 MiB).
 	CommitLogFileBytes int64
+	// CommitLogShareWindow is storage.Options.CommitLogShareWindow: small
+	// batches take the commit log while more than one partition appends
+	// (for this long after an append switched partitions). Default 50 ms;
+	// negative: every small batch takes it.
+	CommitLogShareWindow time.Duration
 
 	// DisableAutoCreateTopics turns off topic creation by Metadata requests
 	// for unknown topics. Default false: topics are auto-created, with

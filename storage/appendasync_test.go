@@ -18,9 +18,9 @@ func TestAppendAsyncWaitsForHeldFsync(t *testing.T) {
 
 func appendAsyncWaits(t *testing.T, clog bool) {
 	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{}), clog: clog}
-	var opts []func(*Options)
+	opts := []func(*Options){commitLogPath}
 	if !clog {
-		opts = append(opts, segmentPath)
+		opts = []func(*Options){segmentPath}
 	}
 	s := openStore(t, g, "/data", opts...)
 	l, err := s.CreateLog(TopicPartition{Topic: "async", Partition: 0}, LogConfig{})

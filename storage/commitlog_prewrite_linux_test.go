@@ -20,7 +20,7 @@ func TestCommitLogFilesPrewritten(t *testing.T) {
 	const fileBytes = 256 << 10
 	small := func(o *Options) { o.CommitLogFileBytes = fileBytes }
 	dir := t.TempDir()
-	s := openStore(t, OSFS{}, dir, small)
+	s := openStore(t, OSFS{}, dir, small, commitLogPath)
 	l, err := s.CreateLog(tp0, LogConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestCommitLogFilesPrewritten(t *testing.T) {
 	}
 
 	m := NewMemFS()
-	ms := openStore(t, m, "/data", small)
+	ms := openStore(t, m, "/data", small, commitLogPath)
 	ml, err := ms.CreateLog(tp0, LogConfig{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 // append.
 func heldRound(t *testing.T, g *gatedFS, n int, mut ...func(*Options)) (*Store, []*Log, chan error) {
 	t.Helper()
-	s := openStore(t, g, "/data", mut...)
+	s := openStore(t, g, "/data", append([]func(*Options){commitLogPath}, mut...)...)
 	t.Cleanup(g.open) // before the store's Close, which waits for the held fsync
 	logs := createLogs(t, s, "cl", n)
 	first := make(chan error, 1)
@@ -148,7 +148,7 @@ func TestCommitLogRoundFailsLater(t *testing.T) {
 // deletes the file, so both appends succeed and survive a crash.
 func TestCommitLogRotateWithRoundInFlight(t *testing.T) {
 	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{}), clog: true}
-	s := openStore(t, g, "/data", func(o *Options) { o.CommitLogFileBytes = 64 << 10; o.CommitLogMaxBatch = 1 << 20 })
+	s := openStore(t, g, "/data", commitLogPath, func(o *Options) { o.CommitLogFileBytes = 64 << 10; o.CommitLogMaxBatch = 1 << 20 })
 	t.Cleanup(g.open)
 	a, _ := s.CreateLog(TopicPartition{Topic: "cl", Partition: 0}, LogConfig{})
 	b, _ := s.CreateLog(TopicPartition{Topic: "cl", Partition: 1}, LogConfig{})

@@ -30,7 +30,7 @@ func TestCommitLogTornTail(t *testing.T) {
 		t.Run(tear.name, func(t *testing.T) {
 			fsys := NewMemFS()
 			small := func(o *Options) { o.CommitLogFileBytes = 64 << 10 } // files are prewritten: keep the clones small
-			s := openStore(t, fsys, "/data", small)
+			s := openStore(t, fsys, "/data", small, commitLogPath)
 			tps := []TopicPartition{{Topic: "torn", Partition: 0}, {Topic: "torn", Partition: 1}}
 			var logs []*Log
 			for _, tp := range tps {

@@ -81,6 +81,15 @@ type Options struct {
 	// append that just missed a round waits for about one fsync, not two.
 	// Default 2; 1 makes the rounds one at a time.
 	CommitLogRoundsInFlight int
+	// CommitLogShareWindow: the commit log takes a small batch only while
+	// it can share a round with another partition's, that is while appends
+	// of more than one log arrive: for this long after an append came from
+	// a different log than the one before it. A single busy partition
+	// fsyncs its own segment, which costs one write and one fsync per round
+	// where the commit log costs two writes and, every CommitLogFileBytes,
+	// a checkpoint and a new prewritten file. Default 50 ms; a negative
+	// value sends every small batch to the commit log.
+	CommitLogShareWindow time.Duration
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
@@ -109,6 +118,9 @@ func (o Options) WithDefaults() Options {
 	o.CommitLogFileBytes = max(o.CommitLogFileBytes, 64<<10)
 	if o.CommitLogRoundsInFlight <= 0 {
 		o.CommitLogRoundsInFlight = 2
+	}
+	if o.CommitLogShareWindow == 0 {
+		o.CommitLogShareWindow = 50 * time.Millisecond
 	}
 	return o
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestCrashDuringConcurrentAppends crashes the MemFS at a random operation
@@ -24,20 +25,36 @@ func TestCrashDuringConcurrentAppends(t *testing.T) {
 		iterations = 4
 	}
 	for _, path := range []struct {
-		name string
-		opt  func(*Options)
+		name      string
+		opt       func(*Options)
+		bothPaths bool // some of the iterations' appends took each path
 	}{
 		// Small commit log files: crashes also land in rotations and checkpoints.
-		{"commitlog", func(o *Options) { o.CommitLogFileBytes = 64 << 10 }},
+		{"commitlog", func(o *Options) { commitLogPath(o); o.CommitLogFileBytes = 64 << 10 }, false},
 		// Up to 8 rounds in flight (default 2): crashes land between a later
 		// round's fsync and an earlier one's.
-		{"commitlog-8rounds", func(o *Options) { o.CommitLogFileBytes, o.CommitLogRoundsInFlight = 64<<10, 8 }},
-		{"segment", segmentPath},
+		{"commitlog-8rounds", func(o *Options) {
+			commitLogPath(o)
+			o.CommitLogFileBytes, o.CommitLogRoundsInFlight = 64<<10, 8
+		}, false},
+		{"segment", segmentPath, false},
 		// Both paths in one log: batches over 1,000 bytes take the segment's fsync.
-		{"mixed", func(o *Options) { o.CommitLogFileBytes, o.CommitLogMaxBatch = 64<<10, 1000 }},
+		{"mixed", func(o *Options) { commitLogPath(o); o.CommitLogFileBytes, o.CommitLogMaxBatch = 64<<10, 1000 }, true},
+		// Both paths by who appends (the default rule, with a share window
+		// of 1 ns): an append right after one of another log takes the
+		// commit log, the next of the same log its own segment's fsync, so
+		// each log switches paths all the time.
+		{"switching", func(o *Options) { o.CommitLogFileBytes, o.CommitLogShareWindow = 64<<10, time.Nanosecond }, true},
 	} {
+		var segment, commitLog int64 // appends by path, over the iterations
 		for iter := 0; iter < iterations; iter++ {
-			t.Run(fmt.Sprint(path.name, "/seed=", iter), func(t *testing.T) { crashIteration(t, uint64(iter), path.opt) })
+			t.Run(fmt.Sprint(path.name, "/seed=", iter), func(t *testing.T) {
+				st := crashIteration(t, uint64(iter), path.opt)
+				segment, commitLog = segment+st.SegmentAppends, commitLog+st.CommitLog.Appends
+			})
+		}
+		if path.bothPaths && (segment == 0 || commitLog == 0) {
+			t.Errorf("%s: %d appends took the segment path and %d the commit log: want both paths", path.name, segment, commitLog)
 		}
 	}
 }
@@ -48,7 +65,9 @@ type ack struct {
 	data []byte // batch bytes after the base offset
 }
 
-func crashIteration(t *testing.T, seed uint64, opt func(*Options)) {
+// crashIteration runs one crash and recovery; it returns the stats of the
+// store that crashed.
+func crashIteration(t *testing.T, seed uint64, opt func(*Options)) Stats {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	fsys := NewMemFS()
 	opts := Options{Dir: "/data", FS: fsys, RetentionCheckInterval: -1}
@@ -141,7 +160,7 @@ func crashIteration(t *testing.T, seed uint64, opt func(*Options)) {
 	}
 	st := s.Stats()
 	t.Logf("%d acks, crashed during appends: %v; stats %+v", len(acks), fsys.Crashed() != nil, st)
-	if opts.CommitLogMaxBatch >= 0 && len(acks) > 0 && st.CommitLog.Appends == 0 {
+	if opts.CommitLogMaxBatch >= 0 && opts.CommitLogShareWindow < 0 && len(acks) > 0 && st.CommitLog.Appends == 0 {
 		t.Fatal("no append went through the commit log")
 	}
 	if opts.CommitLogMaxBatch > 0 {
@@ -217,6 +236,7 @@ func crashIteration(t *testing.T, seed uint64, opt func(*Options)) {
 			t.Fatalf("%s: append after recovery at %d, want %d", tp, res.BaseOffset, leo)
 		}
 	}
+	return st
 }
 
 // activeSegmentFile returns the path of the last .log file of a log dir.
@@ -393,7 +413,7 @@ func TestCleanOpenReadsNoData(t *testing.T) {
 // high watermark (nothing unsynced is ever served) and refuses later appends;
 // after a crash and recovery the log continues from its durable end.
 func TestSyncFailure(t *testing.T) {
-	t.Run("commitlog", func(t *testing.T) { syncFailure(t, commitLogSuffix) })
+	t.Run("commitlog", func(t *testing.T) { syncFailure(t, commitLogSuffix, commitLogPath) })
 	t.Run("segment", func(t *testing.T) { syncFailure(t, logSuffix, segmentPath) })
 }
 

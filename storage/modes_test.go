@@ -218,6 +218,10 @@ func (f gatedFile) Sync() error {
 // durable by an fsync of its own partition's segment.
 func segmentPath(o *Options) { o.CommitLogMaxBatch = -1 }
 
+// commitLogPath sends every small FsyncAlways append to the commit log, also
+// while a single log appends (by default such a log fsyncs its own segment).
+func commitLogPath(o *Options) { o.CommitLogShareWindow = -1 }
+
 // TestGroupCommitSharesFsyncs: while log 0's fsync is held, 10 more appends
 // to log 0 write and queue up, and appends to 10 other partitions complete on
 // their own (partitions don't wait for each other). When the fsync is
@@ -285,7 +289,7 @@ func TestOnFsync(t *testing.T) {
 	for _, path := range []struct {
 		name, suffix string
 		opt          func(*Options)
-	}{{"commitlog", commitLogSuffix, func(*Options) {}}, {"segment", logSuffix, segmentPath}} {
+	}{{"commitlog", commitLogSuffix, commitLogPath}, {"segment", logSuffix, segmentPath}} {
 		t.Run(path.name, func(t *testing.T) {
 			var mu sync.Mutex
 			var calls, failed int
@@ -341,7 +345,7 @@ var errDiskFull = errors.New("disk full")
 // log, since no segment was fsynced).
 func TestCommitLogSharesFsyncs(t *testing.T) {
 	g := &gatedFS{MemFS: NewMemFS(), gate: make(chan struct{}), entered: make(chan struct{}), clog: true}
-	s := openStore(t, g, "/data", func(o *Options) { o.CommitLogRoundsInFlight = 1 })
+	s := openStore(t, g, "/data", commitLogPath, func(o *Options) { o.CommitLogRoundsInFlight = 1 })
 	var logs []*Log
 	for p := int32(0); p < 11; p++ {
 		l, err := s.CreateLog(TopicPartition{Topic: "cl", Partition: p}, LogConfig{})
@@ -417,7 +421,7 @@ func TestCommitLogSharesFsyncs(t *testing.T) {
 // Close leaves no commit log file and the next Open reads no log data.
 func TestCommitLogCheckpoint(t *testing.T) {
 	fsys := NewMemFS()
-	s := openStore(t, fsys, "/data", func(o *Options) { o.CommitLogFileBytes = 64 << 10 })
+	s := openStore(t, fsys, "/data", commitLogPath, func(o *Options) { o.CommitLogFileBytes = 64 << 10 })
 	l, _ := s.CreateLog(tp0, LogConfig{})
 	for l.Size() < 1<<20 {
 		mustAppend(t, l, makeBatch(t, batchSpec{n: 4, valueSize: 1000}))

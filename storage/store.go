@@ -195,6 +195,9 @@ func (s *Store) FS() FS { return s.fs }
 // hint: a round that is already waiting for groups does not wait for one
 // opened after that (the appends then may be split), and without the
 // commit log (other fsync modes, CommitLogMaxBatch -1) it does nothing.
+// A group counts as appends of several logs: its small batches take the
+// commit log even on a store where one log appended alone until then
+// (Options.CommitLogShareWindow).
 // The returned function must be called; calls after the first do nothing.
 func (s *Store) GroupAppends() (done func()) {
 	if s.clog != nil {

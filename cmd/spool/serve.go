@@ -45,6 +45,7 @@ type serveFlags struct {
 	commitLogMaxBatch int
 	commitLogRounds   int
 	commitLogFile     int64
+	commitLogWindow   time.Duration
 	autoCreateTopics  bool
 	defaultPartitions int32
 	maxFrameBytes     int32
@@ -136,6 +137,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.IntVar(&f.commitLogMaxBatch, "commit-log-max-batch", 32<<10, "fsync always: batches up to this many bytes are acknowledged through the shared commit log (one fsync for all partitions); -1: every partition fsyncs its own segment")
 	fl.Int64Var(&f.commitLogFile, "commit-log-file-bytes", 16<<20, "fsync always: size of each commit log file (prewritten; its segments are checkpointed when it is full)")
 	fl.IntVar(&f.commitLogRounds, "commit-log-rounds-in-flight", 2, "fsync always: commit log rounds that may wait for their fsyncs at once (acknowledged in order); 1: one round at a time")
+	fl.DurationVar(&f.commitLogWindow, "commit-log-share-window", 50*time.Millisecond, "fsync always: small batches take the commit log while more than one partition appends, that is for this long after an append switched partitions; -1ns: always")
 	fl.BoolVar(&f.autoCreateTopics, "auto-create-topics", true, "create unknown topics when clients ask for their metadata")
 	fl.Int32Var(&f.defaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
 	fl.Int32Var(&f.maxFrameBytes, "max-frame-bytes", 100<<20, "largest request frame accepted; larger ones close the connection")
@@ -259,6 +261,7 @@ func (f *serveFlags) config() (broker.Config, error) {
 		CommitLogMaxBatch:          f.commitLogMaxBatch,
 		CommitLogRoundsInFlight:    f.commitLogRounds,
 		CommitLogFileBytes:         f.commitLogFile,
+		CommitLogShareWindow:       f.commitLogWindow,
 		DisableAutoCreateTopics:    !f.autoCreateTopics,
 		DefaultPartitions:          f.defaultPartitions,
 		MaxFrameBytes:              f.maxFrameBytes,

@@ -69,14 +69,14 @@ func TestServeFlagsAndEnv(t *testing.T) {
 
 	// The commit log's flags reach the broker's config.
 	f, err = parseServe(t, []string{"--commit-log-max-batch", "1024", "--commit-log-rounds-in-flight", "1",
-		"--commit-log-file-bytes", "1048576"}, nil)
+		"--commit-log-file-bytes", "1048576", "--commit-log-share-window", "-1ns"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg, err = f.config(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.CommitLogMaxBatch != 1024 || cfg.CommitLogRoundsInFlight != 1 || cfg.CommitLogFileBytes != 1<<20 {
+	if cfg.CommitLogMaxBatch != 1024 || cfg.CommitLogRoundsInFlight != 1 || cfg.CommitLogFileBytes != 1<<20 || cfg.CommitLogShareWindow >= 0 {
 		t.Fatalf("commit log flags: %+v", cfg)
 	}
 
