@@ -60,6 +60,8 @@ func TestCommitLogTornTail(t *testing.T) {
 			next := appendCommitRecord(nil, tps[0], 0, logs[0].Size(), nextBatch(t, logs[0]))
 			torn := tear.torn(next)
 			later := appendCommitRecord(nil, tps[1], 0, logs[1].Size(), nextBatch(t, logs[1]))
+			seq, _ := commitFileSeq(filepath.Base(path))
+			sealCommitRecords(later, seq) // well-formed in this file
 			f, err := crashed.OpenReadWrite(path)
 			if err != nil {
 				t.Fatal(err)
@@ -123,7 +125,8 @@ func lastCommitFile(t *testing.T, fsys FS) (string, int) {
 		}
 		off := 0
 		for {
-			_, next, ok := parseCommitRecord(data, off)
+			seq, _ := commitFileSeq(e.Name)
+			_, next, ok := parseCommitRecord(data, off, commitMask(seq))
 			if !ok {
 				break
 			}
@@ -155,4 +158,65 @@ func checkBatches(t *testing.T, l *Log, crcs []uint32) {
 	if l.LogEndOffset() != l.HighWatermark() {
 		t.Fatalf("%s: end offset %d above the high watermark %d after recovery", l.TopicPartition(), l.LogEndOffset(), l.HighWatermark())
 	}
+}
+
+// TestCommitLogRecycledFile: a checkpointed commit log file is reused for a
+// later sequence and still holds its earlier records past the new ones; the
+// earlier records are well formed (here, with batches of one size, one
+// starts exactly where the new records end) but sealed with the earlier
+// sequence, so after a crash the replay reads the new records only, and the
+// log recovers exactly the acknowledged batches.
+func TestCommitLogRecycledFile(t *testing.T) {
+	fsys := NewMemFS()
+	s := openStore(t, fsys, "/data", commitLogPath, func(o *Options) { o.CommitLogFileBytes = 64 << 10 })
+	l := createLogs(t, s, "recycle", 1)[0]
+	var crcs []uint32
+	reused := func() *commitFile { // the current file, once it is a reused one with a record
+		s.clog.rmu.Lock()
+		defer s.clog.rmu.Unlock()
+		if f := s.clog.cur; f != nil && f.reused != 0 && f.pos > 0 {
+			return f
+		}
+		return nil
+	}
+	var cur *commitFile
+	recLen := 0 // of each commit log record
+	for i := 0; cur == nil; i++ {
+		if i == 2000 {
+			t.Fatalf("no reused commit log file after %d appends; stats %+v", i, s.Stats())
+		}
+		b := makeBatch(t, batchSpec{n: 1, valueSize: 500}) // every record the same size
+		mustAppend(t, l, b)
+		crcs = append(crcs, mustHeader(t, b).CRC)
+		recLen = commitRecordHeader + commitRecordFixed + len("recycle") + len(b)
+		cur = reused()
+	}
+	path, pos, earlier := cur.path, int(cur.pos), cur.reused
+	if st := s.Stats().CommitLog; st.RecycledFiles == 0 {
+		t.Fatalf("commit log stats %+v: a file was reused but not counted", st)
+	}
+
+	crashed := fsys.CrashClone(CrashOptions{})
+	data, err := ReadFile(crashed, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := commitFileSeq(filepath.Base(path))
+	n := 0
+	for off := 0; ; n++ {
+		_, next, ok := parseCommitRecord(data, off, commitMask(seq))
+		if !ok {
+			break
+		}
+		off = next
+	}
+	if n*recLen != pos {
+		t.Fatalf("%s: %d records of %d bytes read, %d bytes written in its new use", path, n, recLen, pos)
+	}
+	if _, _, ok := parseCommitRecord(data, pos, commitMask(earlier)); !ok {
+		t.Fatalf("%s: no record of its earlier use (sequence %d) after the new ones: the test shows nothing", path, earlier)
+	}
+	s2 := openStore(t, crashed, "/data")
+	l2, _ := s2.Log(l.TopicPartition())
+	checkBatches(t, l2, crcs)
 }

@@ -46,22 +46,28 @@
 // the segment's max timestamp (retention.ms, MaxTimestamp).
 //
 // A .clog file is written full of zeros (Options.CommitLogFileBytes) and
-// synced before it takes records, then holds records back to back; the
-// first record of length 0 (the zeros), torn or failing its CRC ends it:
+// synced before it takes records, or is an earlier, checkpointed file
+// renamed (<seq>.free while it waits, never replayed); it holds records back
+// to back from its start, and the first record of length 0 (the zeros),
+// torn, or failing its CRC (the records of the file's earlier use fail it)
+// ends it:
 //
 //	+--------------------------------- commit log record ----------------------------------+
-//	| length uint32 (bytes after the crc) | crc uint32 (CRC-32C of those bytes)             |
+//	| length uint32 (bytes after the crc) | crc uint32 (CRC-32C of those bytes, XOR seq)    |
 //	| segmentBase int64 | position uint32 | partition int32 | topicLen uint16 | topic bytes |
 //	| batch ... (the record batch exactly as written to the segment, base offset assigned) |
 //	+--------------------------------------------------------------------------------------+
-//	  18 fixed bytes after the crc; all integers big-endian.
+//	  18 fixed bytes after the crc; all integers big-endian. The crc field is
+//	  XORed with the low 32 bits of the file's sequence (its name); files
+//	  written before 2026-12-03 hold the plain CRC-32C, which is also read.
 //
 // It says: this batch was written to <topic>-<partition>/<segmentBase>.log at
 // position. Records of one partition are in offset order; files are in
 // sequence order. A record is made durable by the fsync of the .clog file
 // (one per round, for every partition's small appends) and acknowledged
 // then; its segment is fsynced later, when the file is checkpointed (its
-// segments fsynced, then the file deleted) or the segment rolls or closes.
+// segments fsynced, then the file renamed .free for reuse, or deleted) or the
+// segment rolls or closes.
 // Open replays every record still in commitlog/ into its segment before it
 // opens any log (records of missing logs or segments are skipped), then, once
 // every log is recovered and synced, deletes the files. DeleteLog

@@ -204,7 +204,7 @@ func FuzzCommitLogRecords(f *testing.F) {
 	f.Add(make([]byte, 32))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for off := 0; ; {
-			rec, next, ok := parseCommitRecord(data, off)
+			rec, next, ok := parseCommitRecord(data, off, 0)
 			if !ok {
 				if next != off {
 					t.Fatalf("a rejected record moved the offset from %d to %d", off, next)

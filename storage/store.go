@@ -461,7 +461,7 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	st := Stats{SegmentAppends: s.syncer.appends.Load(), SegmentFsyncs: s.syncer.fsyncs.Load()}
 	if c := s.clog; c != nil {
-		st.CommitLog = CommitLogStats{Appends: c.appends.Load(), Rounds: c.rounds.Load(), CheckpointSyncs: c.checkpointSyncs.Load()}
+		st.CommitLog = CommitLogStats{Appends: c.appends.Load(), Rounds: c.rounds.Load(), CheckpointSyncs: c.checkpointSyncs.Load(), RecycledFiles: c.recycled.Load()}
 	}
 	st.SyncedAppends = st.SegmentAppends + st.CommitLog.Appends
 	st.Fsyncs = st.SegmentFsyncs + st.CommitLog.Rounds
