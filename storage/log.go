@@ -187,6 +187,7 @@ type PendingAppend struct {
 	l         *Log
 	base, end int64        // offsets [base, end)
 	sync      *pendingSync // FsyncAlways: the fsync that covers the batch; nil: durable already
+	clog      bool         // the commit log's round covers it; its segment is fsynced later
 }
 
 // AppendAsync is the first half of Append: it validates the batch, runs
@@ -222,12 +223,34 @@ func (l *Log) AppendAsync(ctx context.Context, batch []byte, opts AppendOptions)
 	}
 
 	if p.sync != nil {
-		if wb, ok := seg.log.(writebackStarter); ok && len(batch) >= writebackMin && seg.acquire() {
-			wb.startWriteback(pos, int64(len(batch))) // outside mu: it may wait for the device queue
-			seg.release()
+		if wb, ok := seg.log.(writebackStarter); ok {
+			switch {
+			case len(batch) >= writebackMin && seg.acquire():
+				wb.startWriteback(pos, int64(len(batch))) // outside mu: it may wait for the device queue
+				seg.release()
+			case p.clog:
+				seg.trickleWriteback(wb, pos+int64(len(batch)))
+			}
 		}
 	}
 	return p, nil
+}
+
+// trickleWriteback starts writeback of the segment's bytes before end once
+// checkpointTrickle of them have not been started: the small batches the
+// commit log acknowledged are then mostly on the disk when a checkpoint
+// fsyncs the segment, so the checkpoint is not one burst of every
+// partition's last 16 MiB competing with the rounds' fsyncs. In a goroutine
+// of its own: off the request's path, and only about every 256 KiB.
+func (s *segment) trickleWriteback(wb writebackStarter, end int64) {
+	from := s.wbStarted.Load()
+	if end-from < checkpointTrickle || !s.wbStarted.CompareAndSwap(from, end) || !s.acquire() {
+		return
+	}
+	go func() {
+		defer s.release()
+		wb.startWriteback(from, end-from)
+	}()
 }
 
 // writeLocked is AppendAsync's part under the log's lock: checks, offset
@@ -287,7 +310,7 @@ func (l *Log) writeLocked(batch []byte, h BatchHeader, opts AppendOptions) (p *P
 	switch mode {
 	case FsyncAlways:
 		if c := l.store.clog; c.eligibleLocked(l, len(batch)) {
-			p.sync = c.joinLocked(l, seg, pos, batch, end)
+			p.sync, p.clog = c.joinLocked(l, seg, pos, batch, end), true
 			break
 		}
 		// Joined after the write and under mu: the fsync the sync loop
@@ -334,6 +357,10 @@ func (p *PendingAppend) Wait() (AppendResult, error) {
 type writebackStarter interface{ startWriteback(off, n int64) }
 
 const writebackMin = 128 << 10
+
+// checkpointTrickle is how many bytes of small batches a segment gathers
+// before their writeback is started (trickleWriteback).
+const checkpointTrickle = 256 << 10
 
 // maybeRollLocked starts a new active segment if the batch would overflow
 // the active one, the active one is older than segment.ms, or the relative

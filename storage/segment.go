@@ -27,8 +27,9 @@ type segment struct {
 	path string // without suffix
 	log  File
 
-	size atomic.Int64 // bytes written and visible to readers
-	refs atomic.Int32 // 1 for the log's list + 1 per reader; files close at 0
+	size      atomic.Int64 // bytes written and visible to readers
+	wbStarted atomic.Int64 // writeback started for the bytes before this (trickleWriteback)
+	refs      atomic.Int32 // 1 for the log's list + 1 per reader; files close at 0
 
 	// Indexes. The active segment's are built as it is written; a closed
 	// segment's are loaded from its files on first use.
