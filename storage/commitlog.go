@@ -125,8 +125,7 @@ type commitLog struct {
 	ckFailed bool // a segment fsync failed in a checkpoint: keep every file for the replay
 
 	freeMu sync.Mutex
-	free   []File // checkpointed files, renamed <seq>.free, oldest first, for prepare to reuse
-	freeID []int64
+	free   []*commitFile // checkpointed files, renamed <seq>.free, oldest first, for prepare to reuse
 
 	bg sync.WaitGroup // preparers and checkpoints
 
@@ -445,15 +444,17 @@ var zeroChunk [1 << 20]byte
 
 // prepare makes file seq, synced with its directory entry, so that the
 // fdatasyncs of the rounds written into it commit no metadata: a free
-// (checkpointed) file renamed, or else a new one written full of zeros.
+// (checkpointed) file renamed, or else (none, or its rename failed) a new
+// one written full of zeros.
 func (c *commitLog) prepare(seq int64) (*commitFile, error) {
 	path := filepath.Join(c.dir, segmentName(seq)+commitLogSuffix)
-	if f, old, err := c.reuse(path); f != nil || err != nil {
-		if err != nil {
-			return nil, fmt.Errorf("storage: commit log: reuse for %s: %w", path, err)
-		}
+	old, err := c.reuse(path)
+	if old != nil {
 		c.recycled.Add(1)
-		return &commitFile{seq: seq, reused: old, path: path, f: f, segs: map[*segment]*Log{}}, nil
+		return &commitFile{seq: seq, reused: old.seq, path: path, f: old.f, segs: map[*segment]*Log{}}, nil
+	}
+	if err != nil {
+		c.s.opts.Logger.Warn("storage: commit log: reusing a file failed; writing a new one", "file", path, "err", err)
 	}
 	f, err := c.fs.Create(path)
 	if err != nil {
@@ -476,26 +477,32 @@ func (c *commitLog) prepare(seq int64) (*commitFile, error) {
 }
 
 // reuse renames the oldest free file to path and syncs the directory, and
-// returns it with its earlier sequence; nil if there is none. Its data was
-// synced when it was written, so the rounds' fdatasyncs again flush data only.
-func (c *commitLog) reuse(path string) (File, int64, error) {
+// returns it as it was (its earlier sequence and file); nil if there is
+// none. Its data was synced when it was written, so the rounds' fdatasyncs
+// again flush data only.
+func (c *commitLog) reuse(path string) (*commitFile, error) {
 	c.freeMu.Lock()
 	if len(c.free) == 0 {
 		c.freeMu.Unlock()
-		return nil, 0, nil
+		return nil, nil
 	}
-	f, id := c.free[0], c.freeID[0]
-	c.free, c.freeID = c.free[1:], c.freeID[1:]
+	old := c.free[0]
+	c.free = c.free[1:]
 	c.freeMu.Unlock()
-	err := c.fs.Rename(filepath.Join(c.dir, segmentName(id)+commitFreeSuffix), path)
+	err := c.fs.Rename(freePath(old), path)
 	if err == nil {
 		err = c.fs.SyncDir(c.dir)
 	}
 	if err != nil {
-		_ = f.Close()
-		return nil, 0, err
+		_ = old.f.Close() // left as .free: never replayed, deleted at the next Open or clean Close
+		return nil, err
 	}
-	return f, id, nil
+	return old, nil
+}
+
+// freePath is where checkpointed file f waits for reuse.
+func freePath(f *commitFile) string {
+	return filepath.Join(filepath.Dir(f.path), segmentName(f.seq)+commitFreeSuffix)
 }
 
 // setAside keeps checkpointed file f for reuse, renamed <seq>.free, or
@@ -503,18 +510,23 @@ func (c *commitLog) reuse(path string) (File, int64, error) {
 // the next SyncDir of the directory; until then a crash may bring f back
 // under its name, and the replay then writes its records again where they
 // already are (checkpointAll, which DeleteLog runs, ends with that SyncDir).
+// If the rename or removal fails, f stays as it was, open and retired, for
+// the next checkpoint to try again.
 func (c *commitLog) setAside(f *commitFile) error {
 	c.freeMu.Lock()
 	defer c.freeMu.Unlock()
 	if len(c.free) >= maxFreeCommitFiles {
+		if err := c.fs.Remove(f.path); err != nil {
+			return err
+		}
 		_ = f.f.Close()
-		return c.fs.Remove(f.path)
+		return nil
 	}
-	if err := c.fs.Rename(f.path, filepath.Join(c.dir, segmentName(f.seq)+commitFreeSuffix)); err != nil {
-		_ = f.f.Close()
+	if err := c.fs.Rename(f.path, freePath(f)); err != nil {
 		return err
 	}
-	c.free, c.freeID = append(c.free, f.f), append(c.freeID, f.seq)
+	f.segs = nil // checkpointed: holds no segment alive while it waits
+	c.free = append(c.free, f)
 	return nil
 }
 
@@ -630,9 +642,9 @@ func (c *commitLog) close(remove bool) error {
 	c.ckMu.Unlock()
 	c.freeMu.Lock()
 	for _, f := range c.free {
-		_ = f.Close()
+		_ = f.f.Close()
 	}
-	c.free, c.freeID = nil, nil
+	c.free = nil
 	c.freeMu.Unlock()
 	if !remove || keep {
 		return nil

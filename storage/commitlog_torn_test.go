@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -219,4 +221,48 @@ func TestCommitLogRecycledFile(t *testing.T) {
 	s2 := openStore(t, crashed, "/data")
 	l2, _ := s2.Log(l.TopicPartition())
 	checkBatches(t, l2, crcs)
+}
+
+// TestCommitLogRecycleRenameFails: when renaming a checkpointed file for
+// reuse fails (setAside), or renaming a free file to its new sequence does
+// (reuse), the file is kept or dropped whole, never handed on closed: every
+// append still succeeds, files are recycled once renames work again, and
+// everything acknowledged survives a crash.
+func TestCommitLogRecycleRenameFails(t *testing.T) {
+	for _, failing := range []struct{ name, from string }{
+		{"set aside", commitLogSuffix}, // <seq>.clog -> <seq>.free
+		{"reuse", commitFreeSuffix},    // <seq>.free -> <seq>.clog
+	} {
+		t.Run(failing.name, func(t *testing.T) {
+			fsys := NewMemFS()
+			s := openStore(t, fsys, "/data", commitLogPath, func(o *Options) { o.CommitLogFileBytes = 64 << 10 })
+			l := createLogs(t, s, "rename", 1)[0]
+			var mu sync.Mutex
+			failed := 0
+			fsys.SetInjector(func(op Op, path string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if op == OpRename && strings.HasSuffix(path, failing.from) && failed < 2 {
+					failed++
+					return errDiskFull
+				}
+				return nil
+			})
+			var crcs []uint32
+			for l.Size() < 1<<20 {
+				b := makeBatch(t, batchSpec{n: 2, valueSize: 500, firstTS: int64(len(crcs))})
+				mustAppend(t, l, b)
+				crcs = append(crcs, mustHeader(t, b).CRC)
+			}
+			eventually(t, "a recycled file", func() bool { return s.Stats().CommitLog.RecycledFiles > 0 })
+			mu.Lock()
+			if failed != 2 {
+				t.Fatalf("%d renames failed, want 2", failed)
+			}
+			mu.Unlock()
+			s2 := openStore(t, fsys.CrashClone(CrashOptions{}), "/data")
+			l2, _ := s2.Log(l.TopicPartition())
+			checkBatches(t, l2, crcs)
+		})
+	}
 }
