@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -104,16 +103,23 @@ func (b *Broker) handleFetch(r *request) (kmsg.Response, error) {
 
 	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, b.cfg.MaxFetchWait)
 	var deadline <-chan time.Time
-	for {
-		// Take the wake-up signals before reading, so a high-watermark
-		// advance between the read and the wait is not missed.
-		var signals []<-chan struct{}
-		if !failed && wait > 0 {
-			signals = make([]<-chan struct{}, len(parts))
-			for i, p := range parts {
-				signals[i] = p.log.Wait()
-			}
+	// Watch the logs before the first read, so a high-watermark advance
+	// between a read and the wait is not missed: one channel for every
+	// partition, so a long poll of many partitions is one goroutine woken
+	// once.
+	var waiter *storage.Waiter
+	if !failed && wait > 0 && len(parts) > 0 {
+		waiter = storage.NewWaiter()
+		for _, p := range parts {
+			p.log.Watch(waiter)
 		}
+		defer func() {
+			for _, p := range parts {
+				p.log.Unwatch(waiter)
+			}
+		}()
+	}
+	for {
 		var total int
 		budget := int(b.cfg.MaxFetchBytes)
 		if req.MaxBytes > 0 {
@@ -154,7 +160,7 @@ func (b *Broker) handleFetch(r *request) (kmsg.Response, error) {
 			defer timer.Stop()
 			deadline = timer.C
 		}
-		if !waitAny(signals, deadline, r.ctx.Done()) {
+		if !waitFor(waiter.C(), deadline, r.ctx.Done()) {
 			// Timed out or shutting down: one last read answers with
 			// whatever arrived.
 			wait = 0
@@ -170,35 +176,11 @@ func (b *Broker) fillOffsets(sp *kmsg.FetchResponseTopicPartition, l *storage.Lo
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, l.LogStartOffset()
 }
 
-// waitAny blocks until one of signals is closed (true) or deadline fires or
-// done is closed (false).
-func waitAny(signals []<-chan struct{}, deadline <-chan time.Time, done <-chan struct{}) bool {
-	if len(signals) == 1 {
-		select {
-		case <-signals[0]:
-			return true
-		case <-deadline:
-		case <-done:
-		}
-		return false
-	}
-	woke := make(chan struct{})
-	stop := make(chan struct{})
-	var once sync.Once
-	var wg handlerGroup
-	for _, s := range signals {
-		wg.Go(func() {
-			select {
-			case <-s:
-				once.Do(func() { close(woke) })
-			case <-stop:
-			}
-		})
-	}
-	defer wg.Wait()
-	defer close(stop)
+// waitFor blocks until signal receives (true) or deadline fires or done is
+// closed (false).
+func waitFor(signal <-chan struct{}, deadline <-chan time.Time, done <-chan struct{}) bool {
 	select {
-	case <-woke:
+	case <-signal:
 		return true
 	case <-deadline:
 	case <-done:

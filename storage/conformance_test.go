@@ -492,6 +492,56 @@ func TestWaitAndModes(t *testing.T) {
 	}
 }
 
+// TestWaiterWatchesManyLogs: one Waiter is woken by an advance of any log it
+// watches (the broker's fetch of many partitions), advances before the
+// receive coalesce, Unwatch stops the wake-ups, and deleting a watched log
+// wakes it.
+func TestWaiterWatchesManyLogs(t *testing.T) {
+	for _, mode := range []FsyncMode{FsyncAlways, FsyncNever} {
+		t.Run(mode.String(), func(t *testing.T) {
+			forEachFS(t, func(t *testing.T, fsys FS, dir string) {
+				s := openStore(t, fsys, dir, func(o *Options) { o.Fsync = mode })
+				a, _ := s.CreateLog(TopicPartition{"a", 0}, LogConfig{})
+				b, _ := s.CreateLog(TopicPartition{"b", 0}, LogConfig{})
+				w := NewWaiter()
+				a.Watch(w)
+				b.Watch(w)
+				signalled := func() bool {
+					select {
+					case <-w.C():
+						return true
+					default:
+						return false
+					}
+				}
+				if signalled() {
+					t.Fatal("woken without an append")
+				}
+				mustAppend(t, b, makeBatch(t, batchSpec{n: 1, valueSize: 10})) // acknowledged: its advance has woken w
+				mustAppend(t, a, makeBatch(t, batchSpec{n: 1, valueSize: 10}))
+				if !signalled() {
+					t.Fatal("not woken by the advances of the logs it watches")
+				}
+				if signalled() {
+					t.Fatal("two advances before the receive left two wake-ups, want one")
+				}
+				b.Unwatch(w)
+				b.Unwatch(w) // a second Unwatch does nothing
+				mustAppend(t, b, makeBatch(t, batchSpec{n: 1, valueSize: 10}))
+				if signalled() {
+					t.Fatal("woken by a log it no longer watches")
+				}
+				if err := s.DeleteLog(a.TopicPartition()); err != nil {
+					t.Fatal(err)
+				}
+				if !signalled() {
+					t.Fatal("not woken by the deletion of a watched log")
+				}
+			})
+		})
+	}
+}
+
 func TestCreateDeleteLogs(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys FS, dir string) {
 		s := openStore(t, fsys, dir)

@@ -41,8 +41,9 @@ type Log struct {
 	err   atomic.Pointer[error]      // why the log failed (ErrLogFailed)
 	gone  atomic.Bool                // closed or deleted: set before its segments are released
 
-	waitMu sync.Mutex
-	waitCh chan struct{} // closed at the next HWM advance; nil until Wait is called
+	waitMu   sync.Mutex
+	waitCh   chan struct{} // closed at the next HWM advance; nil until Wait is called
+	watchers []*Waiter     // woken at every HWM advance (Watch)
 
 	retMu sync.Mutex // serializes retention and DeleteRecordsBefore
 
@@ -112,7 +113,55 @@ func (l *Log) notify() {
 		close(l.waitCh)
 		l.waitCh = nil
 	}
+	for _, w := range l.watchers {
+		w.wake()
+	}
 	l.waitMu.Unlock()
+}
+
+// A Waiter is woken when the high watermark of any of the logs it watches
+// advances, or one of them is closed or deleted: one channel for a reader
+// of many logs (a fetch of many partitions), where Wait would need a
+// goroutine per log to wait for the first of them.
+type Waiter struct{ c chan struct{} }
+
+// NewWaiter returns a Waiter that watches no log yet.
+func NewWaiter() *Waiter { return &Waiter{c: make(chan struct{}, 1)} }
+
+// C returns the channel that receives a value after an advance of a watched
+// log. Advances coalesce: several before the receive leave one value. To
+// avoid missing an advance, Watch the logs before checking their
+// HighWatermark.
+func (w *Waiter) C() <-chan struct{} { return w.c }
+
+func (w *Waiter) wake() {
+	select {
+	case w.c <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// Watch makes every later HWM advance of l (and its close or deletion) wake
+// w, until Unwatch.
+func (l *Log) Watch(w *Waiter) {
+	l.waitMu.Lock()
+	l.watchers = append(l.watchers, w)
+	l.waitMu.Unlock()
+}
+
+// Unwatch stops l from waking w; it does nothing if l does not wake w.
+func (l *Log) Unwatch(w *Waiter) {
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	for i, x := range l.watchers {
+		if x == w {
+			last := len(l.watchers) - 1
+			l.watchers[i] = l.watchers[last]
+			l.watchers[last] = nil
+			l.watchers = l.watchers[:last]
+			return
+		}
+	}
 }
 
 // advanceHWM raises the high watermark to end and wakes waiters.
